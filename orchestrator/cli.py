@@ -1,0 +1,60 @@
+"""Command line: ``main(argv)`` is callable in-process (tests do), returns the exit code.
+
+Data goes to stdout, logs and errors to stderr. Domain errors are caught here, once.
+Each subcommand lives in its own module under ``orchestrator.commands`` and exposes
+``register(subparsers)``; the parser it adds carries ``func=run`` returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__
+from .errors import OrchestratorError
+
+# Subcommand modules, in the order `--help` lists them.
+COMMANDS = [
+    "generate",
+    "plan",
+    "distfiles",
+]
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Bootstrap Nix from the live-bootstrap chain: generate, plan, build, verify.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OrchestratorError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

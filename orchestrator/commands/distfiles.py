@@ -1,0 +1,67 @@
+"""``orchestrator distfiles list [--json]`` (and, registered by other modules, seed/mirror)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ..chain import load_chain
+from ..locate import read_tree
+
+out = Console(highlight=False)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distfiles", help="source tarballs the chain needs")
+    dsub = p.add_subparsers(dest="distfiles_command", required=True, metavar="ACTION")
+    lp = dsub.add_parser("list", help="every distinct distfile, with all its URLs")
+    lp.add_argument("--live-bootstrap", metavar="PATH")
+    lp.add_argument("--json", action="store_true")
+    lp.set_defaults(func=run_list)
+    for extra in EXTRA_ACTIONS:
+        extra(dsub)
+
+
+# Other modules add actions (seed, mirror) here: callables taking the subparsers object.
+EXTRA_ACTIONS: list = []
+
+
+def run_list(args: argparse.Namespace) -> int:
+    chain = load_chain(read_tree(args.live_bootstrap))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "filename": d.filename,
+                        "sha256": d.sha256,
+                        "type": d.kind,
+                        "urls": d.urls,
+                        "git": {"repo": d.git_repo, "ref": d.git_ref} if d.git_repo else None,
+                        "first_step": d.first_step,
+                        "steps": d.steps,
+                        "pre_network": d.pre_network,
+                    }
+                    for d in chain.distfiles
+                ],
+                indent=1,
+            )
+        )
+        return 0
+    table = Table(title=f"{len(chain.distfiles)} distfiles")
+    for col in ("filename", "type", "sha256", "first step", "pre-network", "urls"):
+        table.add_column(col)
+    for d in chain.distfiles:
+        table.add_row(
+            d.filename,
+            d.kind,
+            d.sha256[:16] + "...",
+            d.first_step,
+            "yes" if d.pre_network else "",
+            "\n".join(d.urls) or "(git only: mirror or seeded store)",
+        )
+    out.print(table)
+    return 0

@@ -1,0 +1,74 @@
+"""``orchestrator plan [--live-bootstrap PATH] [--profile NAME] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ..chain import load_chain
+from ..locate import read_tree
+from ..profiles import DEFAULT_PROFILE, available_profiles
+
+out = Console(highlight=False)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
+    p.add_argument("--live-bootstrap", metavar="PATH", help="read this tree instead of the committed steps/upstream.json")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=available_profiles())
+    p.add_argument("--json", action="store_true", help="machine-readable list in manifest order")
+    p.add_argument("--all", action="store_true", help="table: also show entries whose predicate is false, and defines")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    tree = read_tree(args.live_bootstrap)
+    chain = load_chain(tree, args.profile)
+    sources = {s.step.index: len(s.distfiles) for s in chain.steps}
+    if args.json:
+        rows = [
+            {
+                "index": s.step.index,
+                "directive": s.step.directive,
+                "name": s.step.name,
+                "pass": s.step.pass_no,
+                "era": s.step.era,
+                "attr": s.step.attr_name,
+                "line": s.step.line,
+                "sources": sources[s.step.index],
+                "predicate": s.step.predicate,
+                "package": s.package_file,
+            }
+            for s in chain.steps
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = Table(title=f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps")
+    for col in ("#", "directive", "name", "pass", "era", "sources", "predicate"):
+        table.add_column(col, justify="right" if col in ("#", "pass", "sources") else "left")
+    by_line = {s.step.line: s for s in chain.steps}
+    for ev in chain.plan.evaluated:
+        info = by_line.get(ev.entry.line)
+        if info is None and not args.all:
+            continue
+        pred = ev.entry.predicate_text or ""
+        if pred:
+            pred = f"{pred} -> {ev.predicate_result}"
+        if info is None:
+            table.add_row("", ev.entry.kind, ev.entry.arg, "", "", "", pred, style="dim")
+            continue
+        s = info.step
+        table.add_row(
+            str(s.index),
+            s.directive,
+            s.name,
+            str(s.pass_no or ""),
+            s.era,
+            str(sources[s.index]),
+            pred,
+        )
+    out.print(table)
+    return 0
