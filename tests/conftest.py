@@ -1,0 +1,98 @@
+"""Shared test fixtures: the real upstream data beside the repository, and real Nix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures"
+LB_FIXTURES = FIXTURES / "live-bootstrap"
+PINNED = "984b8322"
+OLD = "01257b3b"
+NIX_FLAGS = [
+    "--extra-experimental-features",
+    "nix-command flakes",
+    "--option",
+    "substituters",
+    "",
+]
+
+
+def fixture_dir(short: str) -> Path:
+    path = LB_FIXTURES / short
+    if not path.is_dir():
+        pytest.fail(f"fixture data missing: {path} (the shared fixtures must sit beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pinned_fixture() -> Path:
+    return fixture_dir(PINNED)
+
+
+@pytest.fixture(scope="session")
+def old_fixture() -> Path:
+    return fixture_dir(OLD)
+
+
+@pytest.fixture(scope="session")
+def nix() -> str:
+    """The nix binary; CI installs it, so there its absence is a failure, not a skip."""
+    found = shutil.which("nix")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("nix is not installed (CI must install nix-bin)")
+        pytest.skip("nix is not installed")
+    return found
+
+
+def run_nix(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["nix", *NIX_FLAGS, *args], cwd=cwd, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nix {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def materialize(snapshot: Path, dest: Path) -> Path:
+    """A file tree shaped like the real checkout, from a data-only snapshot.
+
+    Real data files are copied; files that ls-tree.txt only lists (upstream code, which the
+    fixtures do not carry) become small placeholder files with the listed mode; symlinks point
+    where symlinks.txt says. Enough for evaluation, never for building.
+    """
+    targets = {}
+    symlinks = snapshot / "symlinks.txt"
+    if symlinks.is_file():
+        for line in symlinks.read_text().splitlines():
+            if " -> " in line:
+                src, dst = line.split(" -> ", 1)
+                targets[src] = dst
+    for line in (snapshot / "ls-tree.txt").read_text().splitlines():
+        meta, _, path = line.partition("\t")
+        mode = meta.split()[0]
+        out = dest / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "160000":
+            out.mkdir(exist_ok=True)
+        elif mode == "120000":
+            out.symlink_to(targets.get(path, "missing-target"))
+        else:
+            real = snapshot / path
+            if real.is_file():
+                shutil.copyfile(real, out)
+            else:
+                out.write_text(f"placeholder for {path}: not part of the data-only fixture\n")
+            out.chmod(0o755 if mode == "100755" else 0o644)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def materialized_pinned(tmp_path_factory: pytest.TempPathFactory, pinned_fixture: Path) -> Path:
+    return materialize(pinned_fixture, tmp_path_factory.mktemp("lb-pinned"))
