@@ -8,9 +8,12 @@
       url = "git+https://github.com/fosslinux/live-bootstrap?submodules=1&rev=984b832224ed9ea701c38e70cf703c6a2aa33243";
       flake = false;
     };
+    # Only for the developer tooling (the CLI as an app, the dev shell, the formatter) and the
+    # later stdenv bridge. Evaluating the chain never forces it: Nix fetches inputs lazily.
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
   };
 
-  outputs = { self, live-bootstrap }:
+  outputs = { self, live-bootstrap, nixpkgs }:
     let
       # The chain itself never needs nixpkgs: everything below is built from the seed.
       chain = system: import ./nix {
@@ -18,14 +21,34 @@
         steps = ./steps;
       };
       forSystems = f: { x86_64-linux = f "x86_64-linux"; i686-linux = f "i686-linux"; };
+      tooling = system: import ./nix/tooling.nix {
+        pkgs = nixpkgs.legacyPackages.${system};
+        src = self;
+      };
     in
     {
       lib = { inherit chain; };
 
-      packages = forSystems (system: (chain system).packages);
+      # `//` only needs the right side's names, so the chain's packages never force nixpkgs.
+      packages = forSystems (system:
+        (chain system).packages // { orchestrator = (tooling system).orchestrator; });
 
       checks = forSystems (system: (chain system).checks);
 
       hydraJobs = (chain "x86_64-linux").hydraJobs;
+
+      # Developer tooling, from nixpkgs (needs Nix >= 2.18 with current nixpkgs).
+      apps = forSystems (system: {
+        default = {
+          type = "app";
+          program = "${self.packages.${system}.orchestrator}/bin/orchestrator";
+        };
+      });
+
+      devShells = forSystems (system: {
+        default = (tooling system).mkShell;
+      });
+
+      formatter = forSystems (system: (tooling system).formatter);
     };
 }
