@@ -36,7 +36,11 @@ def timed(fn, repeat: int = 5) -> float:
 
 
 def main() -> None:
-    tree_path = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared/fixtures/live-bootstrap/984b8322"
+    tree_path = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else REPO.parent / "shared/fixtures/live-bootstrap/984b8322"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "steps"
 
@@ -47,22 +51,30 @@ def main() -> None:
 
         t_gen = timed(gen)
         n = len(list(out.glob("*.nix")))
-        print(f"generate (parse + resolve + render + atomic write, {n} files): {t_gen:.3f} s  (target < 1 s)")
+        print(
+            f"generate (parse + resolve + render + atomic write, {n} files): {t_gen:.3f} s  (target < 1 s)"
+        )
 
         expr = (
-            f"let c = import {REPO}/nix {{ live-bootstrap = {tree_path}; steps = {out}; system = \"x86_64-linux\"; }}; in "
+            f'let c = import {REPO}/nix {{ live-bootstrap = {tree_path}; steps = {out}; system = "x86_64-linux"; }}; in '
             "map (p: p.drvPath) (builtins.attrValues c.packages) "
             "++ builtins.concatMap (s: map (d: d.drvPath) (s.distfiles or [])) c.chainSteps"
         )
 
         def ev() -> None:
-            proc = subprocess.run(["nix", *FLAGS, "eval", "--json", "--impure", "--expr", expr], capture_output=True, text=True)
+            proc = subprocess.run(
+                ["nix", *FLAGS, "eval", "--json", "--impure", "--expr", expr],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode:
                 raise SystemExit(proc.stderr)
             json.loads(proc.stdout)
 
         t_eval = timed(ev, repeat=3)
-        print(f"nix eval of every package (steps, stage0) and distfile drvPath: {t_eval:.3f} s  (target < 5 s)")
+        print(
+            f"nix eval of every package (steps, stage0) and distfile drvPath: {t_eval:.3f} s  (target < 5 s)"
+        )
 
 
 if __name__ == "__main__":

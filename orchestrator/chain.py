@@ -230,7 +230,10 @@ def _paths(
                 patches = candidate
                 break
         checksums = None
-        for candidate in (f"{step_dir}/{step.name}.{arch}.checksums", f"{step_dir}/{step.name}.checksums"):
+        for candidate in (
+            f"{step_dir}/{step.name}.{arch}.checksums",
+            f"{step_dir}/{step.name}.checksums",
+        ):
             if tree.exists(candidate):
                 checksums = candidate
                 break

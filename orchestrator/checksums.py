@@ -34,6 +34,8 @@ def pins_by_name(pins: list[Pin], path: str) -> dict[str, Pin]:
     out: dict[str, Pin] = {}
     for pin in pins:
         if pin.path in out and out[pin.path].sha256 != pin.sha256:
-            raise ParseError(f"{pin.path} is pinned twice with different hashes", file=path, line=pin.line)
+            raise ParseError(
+                f"{pin.path} is pinned twice with different hashes", file=path, line=pin.line
+            )
         out[pin.path] = pin
     return out

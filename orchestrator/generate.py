@@ -38,7 +38,9 @@ class Drift(BaseModel):
         return not (self.added or self.removed or self.changed)
 
 
-def render_all(tree: SourceTree, chain: Chain, current: Path | None = None) -> tuple[dict[str, str], list[str]]:
+def render_all(
+    tree: SourceTree, chain: Chain, current: Path | None = None
+) -> tuple[dict[str, str], list[str]]:
     files = render_steps(tree, chain)
     kept: list[str] = []
     for prefix, renderer in EXTRA_RENDERERS:
@@ -117,7 +119,9 @@ def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
         raise
 
 
-def generate(tree: SourceTree, steps_dir: Path, *, profile: str = "nix") -> tuple[Drift, dict[str, str]]:
+def generate(
+    tree: SourceTree, steps_dir: Path, *, profile: str = "nix"
+) -> tuple[Drift, dict[str, str]]:
     chain = load_chain(tree, profile)
     old = read_existing(steps_dir)
     files, kept = render_all(tree, chain, steps_dir)

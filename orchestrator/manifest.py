@@ -105,7 +105,9 @@ def _parse_entry(tokens: list[str], path: str, lineno: int) -> Entry:
     if rest:
         predicate = parse_predicate(rest, path, lineno)
         predicate_text = " ".join(rest)
-    return Entry(line=lineno, kind=kind, arg=arg, predicate=predicate, predicate_text=predicate_text)
+    return Entry(
+        line=lineno, kind=kind, arg=arg, predicate=predicate, predicate_text=predicate_text
+    )
 
 
 def _parse_define(rest: list[str], path: str, lineno: int) -> Entry:

@@ -55,4 +55,9 @@ def nix_comment(value: str) -> str:
     return re.sub(r"[\r\n]", " ", value)
 
 
-FILTERS = {"nix_str": nix_string, "nix_attr": nix_attr, "nix": nix_value, "nix_comment": nix_comment}
+FILTERS = {
+    "nix_str": nix_string,
+    "nix_attr": nix_attr,
+    "nix": nix_value,
+    "nix_comment": nix_comment,
+}

@@ -43,7 +43,9 @@ def parse_config(text: str, path: str) -> list[tuple[str, str]]:
             continue
         name, eq, value = line.partition("=")
         if not eq:
-            raise ParseError("bootstrap.cfg should have the format var=val on each line", file=path, line=lineno)
+            raise ParseError(
+                "bootstrap.cfg should have the format var=val on each line", file=path, line=lineno
+            )
         out.append((name, value))
     return out
 

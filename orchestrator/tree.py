@@ -97,7 +97,9 @@ class SourceTree(BaseModel):
         path = path.strip("/")
         if self.entries is not None:
             prefix = path + "/" if path else ""
-            names = {p[len(prefix) :].split("/", 1)[0] for p in self.entries if p.startswith(prefix)}
+            names = {
+                p[len(prefix) :].split("/", 1)[0] for p in self.entries if p.startswith(prefix)
+            }
             return sorted(names)
         d = self.root / path
         return sorted(os.listdir(d)) if d.is_dir() else []
@@ -117,7 +119,9 @@ class SourceTree(BaseModel):
             try:
                 return self.contents[path.strip("/")]
             except KeyError:
-                raise TreeError("not part of the embedded snapshot", file=self.root / path) from None
+                raise TreeError(
+                    "not part of the embedded snapshot", file=self.root / path
+                ) from None
         p = self.root / path.strip("/")
         try:
             return p.read_text(encoding="utf-8")
@@ -165,9 +169,13 @@ def snapshot_of(tree: SourceTree, files: list[str]) -> Snapshot:
         for top in ("steps", "seed"):
             base = tree.root / top
             for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = sorted(d for d in dirnames if not (top == "seed" and d == "stage0-posix"))
+                dirnames[:] = sorted(
+                    d for d in dirnames if not (top == "seed" and d == "stage0-posix")
+                )
                 rel_dir = Path(dirpath).relative_to(tree.root).as_posix()
-                for name in sorted(filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]):
+                for name in sorted(
+                    filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+                ):
                     rel = f"{rel_dir}/{name}"
                     kind = tree.kind(rel)
                     if kind is not None:
@@ -221,5 +229,7 @@ def _read_listing(listing: Path, symlinks: Path) -> dict[str, TreeEntry]:
                 line=lineno,
             )
         kind = _MODES[fields[0]]
-        entries[path] = TreeEntry(path=path, kind=kind, object_id=fields[2], target=targets.get(path))
+        entries[path] = TreeEntry(
+            path=path, kind=kind, object_id=fields[2], target=targets.get(path)
+        )
     return entries

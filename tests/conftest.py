@@ -26,7 +26,9 @@ NIX_FLAGS = [
 def fixture_dir(short: str) -> Path:
     path = LB_FIXTURES / short
     if not path.is_dir():
-        pytest.fail(f"fixture data missing: {path} (the shared fixtures must sit beside the repository)")
+        pytest.fail(
+            f"fixture data missing: {path} (the shared fixtures must sit beside the repository)"
+        )
     return path
 
 
@@ -51,10 +53,10 @@ def nix() -> str:
     return found
 
 
-def run_nix(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["nix", *NIX_FLAGS, *args], cwd=cwd, capture_output=True, text=True
-    )
+def run_nix(
+    *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["nix", *NIX_FLAGS, *args], cwd=cwd, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"nix {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
     return proc

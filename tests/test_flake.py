@@ -31,13 +31,21 @@ def flake_eval(attr: str, tree: Path, *extra: str, check: bool = True):
 def test_chain_outputs_evaluate_without_nixpkgs(materialized_pinned: Path, nix: str) -> None:
     # nixpkgs is locked but not in the store and there is no network: if evaluating the
     # chain forced it, these evaluations would fail.
-    names = json.loads(flake_eval("checks.x86_64-linux", materialized_pinned, "--apply", "builtins.attrNames").stdout)
+    names = json.loads(
+        flake_eval(
+            "checks.x86_64-linux", materialized_pinned, "--apply", "builtins.attrNames"
+        ).stdout
+    )
     assert "steps-fresh" in names
-    drv = json.loads(flake_eval("checks.x86_64-linux.steps-fresh.drvPath", materialized_pinned).stdout)
+    drv = json.loads(
+        flake_eval("checks.x86_64-linux.steps-fresh.drvPath", materialized_pinned).stdout
+    )
     assert Path(drv).is_file()
 
 
-def test_freshness_check_fails_when_the_input_moved(pinned_fixture: Path, tmp_path: Path, nix: str) -> None:
+def test_freshness_check_fails_when_the_input_moved(
+    pinned_fixture: Path, tmp_path: Path, nix: str
+) -> None:
     tree = materialize(pinned_fixture, tmp_path / "lb")
     manifest = tree / "steps/manifest"
     manifest.write_text(manifest.read_text() + "build: something-new-1.0\n")
@@ -48,7 +56,9 @@ def test_freshness_check_fails_when_the_input_moved(pinned_fixture: Path, tmp_pa
 
 @pytest.mark.parametrize("system", ["x86_64-linux", "i686-linux"])
 def test_both_systems_are_exposed(materialized_pinned: Path, nix: str, system: str) -> None:
-    names = json.loads(flake_eval(f"checks.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout)
+    names = json.loads(
+        flake_eval(f"checks.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout
+    )
     assert names
 
 

@@ -116,12 +116,20 @@ def test_defines_evaluate_top_to_bottom_and_pass_numbers_count_survivors() -> No
         "build: p\n",  # pass 3
         A="1",
     )
-    assert [(s.name, s.pass_no, s.line) for s in plan.steps] == [("p", 1, 1), ("p", 2, 3), ("p", 3, 7)]
+    assert [(s.name, s.pass_no, s.line) for s in plan.steps] == [
+        ("p", 1, 1),
+        ("p", 2, 3),
+        ("p", 3, 7),
+    ]
     assert dict(plan.final_config)["X"] == "False"
 
 
 def test_define_with_predicate_and_first_variable_quirk() -> None:
-    plan = plan_of("define: J = 4 ( K == True )\ndefine: A = changed\nbuild: x ( A == orig )\n", A="orig", K="False")
+    plan = plan_of(
+        "define: J = 4 ( K == True )\ndefine: A = changed\nbuild: x ( A == orig )\n",
+        A="orig",
+        K="False",
+    )
     # J is not defined (its predicate is false); redefining the *first* variable appends a
     # shadowed duplicate in script-generator, so lookups still see the original value.
     assert [n for n, _ in plan.final_config] == ["A", "K", "A"]
@@ -159,7 +167,9 @@ def naive_counts(manifest: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("which", ["pinned_fixture", "old_fixture"])
-def test_both_fixture_revisions_parse_completely(which: str, request: pytest.FixtureRequest) -> None:
+def test_both_fixture_revisions_parse_completely(
+    which: str, request: pytest.FixtureRequest
+) -> None:
     root: Path = request.getfixturevalue(which)
     manifest = parse_manifest((root / "steps/manifest").read_text(), "m")
     counts: dict[str, int] = {}

@@ -29,7 +29,10 @@ def test_typed_format() -> None:
         ("g", "r-1.tar.gz", "https://snap/r-v1.tar.gz"),
         ("g", "g-abc.tar.gz", None),
     ]
-    assert lines[3].sha256 == SHB and (lines[3].git_repo, lines[3].git_ref) == ("https://git/g", "abc")
+    assert lines[3].sha256 == SHB and (lines[3].git_repo, lines[3].git_ref) == (
+        "https://git/g",
+        "abc",
+    )
 
 
 def test_untyped_2025_and_plain_2024_formats() -> None:

@@ -16,9 +16,23 @@ err = Console(stderr=True, highlight=False)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="(re)write steps/ from a live-bootstrap tree")
-    p.add_argument("--live-bootstrap", metavar="PATH", help="checkout or data-only snapshot (default: the pinned flake input)")
-    p.add_argument("--output", metavar="DIR", type=Path, default=REPO_ROOT / "steps", help="steps directory to write (default: the repository's steps/)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a summary if steps/ is stale")
+    p.add_argument(
+        "--live-bootstrap",
+        metavar="PATH",
+        help="checkout or data-only snapshot (default: the pinned flake input)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        type=Path,
+        default=REPO_ROOT / "steps",
+        help="steps directory to write (default: the repository's steps/)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a summary if steps/ is stale",
+    )
     p.add_argument("--diff", action="store_true", help="with --check: print the unified diff too")
     p.set_defaults(func=run)
 
@@ -37,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"steps/ is up to date ({len(files)} files)", markup=False)
             return 0
         old = read_existing(args.output)
-        lines = [f"steps/ is stale: {len(drift.added)} to add, {len(drift.removed)} to remove, {len(drift.changed)} changed"]
-        for label, paths in (("add", drift.added), ("remove", drift.removed), ("change", drift.changed)):
+        lines = [
+            f"steps/ is stale: {len(drift.added)} to add, {len(drift.removed)} to remove, {len(drift.changed)} changed"
+        ]
+        for label, paths in (
+            ("add", drift.added),
+            ("remove", drift.removed),
+            ("change", drift.changed),
+        ):
             for p in paths[:10]:
                 lines.append(f"  {label:6} steps/{p}")
             if len(paths) > 10:
@@ -46,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         if args.diff:
             for p in drift.added + drift.removed + drift.changed:
                 print(unified(files, old, p), end="")
-        raise StaleError("\n".join(lines), hint="run `python -m orchestrator generate` and commit steps/")
+        raise StaleError(
+            "\n".join(lines), hint="run `python -m orchestrator generate` and commit steps/"
+        )
     if drift.clean:
         err.print(f"steps/ already up to date ({len(files)} files)", markup=False)
         return 0

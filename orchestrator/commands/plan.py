@@ -17,10 +17,18 @@ out = Console(highlight=False)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
-    p.add_argument("--live-bootstrap", metavar="PATH", help="read this tree instead of the committed steps/upstream.json")
+    p.add_argument(
+        "--live-bootstrap",
+        metavar="PATH",
+        help="read this tree instead of the committed steps/upstream.json",
+    )
     p.add_argument("--profile", default=DEFAULT_PROFILE, choices=available_profiles())
     p.add_argument("--json", action="store_true", help="machine-readable list in manifest order")
-    p.add_argument("--all", action="store_true", help="table: also show entries whose predicate is false, and defines")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="table: also show entries whose predicate is false, and defines",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=1))
         return 0
-    table = Table(title=f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps")
+    table = Table(
+        title=f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps"
+    )
     for col in ("#", "directive", "name", "pass", "era", "sources", "predicate"):
         table.add_column(col, justify="right" if col in ("#", "pass", "sources") else "left")
     by_line = {s.step.line: s for s in chain.steps}
