@@ -224,9 +224,10 @@ def _paths(
                 file=manifest_path,
                 line=step.line,
             )
+        # helpers.sh: `[ -e patches-passN ]`, else patches/ (which may not exist)
         patches = None
         for candidate in (f"{step_dir}/patches-pass{step.occurrence}", f"{step_dir}/patches"):
-            if tree.is_dir(candidate):
+            if tree.exists(candidate):
                 patches = candidate
                 break
         checksums = None

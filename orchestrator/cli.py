@@ -23,6 +23,9 @@ COMMANDS = [
     "generate",
     "plan",
     "distfiles",
+    "verify",
+    "nar",
+    "narinfo",
 ]
 
 err_console = Console(stderr=True, highlight=False)

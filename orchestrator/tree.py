@@ -10,6 +10,7 @@ everything downstream is agnostic of which one it reads.
 from __future__ import annotations
 
 import os
+import posixpath
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -76,6 +77,11 @@ class SourceTree(BaseModel):
     def is_dir(self, path: str) -> bool:
         path = path.strip("/")
         if self.entries is not None:
+            entry = self.entries.get(path)
+            if entry is not None and entry.kind == "symlink" and entry.target:
+                # follow a relative symlink inside the tree, as the filesystem would
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.target))
+                return target != path and self.is_dir(target)
             prefix = path + "/"
             return any(p.startswith(prefix) for p in self.entries)
         return (self.root / path).is_dir()
@@ -163,7 +169,7 @@ def snapshot_of(tree: SourceTree, files: list[str]) -> Snapshot:
     listing: list[str] = []
     if tree.entries is not None:
         for path, entry in sorted(tree.entries.items()):
-            if path.startswith(("steps/", "seed/")) and not path.startswith("seed/stage0-posix/"):
+            if path.startswith(("steps/", "seed/")) and not path.startswith("seed/stage0-posix"):
                 listing.append(f"{reverse[entry.kind]} {path}")
     else:
         for top in ("steps", "seed"):

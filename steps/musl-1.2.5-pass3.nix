@@ -16,7 +16,7 @@
   manifestLine = 195;
   script = "steps/musl-1.2.5/pass3.sh";
   stepDir = "steps/musl-1.2.5";
-  patchesDir = "steps/musl-1.2.5/patches";
+  patchesDir = "steps/musl-1.2.5/patches-pass3";
   package = {
     file = "musl-1.2.5_2.tar.bz2";
     sha256 = "3755dc16bfa1ff39a1c9309c2c03bb0e5dfc215ae4b1c242f3818fe07c1014e4";

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -175,3 +176,34 @@ def test_generated_nix_evaluates_over_a_tree_materialized_from_the_fixture(
     chain = load_chain(SourceTree.open(materialized_pinned))
     assert got["steps"] == [s.step.attr_name for s in chain.steps]
     assert got["distfiles"] and all(Path(p).is_file() for p in got["distfiles"])
+
+
+def rendered(root: Path, commit: str | None = None) -> dict[str, str]:
+    tree = SourceTree.open(root, commit=commit)
+    return render_steps(tree, load_chain(tree))
+
+
+def test_checkout_and_data_only_snapshot_generate_the_same(
+    pinned_fixture: Path, materialized_pinned: Path
+) -> None:
+    # a tree on disk (symlinks as symlinks, no ls-tree.txt) vs the listing-based snapshot
+    assert not (materialized_pinned / "ls-tree.txt").exists()
+    on_disk = rendered(materialized_pinned, commit=(pinned_fixture / "COMMIT").read_text().strip())
+    assert on_disk == rendered(pinned_fixture)
+    # a symlinked patches-pass3 directory counts, as helpers.sh's `[ -e ]` does
+    assert 'patchesDir = "steps/musl-1.2.5/patches-pass3"' in on_disk["musl-1.2.5-pass3.nix"]
+
+
+@pytest.mark.checkout
+def test_real_checkout_generates_the_committed_steps() -> None:
+    checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
+    if not checkout:
+        pytest.skip(
+            "LIVE_BOOTSTRAP_CHECKOUT is not set (a live-bootstrap checkout with submodules)"
+        )
+    lock = json.loads((REPO / "flake.lock").read_text())
+    rev = lock["nodes"]["live-bootstrap"]["locked"]["rev"]
+    argv = ["generate", "--check", "--live-bootstrap", checkout]
+    if not (Path(checkout) / ".git").exists():
+        argv += ["--commit", rev]  # an exported tree cannot name its commit
+    assert main(argv) == 0

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="steps directory to write (default: the repository's steps/)",
     )
     p.add_argument(
+        "--commit",
+        metavar="REV",
+        help="the upstream commit of --live-bootstrap, when the tree cannot tell (no .git, no COMMIT)",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="write nothing; exit 1 with a summary if steps/ is stale",
@@ -39,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(m, markup=False))
+    if args.commit:
+        tree = tree.model_copy(update={"commit": args.commit})
     drift, files = generate(tree, args.output)
     if drift.kept:
         err.print(
