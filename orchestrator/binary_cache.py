@@ -1,0 +1,283 @@
+"""Client for Nix binary caches (``file://`` and ``http(s)://``).
+
+Bounded concurrency (a semaphore and the connection pool share one limit), per-request
+timeouts, and retries with exponential backoff for transient failures (connection errors,
+timeouts, HTTP 5xx and 429). A missing narinfo (404, or 403 as S3 answers) is not an error: it
+means the path is not in the cache. NARs are downloaded, checked against ``FileHash`` and
+``NarHash``, and decompressed (xz, bzip2, zstd, none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bz2
+import hashlib
+import lzma
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .errors import OrchestratorError
+from .hashes import Hash
+from .narinfo import NarInfo, parse_narinfo
+
+DEFAULT_CACHE = "https://cache.nixos.org"
+_CHUNK = 1 << 20
+
+
+class CacheError(OrchestratorError):
+    """The cache could not be read (after retries), or served something inconsistent."""
+
+
+class BinaryCache:
+    def __init__(
+        self,
+        url: str,
+        *,
+        concurrency: int = 16,
+        timeout: float = 20.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        self.scheme = parts.scheme
+        if self.scheme not in ("file", "http", "https"):
+            raise CacheError(
+                f"unsupported cache URL {url!r}",
+                hint="use file:///path/to/cache, http://host/ or https://host/",
+            )
+        self.root = Path(unquote(parts.path)) if self.scheme == "file" else None
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.timeout = timeout
+        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self._client: httpx.AsyncClient | None = None
+        if self.scheme != "file":
+            self._client = httpx.AsyncClient(
+                base_url=self.url + "/",
+                timeout=httpx.Timeout(timeout),
+                limits=httpx.Limits(
+                    max_connections=max(1, concurrency),
+                    max_keepalive_connections=max(1, concurrency),
+                ),
+                follow_redirects=True,
+                headers={"User-Agent": "orchestrator-verify"},
+                transport=transport,
+            )
+
+    async def __aenter__(self) -> BinaryCache:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- raw access ---------------------------------------------------------------------------
+
+    async def _get(self, rel: str, *, stream_to: Path | None = None) -> bytes | None:
+        """GET ``rel`` below the cache root; ``None`` when the cache does not have it."""
+        if self.root is not None:
+            p = self.root / rel
+            try:
+                if stream_to is not None:
+                    await asyncio.to_thread(shutil.copyfile, p, stream_to)
+                    return b""
+                return await asyncio.to_thread(p.read_bytes)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise CacheError(f"cannot read {p}: {exc.strerror}") from None
+        assert self._client is not None
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = self.backoff * (2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+            try:
+                async with self._sem:
+                    if stream_to is None:
+                        resp = await self._client.get(rel)
+                        status = resp.status_code
+                        if status == 200:
+                            return resp.content
+                    else:
+                        async with self._client.stream("GET", rel) as resp:
+                            status = resp.status_code
+                            if status == 200:
+                                with open(stream_to, "wb") as out:
+                                    async for chunk in resp.aiter_bytes(_CHUNK):
+                                        out.write(chunk)
+                                return b""
+                if status in (404, 403, 410):
+                    return None
+                last = f"HTTP {status}"
+                if status not in (408, 425, 429) and status < 500:
+                    break
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        tries = self.retries + 1
+        raise CacheError(
+            f"{self.url}/{rel}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
+            hint="check the cache URL and the network; --timeout and --retries tune patience",
+        )
+
+    # -- narinfo ------------------------------------------------------------------------------
+
+    async def narinfo_text(self, hash_part: str) -> str | None:
+        body = await self._get(f"{hash_part}.narinfo")
+        if body is None:
+            return None
+        return body.decode("utf-8", errors="replace")
+
+    async def narinfo(self, hash_part: str) -> NarInfo | None:
+        text = await self.narinfo_text(hash_part)
+        if text is None:
+            return None
+        return parse_narinfo(text, source=f"{self.url}/{hash_part}.narinfo")
+
+    async def cache_info(self) -> dict[str, str]:
+        body = await self._get("nix-cache-info")
+        if body is None:
+            raise CacheError(f"{self.url} has no nix-cache-info: is it a binary cache?")
+        out = {}
+        for line in body.decode(errors="replace").splitlines():
+            k, sep, v = line.partition(":")
+            if sep:
+                out[k.strip()] = v.strip()
+        return out
+
+    # -- NARs ---------------------------------------------------------------------------------
+
+    async def fetch_nar(self, info: NarInfo, dest: Path) -> None:
+        """Download ``info``'s NAR, check ``FileHash``/``NarHash``/``NarSize``, and write the
+        decompressed archive to ``dest``."""
+        with tempfile.TemporaryDirectory(prefix="orchestrator-nar-") as tmp:
+            compressed = Path(tmp) / "download"
+            got = await self._get(info.url, stream_to=compressed)
+            if got is None:
+                raise CacheError(f"{self.url}/{info.url}: NAR missing from the cache")
+            await asyncio.to_thread(_check_and_decompress, info, compressed, dest, self.url)
+
+
+def _file_digest(path: Path, algo: str) -> bytes:
+    h = hashlib.new(algo)
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return h.digest()
+
+
+def _check_and_decompress(info: NarInfo, compressed: Path, dest: Path, where: str) -> None:
+    if info.file_hash is not None:
+        digest = _file_digest(compressed, info.file_hash.algo)
+        if digest != info.file_hash.digest:
+            got = Hash(algo=info.file_hash.algo, digest=digest)
+            raise CacheError(
+                f"{where}/{info.url}: FileHash mismatch (narinfo {info.file_hash}, got {got})"
+            )
+    h = hashlib.new(info.nar_hash.algo)
+    size = 0
+    with open(dest, "wb") as out:
+
+        def sink(data: bytes) -> None:
+            nonlocal size
+            h.update(data)
+            out.write(data)
+            size += len(data)
+
+        decompress_file(compressed, info.compression, sink)
+    if size != info.nar_size or h.digest() != info.nar_hash.digest:
+        got = Hash(algo=info.nar_hash.algo, digest=h.digest())
+        raise CacheError(
+            f"{where}/{info.url}: the NAR does not match its narinfo "
+            f"(NarHash {info.nar_hash}, NarSize {info.nar_size}; got {got}, {size} bytes)"
+        )
+
+
+def zstd_backend() -> str | None:
+    """``"zstandard"`` (Python package), ``"zstd"`` (CLI) or ``None``."""
+    try:
+        import zstandard  # noqa: F401
+
+        return "zstandard"
+    except ImportError:
+        pass
+    return "zstd" if shutil.which("zstd") else None
+
+
+def decompress_file(
+    src: str | os.PathLike[str], compression: str, sink: Callable[[bytes], object]
+) -> None:
+    """Stream-decompress ``src`` into ``sink``."""
+    comp = compression or "bzip2"
+    if comp == "zstd":
+        backend = zstd_backend()
+        if backend == "zstandard":
+            import zstandard
+
+            with open(src, "rb") as f:
+                reader = zstandard.ZstdDecompressor().stream_reader(f)
+                while chunk := reader.read(_CHUNK):
+                    sink(chunk)
+            return
+        if backend == "zstd":
+            with open(src, "rb") as f:
+                proc = subprocess.Popen(
+                    ["zstd", "-dc"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                assert proc.stdout is not None
+                while chunk := proc.stdout.read(_CHUNK):
+                    sink(chunk)
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                if proc.wait() != 0:
+                    raise CacheError(f"zstd -dc failed on {src}: {err.strip()}")
+            return
+        raise CacheError(
+            "cannot decompress a zstd NAR: neither the zstandard Python package nor the zstd "
+            "command is installed",
+            hint="pip install zstandard, or install the zstd package of your distribution",
+        )
+    if comp == "none":
+        with open(src, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                sink(chunk)
+        return
+    if comp == "xz":
+        dec: lzma.LZMADecompressor | bz2.BZ2Decompressor = lzma.LZMADecompressor()
+    elif comp == "bzip2":
+        dec = bz2.BZ2Decompressor()
+    else:
+        raise CacheError(f"unsupported NAR compression {comp!r} (supported: xz, zstd, bzip2, none)")
+    try:
+        with open(src, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                while True:  # bounded output per call keeps memory flat on huge ratios
+                    out = dec.decompress(chunk, 4 * _CHUNK)
+                    if out:
+                        sink(out)
+                    chunk = b""
+                    if dec.eof or dec.needs_input:
+                        break
+                if dec.eof:
+                    break
+    except (lzma.LZMAError, OSError, EOFError) as exc:
+        raise CacheError(f"cannot decompress {comp} NAR {src}: {exc}") from None
+    if not dec.eof:
+        raise CacheError(f"{comp} NAR {src} is truncated")
