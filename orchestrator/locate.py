@@ -104,7 +104,7 @@ def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceT
     say = log or (lambda msg: None)
     if explicit:
         say(f"reading live-bootstrap from {explicit}")
-        return SourceTree.open(explicit)
+        return SourceTree.open(Path(explicit))
     env = os.environ.get("LIVE_BOOTSTRAP")
     if env:
         say(f"reading live-bootstrap from $LIVE_BOOTSTRAP ({env})")
