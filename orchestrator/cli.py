@@ -26,6 +26,7 @@ COMMANDS = [
     "verify",
     "nar",
     "narinfo",
+    "diff",
 ]
 
 err_console = Console(stderr=True, highlight=False)
