@@ -224,7 +224,9 @@ class HydraClient:
         raise HydraError(f"{self.url}{rel}: {last} (after {self.retries + 1} attempts)")
 
     def build(self, build_id: int) -> Build:
-        return parse_build(self.get_json(f"/build/{build_id}"), source=f"{self.url}/build/{build_id}")
+        return parse_build(
+            self.get_json(f"/build/{build_id}"), source=f"{self.url}/build/{build_id}"
+        )
 
     def evaluation(self, eval_id: int) -> Evaluation:
         return parse_eval(self.get_json(f"/eval/{eval_id}"), source=f"{self.url}/eval/{eval_id}")

@@ -217,7 +217,7 @@ class _Reader:
         self.offset += n
         return data
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         return int.from_bytes(self.exact(_U64), "little")
 
     def padding(self, n: int) -> None:
@@ -225,8 +225,8 @@ class _Reader:
         if pad and self.exact(pad) != _PADS[pad]:
             raise NarError(f"non-zero padding at byte {self.offset - pad}")
 
-    def str(self, limit: int = 1 << 16) -> bytes:
-        n = self.int()
+    def read_str(self, limit: int = 1 << 16) -> bytes:
+        n = self.read_int()
         if n > limit:
             raise NarError(f"string of {n} bytes at byte {self.offset} is too long")
         data = self.exact(n)
@@ -234,7 +234,7 @@ class _Reader:
         return data
 
     def expect(self, token: bytes) -> None:
-        got = self.str()
+        got = self.read_str()
         if got != token:
             raise NarError(f"expected {token!r} at byte {self.offset}, got {got[:40]!r}")
 
@@ -250,18 +250,18 @@ def unpack_nar(src: BinaryIO, dest: str | os.PathLike[str]) -> None:
 def _unpack_node(r: _Reader, path: bytes) -> None:
     r.expect(b"(")
     r.expect(b"type")
-    kind = r.str()
+    kind = r.read_str()
     if kind == b"regular":
-        tag = r.str()
+        tag = r.read_str()
         executable = False
         if tag == b"executable":
-            if r.str() != b"":
+            if r.read_str() != b"":
                 raise NarError(f"bad executable marker at byte {r.offset}")
             executable = True
-            tag = r.str()
+            tag = r.read_str()
         if tag != b"contents":
             raise NarError(f"expected 'contents' at byte {r.offset}, got {tag[:40]!r}")
-        size = r.int()
+        size = r.read_int()
         with open(path, "xb") as out:
             left = size
             while left:
@@ -276,20 +276,20 @@ def _unpack_node(r: _Reader, path: bytes) -> None:
         r.expect(b")")
     elif kind == b"symlink":
         r.expect(b"target")
-        os.symlink(r.str(limit=1 << 20), path)
+        os.symlink(r.read_str(limit=1 << 20), path)
         r.expect(b")")
     elif kind == b"directory":
         os.mkdir(path)
         previous: bytes | None = None
         while True:
-            tag = r.str()
+            tag = r.read_str()
             if tag == b")":
                 break
             if tag != b"entry":
                 raise NarError(f"expected 'entry' or ')' at byte {r.offset}, got {tag[:40]!r}")
             r.expect(b"(")
             r.expect(b"name")
-            name = r.str()
+            name = r.read_str()
             if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
                 raise NarError(f"invalid entry name {name!r} at byte {r.offset}")
             if previous is not None and name <= previous:

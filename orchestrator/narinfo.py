@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 from pathlib import PurePosixPath
 
 from cryptography.exceptions import InvalidSignature
@@ -215,7 +215,7 @@ def parse_secret_key(text: str) -> SecretKey:
     return SecretKey(name=name, key=raw)
 
 
-class SigStatus(str, Enum):
+class SigStatus(StrEnum):
     valid = "valid"  # verifies with the trusted key of that name
     invalid = "invalid"  # a trusted key of that name exists but the signature does not verify
     unknown_key = "unknown-key"  # no trusted key has that name

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -53,7 +53,7 @@ HASH_LEN = 32
 _HASH_RE = re.compile(r"^[0-9a-df-np-sv-z]{32}$")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     reproducible = "reproducible"
     equal_modulo_store_paths = "equal-modulo-store-paths"
     differs = "differs"
@@ -297,9 +297,11 @@ def load_results(path: str | os.PathLike[str]) -> Report:
                 elif event == "end":
                     end = obj
             except (ValueError, KeyError, ValidationError) as exc:
-                raise OrchestratorError(f"bad results line: {exc}", file=path, line=lineno) from None
+                raise OrchestratorError(
+                    f"bad results line: {exc}", file=str(path), line=lineno
+                ) from None
     if head is None:
-        raise OrchestratorError("results file has no start line", file=path)
+        raise OrchestratorError("results file has no start line", file=str(path))
     report = Report.model_validate({**head, "results": [r.model_dump() for r in results]})
     report.summary = Summary.of(report.results)
     if end is not None:
@@ -348,8 +350,10 @@ def query_local(
             info = LocalPath.from_path_info(entry, installable=t)
             found.setdefault(info.path, info)
     if store_paths:
-        for entry in nix_json(["path-info", *dict.fromkeys(store_paths)]):
-            info = LocalPath.from_path_info(entry)
+        wanted = list(dict.fromkeys(store_paths))
+        answers = {e["path"]: e for e in nix_json(["path-info", *wanted])}
+        for sp in wanted:  # nix sorts its answer; keep the user's order
+            info = LocalPath.from_path_info(answers.get(sp, {"path": sp, "valid": False}))
             found.setdefault(info.path, info)
     if closure:
         valid = [p for p, i in found.items() if i.valid]
@@ -370,7 +374,7 @@ class HashRewriter:
     Feed chunks with ``write``; rewritten bytes go to ``sink``; call ``close`` at the end.
     A hash split across two chunks is still found (the last 31 bytes are held back)."""
 
-    def __init__(self, mapping: dict[str, str], sink: Callable[[bytes], object]) -> None:
+    def __init__(self, mapping: dict[str, str], sink: Callable[[Any], object]) -> None:
         for a, b in mapping.items():
             if len(a) != HASH_LEN or len(b) != HASH_LEN:
                 raise ValueError(f"hash parts must be {HASH_LEN} characters: {a!r} -> {b!r}")
@@ -454,7 +458,9 @@ def _check_pair(pair: Pair, *, where: str, line: int | None = None) -> Pair:
         sp = store_path_of(side)
         if sp is None or sp != side.rstrip("/"):
             raise OrchestratorError(
-                f"{side!r} is not a store path", file=where, line=line,
+                f"{side!r} is not a store path",
+                file=where,
+                line=line,
                 hint=f"pairs name store paths: {STORE_DIR}/<hash>-<name>",
             )
     return Pair(ours=pair.ours.rstrip("/"), theirs=pair.theirs.rstrip("/"))
@@ -464,9 +470,9 @@ def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise OrchestratorError(f"cannot read pairs: {exc.strerror}", file=path) from None
+        raise OrchestratorError(f"cannot read pairs: {exc.strerror}", file=str(path)) from None
     except ValueError as exc:
-        raise OrchestratorError(f"not JSON: {exc}", file=path) from None
+        raise OrchestratorError(f"not JSON: {exc}", file=str(path)) from None
     if isinstance(data, dict) and "pairs" not in data:
         data = {"pairs": [{"ours": k, "theirs": v} for k, v in data.items()]}
     try:
@@ -474,7 +480,7 @@ def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
     except ValidationError as exc:
         raise OrchestratorError(
             f"not a pairs file: {exc.errors()[0]['msg']}",
-            file=path,
+            file=str(path),
             hint='expected {"pairs": [{"ours": "/nix/store/...", "theirs": "/nix/store/..."}]}',
         ) from None
     return [_check_pair(p, where=str(path)) for p in parsed.pairs]
@@ -551,7 +557,9 @@ def diff_trees(ours: Path, theirs: Path) -> DiffReport:
         if ka is None or kb is None:
             p = b if ka is None else a
             size = os.lstat(p).st_size if kind(p) == "regular" else None
-            change: Literal["only-ours", "only-theirs"] = "only-theirs" if ka is None else "only-ours"
+            change: Literal["only-ours", "only-theirs"] = (
+                "only-theirs" if ka is None else "only-ours"
+            )
             files.append(
                 FileDiff(
                     path=rel,
@@ -613,7 +621,9 @@ def run_diff(ours: Path, theirs: Path, *, tool: str = "auto") -> DiffReport:
     text = proc.stdout
     if len(text) > 65536:
         text = text[:65536] + "\n[... cut at 64 KiB]\n"
-    return DiffReport(tool="diffoscope", files=builtin.files, truncated=builtin.truncated, output=text)
+    return DiffReport(
+        tool="diffoscope", files=builtin.files, truncated=builtin.truncated, output=text
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,14 +697,11 @@ class Verifier:
             raise OrchestratorError(
                 f"{local.path} on disk ({digest.nar_hash}, {digest.nar_size} bytes) does not "
                 f"match the store database ({local.nar_hash}, {local.nar_size} bytes)",
-                hint=f"the local copy is corrupt: nix store verify {local.path}; nix store "
-                "repair",
+                hint=f"the local copy is corrupt: nix store verify {local.path}; nix store repair",
             )
         return digest.nar_hash, digest.nar_size
 
-    async def _trusted_narinfo(
-        self, path: str, result: PathResult
-    ) -> NarInfo | None:
+    async def _trusted_narinfo(self, path: str, result: PathResult) -> NarInfo | None:
         """Fetch and check the narinfo of ``path``; on any problem fill ``result`` and return
         ``None``."""
         hp = hash_part(path)
@@ -744,11 +751,15 @@ class Verifier:
             result.local_nar_hash, result.local_nar_size = h.to_nix32(), size
             if h == info.nar_hash and size == info.nar_size:
                 result.status = Status.reproducible
-                result.reason = f"NAR hash matches the cache's, signed by {', '.join(result.signed_by)}"
+                result.reason = (
+                    f"NAR hash matches the cache's, signed by {', '.join(result.signed_by)}"
+                )
             else:
                 result.status = Status.differs
                 result.reason = "local NAR hash differs from the cache's signed NarHash"
-                result.hint = f"see what differs: orchestrator verify --against-hydra --diff {local.path}"
+                result.hint = (
+                    f"see what differs: orchestrator verify --against-hydra --diff {local.path}"
+                )
                 if self.diff:
                     result.diff = await self._diff_with_cache(local.path, {}, info)
         except (OrchestratorError, NarError, OSError) as exc:
@@ -756,7 +767,11 @@ class Verifier:
         return self._emit(result, started)
 
     async def _diff_with_cache(
-        self, ours: str, mapping: dict[str, str], info: NarInfo | None, theirs_local: str | None = None
+        self,
+        ours: str,
+        mapping: dict[str, str],
+        info: NarInfo | None,
+        theirs_local: str | None = None,
     ) -> DiffReport:
         async with self._cpu:
             tmp = Path(tempfile.mkdtemp(prefix="orchestrator-diff-"))
@@ -775,7 +790,9 @@ class Verifier:
                 if mapping:
                     ours_tree = tmp / "ours"
                     await asyncio.to_thread(_unpack_rewritten, ours, mapping, ours_tree)
-                return await asyncio.to_thread(run_diff, ours_tree, theirs_tree, tool=self.diff_tool)
+                return await asyncio.to_thread(
+                    run_diff, ours_tree, theirs_tree, tool=self.diff_tool
+                )
             except (OrchestratorError, NarError, OSError) as exc:
                 return DiffReport(tool="builtin", error=str(exc))
             finally:
@@ -836,7 +853,9 @@ class Verifier:
                         ours.path,
                         mapping,
                         info,
-                        theirs_local.path if theirs_local is not None and theirs_local.valid else None,
+                        theirs_local.path
+                        if theirs_local is not None and theirs_local.valid
+                        else None,
                     )
         except (OrchestratorError, NarError, OSError) as exc:
             result.status, result.reason = Status.error, str(exc)
@@ -852,7 +871,9 @@ class Verifier:
         if refused is not None:
             refused.path, refused.theirs = local_file, product_path
             return self._emit(refused, started)
-        result = PathResult(kind="product", path=local_file, theirs=product_path, status=Status.error)
+        result = PathResult(
+            kind="product", path=local_file, theirs=product_path, status=Status.error
+        )
         try:
             expected = parse_hash(sha256hash, "sha256")
             result.remote_nar_hash = f"sha256:{expected.hex}"
@@ -1013,9 +1034,7 @@ def rebuild_target(
     if keep_failed:
         args.insert(1, "--keep-failed")
     proc = run_nix(args, check=False, sandbox=sandbox)
-    differing = dict(
-        re.findall(r"output '([^']+)' differs from '([^']+)'", proc.stderr or "")
-    )
+    differing = dict(re.findall(r"output '([^']+)' differs from '([^']+)'", proc.stderr or ""))
     results = []
     for out in outputs:
         r = PathResult(kind="rebuild", path=out, status=Status.error)

@@ -38,10 +38,11 @@ FLAGS = [
 needs_nix = pytest.mark.skipif(NIX is None, reason="needs a working nix binary")
 
 # A family of tiny derivations. `tool` embeds its dependency's path (text, a symlink, a script),
-# its own path, and an optional extra string, so two bootstraps (two `dep`s) give builds that
-# differ only in store hashes, and `extra` makes a one-byte change.
+# its own path, and a one-character `extra`, so two bootstraps (two `dep`s) give builds that
+# differ only in store hashes, and another `extra` makes a one-byte change. `nondet` differs at
+# every build; `many` has `n` outputs (many store paths from one build).
 DERIVATIONS = r"""
-{ salt, n ? "1", extra ? "" }:
+{ salt, n ? "1", extra ? "." }:
 let
   sh = "/bin/sh";
   sys = builtins.currentSystem;
@@ -64,7 +65,7 @@ let
       chmod +x $out/bin/tool
       ln -s $dep $out/dep
       echo "built at $out against $dep$extra" > $out/share/doc/README
-      printf 'image bytes %s\n' "$extra" > $out/iso/image.iso
+      echo "image bytes" > $out/iso/image.iso
     '' ];
   };
   many = builtins.derivation {
@@ -75,7 +76,15 @@ let
     inherit PATH;
     args = [ "-c" "for o in $outputs; do eval p=\\$$o; echo \"$o ${salt}\" > $p; done" ];
   };
+  nondet = builtins.derivation {
+    name = "nondet-${salt}";
+    system = sys;
+    builder = sh;
+    inherit PATH;
+    args = [ "-c" "mkdir $out; echo stable > $out/stable; cat /proc/sys/kernel/random/uuid > $out/stamp" ];
+  };
 in {
+  inherit nondet;
   depA = mkDep "A-${salt}";
   depB = mkDep "B-${salt}";
   toolA = mkTool (mkDep "A-${salt}");
@@ -85,7 +94,9 @@ in {
 """
 
 
-def nix(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def nix(
+    *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     assert NIX is not None
     proc = subprocess.run(
         [NIX, *FLAGS, *args], capture_output=True, text=True, input=input, check=False
@@ -255,3 +266,47 @@ def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return pred()
+
+
+# --------------------------------------------------------------------------------------------
+# A small world of real builds and one real signed cache, shared by the verify tests
+
+
+class World:
+    """Built once per test module (each with its own salt, so modules never share paths).
+
+    * ``many``: paths built here and copied to the cache (the ``reproducible`` case)
+    * ``tool_a`` (over ``dep_a``): our bootstrap's build; ``tool_b`` (over ``dep_b``): theirs,
+      only in the cache (deleted locally); ``tool_b_changed``: theirs with a one-byte change,
+      local only
+    * ``nondet``: in the cache (zstd) from one build, rebuilt locally with other bytes
+    * ``substituted``: deleted locally and copied back from the cache
+    """
+
+    def __init__(self, tmp: Path, n_many: int = 6) -> None:
+        self.tmp = tmp
+        self.salt = unique_salt()
+        self.file = write_derivations(tmp)
+        self.cache = tmp / "cache"
+        self.secret, self.public = generate_key(tmp, f"test-verify-{self.salt}")
+        s = self.salt
+        self.many = list(build(self.file, "many", salt=s, n=str(n_many)).values())
+        self.tool_a = build(self.file, "toolA", salt=s)["out"]
+        self.tool_b = build(self.file, "toolB", salt=s)["out"]
+        self.tool_b_changed = build(self.file, "toolB", salt=s, extra="!")["out"]
+        info = {i["path"]: i for i in path_info(self.tool_a, self.tool_b)}
+        self.dep_a = next(r for r in info[self.tool_a]["references"] if r.endswith("-dep"))
+        self.dep_b = next(r for r in info[self.tool_b]["references"] if r.endswith("-dep"))
+        self.nondet = build(self.file, "nondet", salt=s)["out"]
+        self.substituted = build(self.file, "many", salt=s + "-sub", n="1")["o0"]
+        copy_to_cache([*self.many, self.tool_b, self.substituted], self.cache, self.secret)
+        copy_to_cache([self.nondet], self.cache, self.secret, compression="zstd")
+        self.nondet_cached_stamp = Path(self.nondet, "stamp").read_bytes()
+        nix("store", "delete", self.tool_b)
+        nix("store", "delete", self.nondet)
+        build(self.file, "nondet", salt=s)  # same path, other bytes
+        substitute_from_cache(self.substituted, self.cache, self.public)
+
+    def cache_copy(self, dest: Path) -> Path:
+        shutil.copytree(self.cache, dest)
+        return dest

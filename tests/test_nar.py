@@ -185,7 +185,9 @@ def test_cli_nar_hash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     import json
 
     row = json.loads(capsys.readouterr().out)[0]
-    assert row["narHash"] == nix("hash", "path", "--type", "sha256", "--sri", str(root)).stdout.strip()
+    assert (
+        row["narHash"] == nix("hash", "path", "--type", "sha256", "--sri", str(root)).stdout.strip()
+    )
 
 
 def test_cli_nar_hash_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,10 +7,10 @@ import hashlib
 import random
 
 import pytest
-from tests.helpers_cache import needs_nix, nix
 
 from orchestrator import nix32
 from orchestrator.hashes import Hash, HashError, parse_hash
+from tests.helpers_cache import needs_nix, nix
 
 
 def _digests(n: int, size: int, seed: int) -> list[bytes]:

@@ -85,16 +85,30 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--diff", action="store_true", help="show what differs in differing paths")
     p.add_argument(
-        "--diff-tool", choices=["auto", "builtin", "diffoscope"], default="auto",
+        "--diff-tool",
+        choices=["auto", "builtin", "diffoscope"],
+        default="auto",
         help="auto: diffoscope when installed, else the built-in report",
     )
-    p.add_argument("--pair", action="append", default=[], metavar="OURS=THEIRS",
-                   help="compare two bootstraps' builds modulo store paths (repeatable)")
+    p.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="OURS=THEIRS",
+        help="compare two bootstraps' builds modulo store paths (repeatable)",
+    )
     p.add_argument("--pairs", metavar="FILE.json", help="pairs from a JSON file")
-    p.add_argument("--rehash", action="store_true",
-                   help="hash local paths from disk instead of trusting the store database")
-    p.add_argument("--results", default=DEFAULT_RESULTS, metavar="FILE",
-                   help=f"JSON Lines file written as results come in ({DEFAULT_RESULTS})")
+    p.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash local paths from disk instead of trusting the store database",
+    )
+    p.add_argument(
+        "--results",
+        default=DEFAULT_RESULTS,
+        metavar="FILE",
+        help=f"JSON Lines file written as results come in ({DEFAULT_RESULTS})",
+    )
     p.add_argument("--no-results", action="store_true", help="do not write the results file")
     p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
     p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
