@@ -32,6 +32,16 @@ class Distfile(BaseModel):
     origins: list[str]  # "steps/<pkg>/sources:<line>" for every line naming it
 
 
+class StepOverride(BaseModel):
+    """Marks a step whose distfiles come from ``steps/overrides/<pkg>.json``, not upstream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    upstream_version: str
+    file: str  # steps/overrides/<pkg>.json
+
+
 class StepInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -44,6 +54,7 @@ class StepInfo(BaseModel):
     checksums_file: str | None  # kaem era: installed-file pins
     package_file: str | None  # bash era: <pkg>_<rev>.tar.bz2
     package_sha256: str | None  # its pin in SHA256SUMS.pkgs
+    override: StepOverride | None = None  # set by overrides.apply_overrides (then no pin)
 
 
 class Chain(BaseModel):

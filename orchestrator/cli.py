@@ -27,6 +27,7 @@ COMMANDS = [
     "nar",
     "narinfo",
     "diff",
+    "bump",
 ]
 
 err_console = Console(stderr=True, highlight=False)

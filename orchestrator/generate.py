@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .chain import Chain, load_chain
+from .overrides import apply_overrides, load_overrides
 from .render import render_steps
 from .tree import SourceTree
 
@@ -122,7 +123,7 @@ def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
 def generate(
     tree: SourceTree, steps_dir: Path, *, profile: str = "nix"
 ) -> tuple[Drift, dict[str, str]]:
-    chain = load_chain(tree, profile)
+    chain = apply_overrides(load_chain(tree, profile), load_overrides(steps_dir))
     old = read_existing(steps_dir)
     files, kept = render_all(tree, chain, steps_dir)
     return compare(files, old, kept), files

@@ -57,7 +57,7 @@ def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
     for s in chain.steps:
         distfiles = [chain.distfile(name) for name in s.distfiles]
         files[f"{s.step.attr_name}.nix"] = step_t.render(
-            s=s, distfiles=distfiles, override=None, **common
+            s=s, distfiles=distfiles, override=s.override, **common
         )
     files["default.nix"] = template("index.nix.j2").render(steps=chain.steps, **common)
     inputs = upstream_inputs(tree, chain)

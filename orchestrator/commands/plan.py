@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from ..chain import load_chain
-from ..locate import read_tree
+from ..locate import REPO_ROOT, committed_tree, read_tree
+from ..overrides import apply_overrides, load_overrides
 from ..profiles import DEFAULT_PROFILE, available_profiles
 
 out = Console(highlight=False)
@@ -29,12 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="table: also show entries whose predicate is false, and defines",
     )
+    p.add_argument("--steps", type=Path, default=REPO_ROOT / "steps", metavar="DIR", help="generated steps/ whose snapshot and overrides to read")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    tree = read_tree(args.live_bootstrap)
-    chain = load_chain(tree, args.profile)
+    tree = read_tree(args.live_bootstrap) if args.live_bootstrap else committed_tree(args.steps)
+    chain = apply_overrides(load_chain(tree, args.profile), load_overrides(args.steps))
     sources = {s.step.index: len(s.distfiles) for s in chain.steps}
     if args.json:
         rows = [
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 "sources": sources[s.step.index],
                 "predicate": s.step.predicate,
                 "package": s.package_file,
+                "override": s.override.version if s.override else None,
+                "package_check": _package_check(s),
             }
             for s in chain.steps
         ]
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             str(s.index),
             s.directive,
-            s.name,
+            f"{s.name} [override {info.override.version}: no upstream pin]" if info.override else s.name,
             str(s.pass_no or ""),
             s.era,
             str(sources[s.index]),
@@ -82,3 +87,10 @@ def run(args: argparse.Namespace) -> int:
         )
     out.print(table)
     return 0
+
+
+def _package_check(s) -> str | None:  # type: ignore[no-untyped-def]
+    """How the step's bash-era package tarball is checked: upstream's pin, or none."""
+    if s.package_file is None:
+        return None
+    return "no upstream pin" if s.package_sha256 is None else "SHA256SUMS.pkgs"
