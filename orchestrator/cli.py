@@ -23,6 +23,8 @@ COMMANDS = [
     "generate",
     "plan",
     "distfiles",
+    "build",
+    "audit",
     "verify",
     "nar",
     "narinfo",

@@ -64,3 +64,70 @@ def run_nix(
 def nix_json(args: Sequence[str], **kw: Any) -> Any:
     proc = run_nix([*args, "--json"], **kw)
     return json.loads(proc.stdout)
+
+
+# -- additions for build / distfiles seed / audit ------------------------------------------------
+
+
+def nix_command(
+    args: Sequence[str], *, offline: bool = True, sandbox: bool | None = None
+) -> list[str]:
+    """The full argv of a ``nix`` call, for callers that stream its output (``build``)."""
+    return [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args]
+
+
+def nix_version() -> tuple[int, ...]:
+    """``nix --version`` as a tuple of ints, e.g. ``(2, 8, 0)``."""
+    proc = subprocess.run([nix_binary(), "--version"], capture_output=True, text=True)
+    digits = []
+    for part in proc.stdout.strip().split()[-1].split("."):
+        num = "".join(c for c in part if c.isdigit()) if part else ""
+        if not num:
+            break
+        digits.append(int(num))
+    return tuple(digits)
+
+
+def run_nix_store(
+    args: Sequence[str], *, check: bool = True, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``nix-store`` (the legacy CLI: ``--add-fixed``, ``--check-validity``)."""
+    store = shutil.which("nix-store")
+    if not store:
+        raise NixError("the nix-store command is not installed", hint="install Nix")
+    proc = subprocess.run([store, *args], cwd=cwd, text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stderr or "").strip().splitlines()[-30:])
+        raise NixError(f"`nix-store {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def invalid_paths(paths: Sequence[str]) -> set[str]:
+    """The subset of ``paths`` that is not a valid store path (not built, not added)."""
+    out: set[str] = set()
+    paths = list(paths)
+    for i in range(0, len(paths), 500):
+        proc = run_nix_store(["--check-validity", "--print-invalid", *paths[i : i + 500]])
+        out.update(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    return out
+
+
+def add_fixed_sha256(path: str | os.PathLike[str]) -> str:
+    """``nix-store --add-fixed sha256 FILE``: the store path of a flat sha256 fixed output
+    named after the file (what ``builtin:fetchurl`` with that name and hash produces)."""
+    proc = run_nix_store(["--add-fixed", "sha256", os.fspath(path)])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def show_derivation(
+    installables: Sequence[str],
+    *,
+    recursive: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Derivations as JSON keyed by ``.drv`` path: ``nix show-derivation`` on Nix 2.8,
+    ``nix derivation show`` on current Nix (both with ``-r`` for the closure)."""
+    sub = ["derivation", "show"] if nix_version() >= (2, 15) else ["show-derivation"]
+    args = [*sub, *(["-r"] if recursive else []), *installables]
+    proc = run_nix(args, cwd=cwd)
+    return json.loads(proc.stdout)

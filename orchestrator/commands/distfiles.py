@@ -8,6 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from .. import distfiles_store, mirror
 from ..chain import load_chain
 from ..locate import read_tree
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # Other modules add actions (seed, mirror) here: callables taking the subparsers object.
-EXTRA_ACTIONS: list = []
+EXTRA_ACTIONS: list = [distfiles_store.register, mirror.register]
 
 
 def run_list(args: argparse.Namespace) -> int:

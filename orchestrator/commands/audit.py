@@ -1,0 +1,122 @@
+"""``orchestrator audit TARGET [--json]``: every input of TARGET's closure that is not built.
+
+Evaluation only (``nix show-derivation -r``): works offline on a fresh clone. Exit 1 when an
+unexpected binary is found, else 0. See :mod:`orchestrator.audit` for the classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit, load_closure
+from ..locate import locate_tree
+from .build import installable
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="classify every input of a target that is not built (seeds, sources, patches)",
+        description="Walk TARGET's derivation closure (evaluation only) and classify every "
+        "input that is not itself built. Exit 1 when an unexpected binary is found.",
+    )
+    p.add_argument(
+        "target", metavar="TARGET", help="step attribute, stage0, live-bootstrap, or an installable"
+    )
+    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    p.add_argument("--flake", metavar="REF", help="flake to evaluate (default: this repository)")
+    p.add_argument(
+        "--live-bootstrap",
+        metavar="PATH",
+        help="tree to recognise files by content (default: the pinned input, when in the store)",
+    )
+    p.add_argument("--all", action="store_true", help="list every file, not counts of text files")
+    p.set_defaults(func=run)
+
+
+def _tree(explicit: str | None) -> TreeIndex:
+    try:
+        tree = locate_tree(explicit)
+    except Exception as exc:  # noqa: BLE001 -- without a tree, seeds are told by path only
+        err.print(
+            f"[yellow]no live-bootstrap tree to compare with ({escape(str(exc))}); "
+            "seeds are recognised by path only[/]",
+            soft_wrap=True,
+        )
+        return TreeIndex(None)
+    return TreeIndex(Path(tree.root))
+
+
+def run(args: argparse.Namespace) -> int:
+    inst = installable(args.target, args.flake)
+    err.print(f"evaluating {escape(inst)}", soft_wrap=True)
+    closure = load_closure([inst])
+    report = audit(args.target, closure, _tree(args.live_bootstrap))
+    if args.json:
+        sys.stdout.write(report.model_dump_json(indent=1) + "\n")
+    else:
+        print_report(report, show_all=args.all)
+    return 0 if report.ok else 1
+
+
+def _where(f: Finding) -> str:
+    return (
+        f"{f.store_path}/{f.file}"
+        if f.file and not f.store_path.endswith(".drv")
+        else (f.file or f.store_path)
+    )
+
+
+def print_report(report: AuditReport, *, show_all: bool = False) -> None:
+    table = Table(title=f"audit of {report.target}", title_justify="left")
+    for col in ("kind", "input", "bytes", "origin / url", "used by"):
+        table.add_column(col, justify="right" if col == "bytes" else "left", overflow="fold")
+    grouped: dict[tuple[str, str], list[Finding]] = {}
+    for f in report.findings:
+        listed = show_all or f.kind in BINARY_KINDS or f.kind == "fixed-output"
+        if listed:
+            style = {"seed": "bold green", "unexpected-binary": "bold red"}.get(f.kind, "")
+            kind = f"[{style}]{f.kind}[/]" if style else f.kind
+            table.add_row(
+                kind,
+                escape(_where(f)),
+                str(f.size) if f.size is not None else "",
+                escape(f.origin or f.url or ""),
+                escape(", ".join(f.used_by[:3]) + (" …" if len(f.used_by) > 3 else "")),
+            )
+        else:
+            grouped.setdefault((f.kind, f.store_path if f.kind != "source" else ""), []).append(f)
+    for (kind, path), items in sorted(grouped.items()):
+        size = sum(f.size or 0 for f in items)
+        users = sorted({u for f in items for u in f.used_by})
+        table.add_row(
+            kind,
+            escape(f"{len(items)} file(s)" + (f" in {path}" if path else "")),
+            str(size) if size else "",
+            "",
+            escape(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
+        )
+    out.print(table)
+    seeds = [f for f in report.findings if f.kind == "seed"]
+    seed_list = ", ".join(
+        f"{(f.file or f.store_path).rsplit('/', 1)[-1]} {f.size} B" for f in seeds
+    )
+    out.print(
+        f"{report.derivations} derivations ({report.built} built); "
+        + ", ".join(f"{k}: {v}" for k, v in report.counts.items())
+    )
+    out.print(
+        f"binary seeds: {report.seed_bytes} bytes in {len(seeds)} file(s)"
+        + (f" ({seed_list})" if seeds else "")
+    )
+    if report.unexpected:
+        out.print(f"[bold red]{report.unexpected} unexpected binary file(s)[/]")

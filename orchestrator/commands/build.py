@@ -1,0 +1,481 @@
+"""``orchestrator build [TARGET] [--until STEP] [--json] [--keep-failed]``: ``nix build`` with a view.
+
+TARGET is a step attribute (``mes-0.27.1-pass1``), ``stage0`` or ``live-bootstrap`` (the default),
+or any installable (``FLAKE#ATTR``, a store path). Step attributes contain dots, so the installable
+quotes them: ``.#"mes-0.27.1-pass1"``. ``--until STEP`` builds the chain up to that step.
+
+Before building, the derivation closure is evaluated (no build) to learn what Nix will build and
+which distfiles are missing from the store. Then ``nix build -L --log-format internal-json`` runs;
+its events (:mod:`orchestrator.nixlog`) drive a live view on stderr (a terminal) or one line per
+started/finished derivation (anything else). Exit code: the build's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import queue
+import re
+import subprocess
+import threading
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from .. import nixcli
+from ..audit import FETCHURL, Derivation, load_closure
+from ..chain import load_chain
+from ..errors import NixError, OrchestratorError
+from ..locate import REPO_ROOT, read_tree
+from ..nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
+from ..progress import (
+    Durations,
+    LiveView,
+    StepIndex,
+    StepRef,
+    eta,
+    failure_report,
+    fmt_seconds,
+    summary_table,
+)
+
+SPECIAL_TARGETS = ("live-bootstrap", "stage0")
+DEFAULT_TARGET = "live-bootstrap"
+SEED_COMMAND = "python -m orchestrator distfiles seed DIR"
+MIRROR_COMMAND = "python -m orchestrator distfiles mirror DIR"
+
+err = Console(stderr=True, highlight=False)
+
+
+class BuildFailed(NixError):
+    """The build failed; the exit code is Nix's."""
+
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+class MissingDistfiles(BuildFailed):
+    """Distfiles not in the store that Nix could not (or was told not to) fetch."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="build a step, stage0 or the whole chain with a live progress view",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="step attribute, stage0, live-bootstrap (the default), or an installable",
+    )
+    p.add_argument("--until", metavar="STEP", help="build the chain up to and including STEP")
+    p.add_argument("--json", action="store_true", help="summary as JSON on stdout")
+    p.add_argument(
+        "--keep-failed", action="store_true", help="keep the build directory of a failed step"
+    )
+    p.add_argument("--flake", metavar="REF", help="flake to build from (default: this repository)")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not try to download: fail before building when a distfile is not in the store",
+    )
+    p.add_argument("-o", "--out-link", metavar="PATH", help="create this result symlink")
+    p.add_argument("-L", "--print-build-logs", action="store_true", help="echo every log line")
+    p.add_argument(
+        "--option",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="pass a Nix option through (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+# -- targets -------------------------------------------------------------------------------------
+def default_flake() -> str:
+    return str(REPO_ROOT) if (REPO_ROOT / "flake.nix").is_file() else "."
+
+
+_PLAIN_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
+
+
+def quote_attr(attr: str) -> str:
+    """Flake attribute paths split at dots: quote names that contain one."""
+    return attr if _PLAIN_ATTR.fullmatch(attr) else '"' + attr.replace('"', '\\"') + '"'
+
+
+def installable(target: str, flake: str | None = None) -> str:
+    if "#" in target or target.startswith("/"):
+        return target
+    return f"{flake or default_flake()}#{quote_attr(target)}"
+
+
+def chain_steps() -> list[tuple[str, Any]]:
+    chain = load_chain(read_tree(None))
+    return [(s.step.attr_name, s.step) for s in chain.steps]
+
+
+def step_index(target: str, steps: list[tuple[str, Any]]) -> StepIndex:
+    """Steps of the chain that ``target`` contains (all of it unless it is a step)."""
+    attrs = [a for a, _ in steps]
+    n = attrs.index(target) + 1 if target in attrs else len(steps)
+    return StepIndex(
+        [
+            StepRef(attr=a, index=i, total=n, name=s.name, pass_no=s.pass_no, directive=s.directive)
+            for i, (a, s) in enumerate(steps[:n])
+        ]
+    )
+
+
+def resolve_target(target: str | None, until: str | None, steps: list[tuple[str, Any]]) -> str:
+    attrs = [a for a, _ in steps]
+    if until:
+        if target and target != DEFAULT_TARGET:
+            raise OrchestratorError(
+                f"give either TARGET ({target}) or --until {until}, not both",
+                hint="--until STEP builds the chain up to STEP",
+            )
+        if until not in attrs:
+            raise OrchestratorError(
+                f"--until {until}: no such step", hint=_did_you_mean(until, attrs)
+            )
+        return until
+    return target or DEFAULT_TARGET
+
+
+def _did_you_mean(name: str, attrs: list[str]) -> str:
+    close = difflib.get_close_matches(name, attrs, n=3, cutoff=0.5)
+    if close:
+        return (
+            "did you mean " + " or ".join(close) + "? (`python -m orchestrator plan` lists steps)"
+        )
+    return "`python -m orchestrator plan` lists the steps"
+
+
+# -- before building -----------------------------------------------------------------------------
+class Plan:
+    """The closure of the target and what of it is not in the store yet."""
+
+    def __init__(self, closure: dict[str, Derivation], invalid: set[str]) -> None:
+        self.closure = closure
+        self.to_build = [
+            d.path for d in closure.values() if any(p in invalid for p in d.output_paths)
+        ]
+        self.missing_distfiles = [
+            self.closure[d] for d in self.to_build if self.closure[d].builder == FETCHURL
+        ]
+
+
+def make_plan(inst: str, target: str, attrs: list[str]) -> Plan:
+    try:
+        closure = load_closure([inst])
+    except NixError as exc:
+        if "does not provide attribute" in exc.message:
+            raise OrchestratorError(
+                f"the flake has no target {target!r}",
+                hint=_did_you_mean(target, [*SPECIAL_TARGETS, *attrs]),
+            ) from None
+        raise
+    outputs = [p for d in closure.values() for p in d.output_paths]
+    return Plan(closure, nixcli.invalid_paths(outputs))
+
+
+def missing_message(missing: list[Derivation], attempted: bool) -> tuple[str, str]:
+    lines = [
+        f"{len(missing)} distfile(s) are not in the Nix store"
+        + (" and could not be downloaded:" if attempted else ":")
+    ]
+    for d in sorted(missing, key=lambda d: d.name):
+        out = next(iter(d.outputs.values()))
+        url = d.env.get("url", "")
+        lines.append(f"  {d.name}  sha256 {out.hash}  {url}")
+    hint = (
+        f"put them in a directory (live-bootstrap's distfiles/ or a mirror.sh mirror) and run "
+        f"`{SEED_COMMAND}`; with a network, `{MIRROR_COMMAND}` downloads them"
+    )
+    return "\n".join(lines), hint
+
+
+# -- running -------------------------------------------------------------------------------------
+def nix_build_args(inst: str, args: argparse.Namespace) -> list[str]:
+    cmd = ["build", "-L", "--log-format", "internal-json", "--json", inst]
+    if args.keep_failed:
+        cmd.append("--keep-failed")
+    cmd += ["--out-link", args.out_link] if args.out_link else ["--no-link"]
+    for name, value in args.option:
+        cmd += ["--option", name, value]
+    return cmd
+
+
+def _pump(stream, q: queue.Queue, tag: str) -> None:
+    for line in iter(stream.readline, ""):
+        q.put((tag, line))
+    q.put((tag, None))
+
+
+class PlainReporter:
+    """One line per started/finished derivation, for logs (stderr not a terminal)."""
+
+    def __init__(self, view: LiveView, echo: bool) -> None:
+        self.view = view
+        self.echo = echo
+
+    def event(self, ev: Any, log: BuildLog, now: float) -> None:
+        if isinstance(ev, StartEvent):
+            rec = log._by_activity.get(ev.id)
+            if rec is not None:
+                last = self.view.durations.get(rec.name)
+                more = f" (last run {fmt_seconds(last)})" if last is not None else ""
+                err.print(
+                    f"[{self._count()}] {escape(self.view.describe(rec))}{more}", soft_wrap=True
+                )
+        elif isinstance(ev, StopEvent):
+            rec = log._by_activity.get(ev.id)
+            if rec is not None:
+                err.print(
+                    f"[{self._count()}] {escape(rec.name)}: {rec.status}"
+                    f" after {fmt_seconds(rec.seconds(now))}",
+                    soft_wrap=True,
+                )
+
+    def log_line(self, rec: BuildRecord, line: str) -> None:
+        if self.echo:
+            err.print(f"{escape(rec.name)}> {escape(line)}", soft_wrap=True, highlight=False)
+
+    def _count(self) -> str:
+        log = self.view.log
+        total = max(log.progress.expected, len(self.view.to_build))
+        return f"{len(log.builds)}/{total}"
+
+
+def run(args: argparse.Namespace) -> int:
+    steps = chain_steps()
+    attrs = [a for a, _ in steps]
+    target = resolve_target(args.target, args.until, steps)
+    inst = installable(target, args.flake)
+    index = step_index(target, steps)
+    err.print(f"evaluating {escape(inst)}", soft_wrap=True)
+    plan = make_plan(inst, target, attrs)
+    plan.to_build = _ordered(plan.to_build, index)
+    if plan.missing_distfiles:
+        text, hint = missing_message(plan.missing_distfiles, attempted=False)
+        if args.offline:
+            raise MissingDistfiles(
+                text + "\n(--offline: nothing was built)", exit_code=1, hint=hint
+            )
+        err.print(f"[yellow]{escape(text)}\nnix will try to download them[/]", soft_wrap=True)
+
+    durations = Durations()
+    before = dict(durations.seconds)
+    log = BuildLog()
+    clock = time.monotonic
+    started = clock()
+    view = LiveView(target, log, index, durations, plan.to_build, started, clock)
+    initial_eta = eta(log, view.to_build, durations, started)
+    err.print(
+        f"{len(plan.to_build)} derivation(s) to build for {escape(target)}; {initial_eta.text()}",
+        soft_wrap=True,
+    )
+
+    cmd = nixcli.nix_command(nix_build_args(inst, args), sandbox=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
+    )
+    q: queue.Queue = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stderr, q, "err"), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stdout, q, "out"), daemon=True).start()
+    stdout_parts: list[str] = []
+    interactive = err.is_terminal and not args.print_build_logs
+    reporter = PlainReporter(view, echo=args.print_build_logs)
+    live = Live(view, console=err, auto_refresh=False, transient=True) if interactive else None
+    interrupted = False
+    try:
+        if live is not None:
+            live.start()
+        open_streams = 2
+        last_refresh = 0.0
+        while open_streams:
+            try:
+                tag, line = q.get(timeout=0.25)
+            except queue.Empty:
+                tag, line = None, None
+            now = clock()
+            if tag is not None and line is None:
+                open_streams -= 1
+            elif tag == "out":
+                stdout_parts.append(line)
+            elif tag == "err":
+                before_lines = _line_counts(log)
+                ev = log.feed_line(line, now)
+                if live is None:
+                    reporter.event(ev, log, now)
+                    for rec, new in _new_lines(log, before_lines):
+                        for text in new:
+                            reporter.log_line(rec, text)
+            if live is not None and now - last_refresh >= 0.2:
+                live.refresh()
+                last_refresh = now
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        try:
+            rc = proc.wait(timeout=30)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            rc = proc.wait()
+    finally:
+        if live is not None:
+            live.stop()
+    end = clock()
+    log.finish(end, interrupted=interrupted)
+    for rec in log.builds.values():
+        if rec.status == "built":
+            durations.record(rec.name, rec.seconds(end))
+    try:
+        durations.save()
+    except OSError as exc:
+        err.print(f"[yellow]could not save build durations: {escape(str(exc))}[/]")
+    if interrupted:
+        raise KeyboardInterrupt
+
+    if log.builds:
+        err.print(summary_table(log, index, before, end))
+    outputs = _outputs("".join(stdout_parts))
+    error: OrchestratorError | None = None
+    if rc != 0:
+        error = _failure(log, plan, index, target, args, rc)
+    if args.json:
+        print(
+            json.dumps(
+                _json(target, inst, rc, log, index, plan, before, initial_eta, outputs, end, error),
+                indent=1,
+            )
+        )
+    elif rc == 0:
+        for path in outputs:
+            print(path)
+    if error is not None:
+        raise error
+    err.print(
+        f"[green]built {escape(target)}[/]: {len([r for r in log.builds.values() if r.status == 'built'])} "
+        f"derivation(s) in {fmt_seconds(end - started)}",
+        soft_wrap=True,
+    )
+    return 0
+
+
+def _ordered(to_build: list[str], index: StepIndex) -> list[str]:
+    def key(drv: str) -> tuple[int, str]:
+        step = index.for_name(store_name(drv))
+        return (step.index if step else -1, drv)
+
+    return sorted(to_build, key=key)
+
+
+def _line_counts(log: BuildLog) -> dict[str, int]:
+    return {r.drv_path: r.lines for r in log.running()}
+
+
+def _new_lines(log: BuildLog, before: dict[str, int]) -> list[tuple[BuildRecord, list[str]]]:
+    out = []
+    for rec in log.running():
+        n = rec.lines - before.get(rec.drv_path, 0)
+        if n > 0:
+            out.append((rec, list(rec.tail)[-n:]))
+    return out
+
+
+def _outputs(stdout: str) -> list[str]:
+    try:
+        data = json.loads(stdout) if stdout.strip() else []
+    except json.JSONDecodeError:
+        return []
+    return [p for item in data for p in item.get("outputs", {}).values()]
+
+
+def _failure(
+    log: BuildLog, plan: Plan, index: StepIndex, target: str, args: argparse.Namespace, rc: int
+) -> OrchestratorError:
+    failed = log.failures()
+    fetches = [
+        r
+        for r in failed
+        if plan.closure.get(r.drv_path, None) is not None
+        and plan.closure[r.drv_path].builder == FETCHURL
+    ]
+    if fetches:
+        still = nixcli.invalid_paths([p for d in plan.missing_distfiles for p in d.output_paths])
+        missing = [d for d in plan.missing_distfiles if any(p in still for p in d.output_paths)]
+        text, hint = missing_message(missing or [plan.closure[r.drv_path] for r in fetches], True)
+        for r in fetches:
+            if r.tail:
+                text += f"\n{r.name}: {list(r.tail)[-1]}"
+        return MissingDistfiles(text, exit_code=rc, hint=hint)
+    if failed:
+        rerun = f"python -m orchestrator build {target} --keep-failed"
+        reports = [failure_report(r, index, rerun=rerun) for r in failed]
+        return BuildFailed("\n\n".join(reports), exit_code=rc)
+    errors = [e for e in log.errors if e.strip()] or log.text[-30:]
+    return BuildFailed(
+        "nix build failed (exit {}):\n{}".format(rc, "\n".join(errors[-30:]) or "(no message)"),
+        exit_code=rc,
+    )
+
+
+def _json(
+    target: str,
+    inst: str,
+    rc: int,
+    log: BuildLog,
+    index: StepIndex,
+    plan: Plan,
+    before: dict[str, float],
+    initial_eta: Any,
+    outputs: list[str],
+    end: float,
+    error: OrchestratorError | None,
+) -> dict[str, Any]:
+    builds = []
+    for rec in log.builds.values():
+        step = index.for_name(rec.name)
+        builds.append(
+            {
+                "drv": rec.drv_path,
+                "name": rec.name,
+                "step": step.attr if step else None,
+                "step_index": step.index + 1 if step else None,
+                "steps_total": step.total if step else None,
+                "pass": step.pass_no if step else None,
+                "status": rec.status,
+                "seconds": round(rec.seconds(end), 3),
+                "expected_seconds": before.get(rec.name),
+                "exit_code": rec.exit_code,
+                "error": rec.error,
+                "log_lines": rec.lines,
+                "log_tail": list(rec.tail)[-30:] if rec.status == "failed" else [],
+                "kept_dir": rec.kept_dir,
+            }
+        )
+    return {
+        "target": target,
+        "installable": inst,
+        "exit_code": rc,
+        "to_build": [{"drv": d, "name": store_name(d)} for d in plan.to_build],
+        "missing_distfiles": [
+            {"name": d.name, "sha256": next(iter(d.outputs.values())).hash, "url": d.env.get("url")}
+            for d in plan.missing_distfiles
+        ],
+        "eta_seconds": initial_eta.seconds,
+        "eta_unknown": initial_eta.unknown,
+        "builds": builds,
+        "outputs": outputs,
+        "error": error.message if error is not None else None,
+    }

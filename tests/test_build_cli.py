@@ -1,0 +1,215 @@
+"""``orchestrator build``: real ``nix build`` runs of a busybox-built stand-in chain.
+
+The stand-in flake's packages carry the attribute names of the first steps of the real generated
+chain, so step numbering (i/N), passes and ``--until`` are exercised against the chain model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestrator.chain import load_chain
+from orchestrator.cli import main
+from orchestrator.commands.build import installable, quote_attr
+from orchestrator.distfiles_store import fixed_output_path
+from orchestrator.locate import REPO_ROOT, read_tree
+from orchestrator.progress import Durations
+from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
+
+
+@pytest.fixture(scope="module")
+def chain_steps() -> list:
+    return load_chain(read_tree(None)).steps
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_quoting() -> None:
+    assert quote_attr("mes-0.27.1-pass1") == '"mes-0.27.1-pass1"'
+    assert quote_attr("stage0") == "stage0"
+    assert installable("mes-0.27.1-pass1", ".") == '.#"mes-0.27.1-pass1"'
+    assert installable("path:/x#y", ".") == "path:/x#y"
+
+
+def test_build_then_eta_from_earlier_run(
+    tmp_path: Path, chain_steps: list, capsys, _cache_home: Path
+) -> None:
+    attrs = [s.step.attr_name for s in chain_steps[:3]]
+    scripts = [
+        "echo one; sleep 1; echo one > $out",
+        "echo two; sleep 0.5; echo two > $out",
+        "for i in 1 2; do echo three $i; done; echo three > $out",
+    ]
+    flake = write_flake(tmp_path / "f", list(zip(attrs, scripts, strict=True)))
+    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2], "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["exit_code"] == 0
+    assert [b["step"] for b in data["builds"]] == attrs
+    assert [(b["step_index"], b["steps_total"]) for b in data["builds"]] == [(1, 3), (2, 3), (3, 3)]
+    assert [b["pass"] for b in data["builds"]] == [s.step.pass_no for s in chain_steps[:3]]
+    assert all(b["status"] == "built" for b in data["builds"])
+    assert data["eta_seconds"] is None and data["eta_unknown"] == 3
+    assert len(data["outputs"]) == 1 and Path(data["outputs"][0]).read_text() == "three\n"
+    assert "build summary" in err and f"step 1/3 {chain_steps[0].step.name} pass" in err
+    recorded = Durations(_cache_home / "orchestrator" / "durations.json").seconds
+    assert set(recorded) == set(attrs)
+    assert recorded[attrs[0]] >= 1.0 and recorded[attrs[1]] >= 0.5
+
+    # Same names, new hashes: everything builds again, and the ETA comes from the first run.
+    write_flake(tmp_path / "f", list(zip(attrs, scripts, strict=True)))
+    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2], "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert [b["expected_seconds"] for b in data["builds"]] == [recorded[a] for a in attrs]
+    assert data["eta_seconds"] == pytest.approx(sum(recorded.values()))
+    assert f"last run {int(round(recorded[attrs[0]])) // 60}:" in err
+
+    # Nothing left to build: nothing runs, the output is printed.
+    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2])
+    assert rc == 0 and out.strip() == data["outputs"][0]
+    assert "0 derivation(s) to build" in err
+
+
+def test_until_builds_a_prefix(tmp_path: Path, chain_steps: list, capsys) -> None:
+    attrs = [s.step.attr_name for s in chain_steps[:3]]
+    flake = write_flake(tmp_path / "f", [(a, f"echo {i} > $out") for i, a in enumerate(attrs)])
+    rc, out, err = _run(capsys, "build", "--flake", flake, "--until", attrs[1], "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert [b["step"] for b in data["builds"]] == attrs[:2]
+    assert {b["steps_total"] for b in data["builds"]} == {2}
+
+
+def test_unknown_step_and_conflicting_arguments(capsys, chain_steps: list) -> None:
+    name = chain_steps[2].step.attr_name
+    rc, _, err = _run(capsys, "build", "--until", name + "x")
+    assert rc == 2 and "no such step" in err and name in err
+    rc, _, err = _run(capsys, "build", chain_steps[0].step.attr_name, "--until", name)
+    assert rc == 2 and "either TARGET" in err
+
+
+def test_unknown_target_in_flake(tmp_path: Path, capsys, chain_steps: list) -> None:
+    attrs = [s.step.attr_name for s in chain_steps[:1]]
+    flake = write_flake(tmp_path / "f", [(attrs[0], "echo > $out")])
+    rc, _, err = _run(capsys, "build", "--flake", flake, "stage1")
+    assert rc == 2 and "has no target 'stage1'" in err and "stage0" in err
+
+
+def test_failure_names_step_pass_log_tail_and_reentry(
+    tmp_path: Path, chain_steps: list, capsys
+) -> None:
+    attrs = [s.step.attr_name for s in chain_steps[:3]]
+    failing = chain_steps[2].step
+    flake = write_flake(
+        tmp_path / "f",
+        [
+            (attrs[0], "echo ok > $out"),
+            (attrs[1], "echo ok > $out"),
+            (
+                attrs[2],
+                "for i in $(seq 1 40); do echo log line $i; done; echo state > here; exit 4",
+            ),
+        ],
+    )
+    direct = subprocess.run(
+        ["nix", *NIX_FLAGS, "build", "--no-link", installable(attrs[2], flake)],
+        capture_output=True,
+        text=True,
+    )
+    assert direct.returncode != 0
+    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2], "--keep-failed")
+    assert rc == direct.returncode, "the exit code is the build's"
+    assert f"step {failing.name} pass {failing.pass_no}" in err
+    assert "chain step 3 of 3" in err
+    assert "last 30 log lines (of 40)" in err
+    for i in range(11, 41):
+        assert f"  log line {i}\n" in err
+    assert "  log line 10\n" not in err
+    kept = [line for line in err.splitlines() if "build directory is kept at" in line]
+    assert kept, err
+    kept_dir = Path(kept[0].split("kept at ", 1)[1].split(":", 1)[0])
+    try:
+        assert (kept_dir / "here").read_text().strip() == "state"
+    finally:
+        shutil.rmtree(kept_dir, ignore_errors=True)
+    assert "nix log /nix/store/" in err
+
+    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2])
+    assert f"build {attrs[2]} --keep-failed" in err, "without --keep-failed it says how to keep it"
+
+
+def _fetchers_flake(root: Path, step: str, name: str, data: bytes, url: str) -> str:
+    """A step that needs one distfile through the project's own nix/fetchers.nix."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "nix" / "fetchers.nix", root / "fetchers.nix")
+    sha = hashlib.sha256(data).hexdigest()
+    extra = f"""
+    fetchers = import ./fetchers.nix {{ }};
+    src = fetchers.fetchDistfile {{ name = {nix_string(name)}; sha256 = "{sha}"; urls = [ {nix_string(url)} ]; }};
+"""
+    flake = write_flake(
+        root,
+        [],
+        extra=extra,
+        extra_packages=f"""{nix_string(step)} = derivation {{
+      name = {nix_string(step)}; system = "x86_64-linux"; builder = bb; inherit src;
+      args = [ "sh" "-c" "cat $src > $out" ];
+    }};""",
+    )
+    return flake
+
+
+def test_missing_distfiles_offline_then_seeded(tmp_path: Path, chain_steps: list, capsys) -> None:
+    step = chain_steps[0].step.attr_name
+    name = f"stand-in-{uuid.uuid4().hex[:8]}.tar.gz"
+    data = os.urandom(4096)
+    # a closed port on the loopback: the download fails at once, as offline
+    flake = _fetchers_flake(tmp_path / "f", step, name, data, "http://127.0.0.1:9/" + name)
+    expected = fixed_output_path(name, hashlib.sha256(data).hexdigest())
+
+    rc, _, err = _run(capsys, "build", "--flake", flake, step, "--offline")
+    assert rc == 1
+    assert name in err and "distfiles seed" in err and "nothing was built" in err
+
+    rc, _, err = _run(capsys, "build", "--flake", flake, step, "--option", "download-attempts", "1")
+    assert rc != 0
+    assert "could not be downloaded" in err and name in err and "distfiles seed DIR" in err
+
+    seed_dir = tmp_path / "distfiles"
+    seed_dir.mkdir()
+    (seed_dir / name).write_bytes(data)
+    listing = tmp_path / "list.json"
+    listing.write_text(
+        json.dumps([{"filename": name, "sha256": hashlib.sha256(data).hexdigest(), "urls": []}])
+    )
+    rc, out, err = _run(
+        capsys, "distfiles", "seed", str(seed_dir), "--list", str(listing), "--json"
+    )
+    assert rc == 0, err
+    assert json.loads(out)["results"][0]["store_path"] == expected
+
+    rc, out, err = _run(capsys, "build", "--flake", flake, step, "--offline", "--json")
+    assert rc == 0, err
+    built = json.loads(out)
+    assert Path(built["outputs"][0]).read_bytes() == data
+    assert built["missing_distfiles"] == []
