@@ -1,0 +1,1613 @@
+/* ns-run: the step runner of the live-bootstrap chain.
+ *
+ * Builds one step of the chain inside the Nix sandbox the way live-bootstrap's bwrap mode runs
+ * it: the outputs of all earlier steps are stacked with overlayfs (not copied) in a nested user +
+ * mount namespace, /dev, /proc and /tmp are provided as bwrap provides them, the step's distfiles
+ * appear in /external/distfiles, and the command runs chrooted with the environment the previous
+ * step left. Afterwards the overlay's upper directory *is* the step's output: whiteouts are turned
+ * into an explicit deletion record (the Nix store cannot hold device files), and the pins
+ * (installed-file checksums, package tarball hashes) are checked.
+ *
+ * Written in the C subset that M2-Planet compiles, so that the chain builds it with
+ * M2-Mesoplanet right after stage0 (no host binary enters any step); the tests build the same
+ * source with the host compiler. M2-Planet notes: && and || do not short-circuit (they are
+ * bitwise on 0/1 values), there is no ternary operator, locals are declared at the top.
+ *
+ * Modes:
+ *   ns-run step            builder of a step derivation; reads the spec named by $specPath
+ *   ns-run dump-env FILE   write the environment it was started with to FILE (NUL-separated)
+ *   ns-run probe DIR       check user namespaces + overlayfs in DIR and explain what is missing
+ *   ns-run sha256 FILE...  print sha256 of files (for tests)
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+/* The host compiler also needs errno.h, sched.h, sys/mount.h, sys/syscall.h, sys/wait.h:
+ * build with `gcc -include host.h` (M2-Mesoplanet would try to read them even under #ifndef). */
+
+#define NS_CLONE_NEWNS 0x00020000
+#define NS_CLONE_NEWUSER 0x10000000
+#define NS_MS_RDONLY 1
+#define NS_MS_NOSUID 2
+#define NS_MS_NODEV 4
+#define NS_MS_REMOUNT 32
+#define NS_MS_BIND 4096
+#define NS_MS_REC 16384
+#define NS_MS_PRIVATE 262144
+#define NS_MNT_DETACH 2
+#define NS_O_RDONLY 0
+#define NS_O_WRONLY 1
+#define NS_O_CREAT 64
+#define NS_O_TRUNC 512
+#define NS_O_DIRECTORY 65536
+#define NS_S_IFMT 61440
+#define NS_S_IFDIR 16384
+#define NS_S_IFREG 32768
+#define NS_S_IFLNK 40960
+#define NS_S_IFCHR 8192
+#define NS_DT_DIR 4
+#define NS_DT_UNKNOWN 0
+#define BUFSZ 65536
+#define MAXLAYERS 1000
+
+/* ------------------------------------------------------------------------------------------
+ * System calls: every wrapper returns the kernel's -errno on failure, on both compilers.
+ * ------------------------------------------------------------------------------------------ */
+
+#ifdef __M2__
+int ns_lstat64(char* path, char* buf)
+{
+	asm("lea_ebx,[esp+DWORD] %8"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %4"
+	    "mov_ecx,[ecx]"
+	    "mov_eax, %196"
+	    "int !0x80");
+}
+
+int ns_getdents64(int fd, char* buf, int size)
+{
+	asm("lea_ebx,[esp+DWORD] %12"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %8"
+	    "mov_ecx,[ecx]"
+	    "lea_edx,[esp+DWORD] %4"
+	    "mov_edx,[edx]"
+	    "mov_eax, %220"
+	    "int !0x80");
+}
+
+int ns_umount2(char* path, int flags)
+{
+	asm("lea_ebx,[esp+DWORD] %8"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %4"
+	    "mov_ecx,[ecx]"
+	    "mov_eax, %52"
+	    "int !0x80");
+}
+
+int ns_rmdir(char* path)
+{
+	asm("lea_ebx,[esp+DWORD] %4"
+	    "mov_ebx,[ebx]"
+	    "mov_eax, %40"
+	    "int !0x80");
+}
+
+int ns_readlink(char* path, char* buf, int size)
+{
+	asm("lea_ebx,[esp+DWORD] %12"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %8"
+	    "mov_ecx,[ecx]"
+	    "lea_edx,[esp+DWORD] %4"
+	    "mov_edx,[edx]"
+	    "mov_eax, %85"
+	    "int !0x80");
+}
+
+int ns_lsetxattr(char* path, char* name, char* value, int size, int flags)
+{
+	asm("push_esi"
+	    "lea_ebx,[esp+DWORD] %24"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %20"
+	    "mov_ecx,[ecx]"
+	    "lea_edx,[esp+DWORD] %16"
+	    "mov_edx,[edx]"
+	    "lea_esi,[esp+DWORD] %12"
+	    "mov_esi,[esi]"
+	    "lea_edi,[esp+DWORD] %8"
+	    "mov_edi,[edi]"
+	    "mov_eax, %227"
+	    "int !0x80"
+	    "pop_esi");
+}
+
+int ns_lgetxattr(char* path, char* name, char* value, int size)
+{
+	asm("push_esi"
+	    "lea_ebx,[esp+DWORD] %20"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %16"
+	    "mov_ecx,[ecx]"
+	    "lea_edx,[esp+DWORD] %12"
+	    "mov_edx,[edx]"
+	    "lea_esi,[esp+DWORD] %8"
+	    "mov_esi,[esi]"
+	    "mov_eax, %229"
+	    "int !0x80"
+	    "pop_esi");
+}
+
+int ns_getuid()
+{
+	asm("mov_eax, %199"
+	    "int !0x80");
+}
+
+int ns_getgid()
+{
+	asm("mov_eax, %200"
+	    "int !0x80");
+}
+
+int ns_open(char* path, int flags, int mode) { return _open(path, flags, mode); }
+int ns_mkdir(char* path, int mode) { return mkdir(path, mode); }
+int ns_mknod(char* path, int mode, int dev) { return mknod(path, mode, dev); }
+int ns_chmod(char* path, int mode) { return chmod(path, mode); }
+int ns_unlink(char* path) { return unlink(path); }
+int ns_symlink(char* target, char* path) { return symlink(target, path); }
+int ns_chdir(char* path) { return chdir(path); }
+int ns_chroot(char* path) { return chroot(path); }
+int ns_unshare(int flags) { return unshare(flags); }
+int ns_mount(char* src, char* dst, char* type, int flags, char* data) { return mount(src, dst, type, flags, data); }
+int ns_fork() { return fork(); }
+int ns_waitpid(int pid, int* status) { return waitpid(pid, status, 0); }
+int ns_execve(char* path, char** argv, char** envp) { return execve(path, argv, envp); }
+#else
+int ns_ret(long r)
+{
+	if (r < 0) return -errno;
+	return r;
+}
+int ns_lstat64(char* path, char* buf) { return ns_ret(lstat(path, (struct stat*) buf)); }
+int ns_getdents64(int fd, char* buf, int size) { return ns_ret(syscall(SYS_getdents64, fd, buf, size)); }
+int ns_umount2(char* path, int flags) { return ns_ret(umount2(path, flags)); }
+int ns_rmdir(char* path) { return ns_ret(rmdir(path)); }
+int ns_readlink(char* path, char* buf, int size) { return ns_ret(readlink(path, buf, size)); }
+int ns_lsetxattr(char* path, char* name, char* value, int size, int flags) { return ns_ret(syscall(SYS_lsetxattr, path, name, value, size, flags)); }
+int ns_lgetxattr(char* path, char* name, char* value, int size) { return ns_ret(syscall(SYS_lgetxattr, path, name, value, size)); }
+int ns_getuid() { return getuid(); }
+int ns_getgid() { return getgid(); }
+int ns_open(char* path, int flags, int mode) { return ns_ret(open(path, flags, mode)); }
+int ns_mkdir(char* path, int mode) { return ns_ret(mkdir(path, mode)); }
+int ns_mknod(char* path, int mode, int dev) { return ns_ret(mknod(path, mode, dev)); }
+int ns_chmod(char* path, int mode) { return ns_ret(chmod(path, mode)); }
+int ns_unlink(char* path) { return ns_ret(unlink(path)); }
+int ns_symlink(char* target, char* path) { return ns_ret(symlink(target, path)); }
+int ns_chdir(char* path) { return ns_ret(chdir(path)); }
+int ns_chroot(char* path) { return ns_ret(chroot(path)); }
+int ns_unshare(int flags) { return ns_ret(unshare(flags)); }
+int ns_mount(char* src, char* dst, char* type, int flags, char* data) { return ns_ret(mount(src, dst, type, flags, data)); }
+int ns_fork() { return ns_ret(fork()); }
+int ns_waitpid(int pid, int* status) { return ns_ret(waitpid(pid, status, 0)); }
+int ns_execve(char* path, char** argv, char** envp) { return ns_ret(execve(path, argv, envp)); }
+#endif
+
+/* The file-type and mode bits of a path (not following symlinks), or -errno. Uses the layout of
+ * the kernel's struct stat64 on i386 for M2 (st_mode at 16, st_rdev at 32) and libc's otherwise. */
+char* stat_buf;
+
+int path_mode(char* path)
+{
+	int r = ns_lstat64(path, stat_buf);
+#ifdef __M2__
+	int* p;
+	if (r < 0) return r;
+	p = stat_buf + 16;
+	return p[0];
+#else
+	struct stat* st;
+	if (r < 0) return r;
+	st = (struct stat*) stat_buf;
+	return st->st_mode;
+#endif
+}
+
+/* st_rdev of the last path_mode() call. */
+int last_rdev()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 32;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_rdev;
+#endif
+}
+
+char* itoa10(int x)
+{
+	char* r = calloc(16, 1);
+	char* t = calloc(16, 1);
+	int i = 0;
+	int j = 0;
+	int neg = 0;
+	if (x < 0) {
+		neg = 1;
+		x = 0 - x;
+	}
+	if (x == 0) {
+		t[0] = '0';
+		i = 1;
+	}
+	while (x > 0) {
+		t[i] = '0' + (x % 10);
+		x = x / 10;
+		i = i + 1;
+	}
+	if (neg) {
+		r[0] = '-';
+		j = 1;
+	}
+	while (i > 0) {
+		i = i - 1;
+		r[j] = t[i];
+		j = j + 1;
+	}
+	free(t);
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------------------------ */
+
+char* step_label;
+
+void out2(char* s)
+{
+	write(2, s, strlen(s));
+}
+
+char* errname(int e)
+{
+	if (e < 0) e = -e;
+	if (e == 1) return "EPERM (operation not permitted)";
+	if (e == 2) return "ENOENT (no such file or directory)";
+	if (e == 7) return "E2BIG (argument list too long)";
+	if (e == 13) return "EACCES (permission denied)";
+	if (e == 16) return "EBUSY (device or resource busy)";
+	if (e == 17) return "EEXIST (file exists)";
+	if (e == 18) return "EXDEV (cross-device link)";
+	if (e == 20) return "ENOTDIR (not a directory)";
+	if (e == 21) return "EISDIR (is a directory)";
+	if (e == 22) return "EINVAL (invalid argument)";
+	if (e == 28) return "ENOSPC (no space left on device)";
+	if (e == 30) return "EROFS (read-only file system)";
+	if (e == 36) return "ENAMETOOLONG (file name too long)";
+	if (e == 38) return "ENOSYS (function not implemented)";
+	if (e == 39) return "ENOTEMPTY (directory not empty)";
+	if (e == 40) return "ELOOP (too many levels of symbolic links)";
+	if (e == 61) return "ENODATA (no data available)";
+	if (e == 95) return "EOPNOTSUPP (operation not supported)";
+	return itoa10(e);
+}
+
+void fail(char* what, char* path, int err)
+{
+	out2("ns-run: ");
+	if (step_label != NULL) {
+		out2(step_label);
+		out2(": ");
+	}
+	out2(what);
+	if (path != NULL) {
+		out2(" ");
+		out2(path);
+	}
+	if (err != 0) {
+		out2(": ");
+		out2(errname(err));
+	}
+	out2("\n");
+	exit(1);
+}
+
+void check(int r, char* what, char* path)
+{
+	if (r < 0) fail(what, path, r);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Strings and files
+ * ------------------------------------------------------------------------------------------ */
+
+char* cat2(char* a, char* b)
+{
+	char* r = calloc(strlen(a) + strlen(b) + 1, 1);
+	strcpy(r, a);
+	strcat(r, b);
+	return r;
+}
+
+char* cat3(char* a, char* b, char* c)
+{
+	char* r = calloc(strlen(a) + strlen(b) + strlen(c) + 1, 1);
+	strcpy(r, a);
+	strcat(r, b);
+	strcat(r, c);
+	return r;
+}
+
+char* path_join(char* dir, char* name)
+{
+	return cat3(dir, "/", name);
+}
+
+/* Read a whole file; *len receives its size. Returns NULL if it cannot be opened. */
+char* read_file(char* path, int* len)
+{
+	int fd = ns_open(path, NS_O_RDONLY, 0);
+	int cap = 4096;
+	int n = 0;
+	int r;
+	char* buf;
+	char* bigger;
+	if (fd < 0) return NULL;
+	buf = calloc(cap + 1, 1);
+	while (1) {
+		if (n == cap) {
+			bigger = calloc(cap * 2 + 1, 1);
+			memcpy(bigger, buf, n);
+			free(buf);
+			buf = bigger;
+			cap = cap * 2;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0) fail("cannot read", path, r);
+		if (r == 0) break;
+		n = n + r;
+	}
+	close(fd);
+	len[0] = n;
+	buf[n] = 0;
+	return buf;
+}
+
+void write_all(int fd, char* buf, int len, char* path)
+{
+	int r;
+	while (len > 0) {
+		r = write(fd, buf, len);
+		if (r <= 0) fail("cannot write", path, r);
+		buf = buf + r;
+		len = len - r;
+	}
+}
+
+void write_file(char* path, char* buf, int len, int mode)
+{
+	int fd = ns_open(path, NS_O_WRONLY | NS_O_CREAT | NS_O_TRUNC, mode);
+	if (fd < 0) fail("cannot create", path, fd);
+	write_all(fd, buf, len, path);
+	close(fd);
+}
+
+/* mkdir -p */
+void mkdirs(char* path, int mode)
+{
+	char* p = calloc(strlen(path) + 1, 1);
+	int i = 1;
+	int r;
+	strcpy(p, path);
+	while (p[i] != 0) {
+		if (p[i] == '/') {
+			p[i] = 0;
+			r = ns_mkdir(p, mode);
+			if (r < 0) {
+				if (r != -17) fail("cannot create directory", p, r);
+			}
+			p[i] = '/';
+		}
+		i = i + 1;
+	}
+	r = ns_mkdir(p, mode);
+	if (r < 0) {
+		if (r != -17) fail("cannot create directory", p, r);
+	}
+	free(p);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Directory listing: sorted names (deterministic output whatever the file system's order)
+ * ------------------------------------------------------------------------------------------ */
+
+struct entry {
+	char* name;
+	int type; /* d_type */
+	struct entry* next;
+};
+
+struct entry* insert_sorted(struct entry* head, struct entry* e)
+{
+	struct entry* cur;
+	if (head == NULL) {
+		e->next = NULL;
+		return e;
+	}
+	if (strcmp(e->name, head->name) < 0) {
+		e->next = head;
+		return e;
+	}
+	cur = head;
+	while (cur->next != NULL) {
+		if (strcmp(e->name, cur->next->name) < 0) break;
+		cur = cur->next;
+	}
+	e->next = cur->next;
+	cur->next = e;
+	return head;
+}
+
+struct entry* list_dir(char* path)
+{
+	int fd = ns_open(path, NS_O_RDONLY | NS_O_DIRECTORY, 0);
+	char* buf;
+	int n;
+	int pos;
+	int reclen;
+	char* name;
+	struct entry* head = NULL;
+	struct entry* e;
+	if (fd < 0) fail("cannot open directory", path, fd);
+	buf = calloc(BUFSZ, 1);
+	while (1) {
+		n = ns_getdents64(fd, buf, BUFSZ);
+		if (n < 0) fail("cannot read directory", path, n);
+		if (n == 0) break;
+		pos = 0;
+		while (pos < n) {
+			reclen = (buf[pos + 16] & 255) | ((buf[pos + 17] & 255) << 8);
+			name = buf + pos + 19;
+			if (strcmp(name, ".") != 0) {
+				if (strcmp(name, "..") != 0) {
+					e = calloc(1, sizeof(struct entry));
+					e->name = calloc(strlen(name) + 1, 1);
+					strcpy(e->name, name);
+					e->type = buf[pos + 18] & 255;
+					head = insert_sorted(head, e);
+				}
+			}
+			pos = pos + reclen;
+		}
+	}
+	close(fd);
+	free(buf);
+	return head;
+}
+
+int is_dir_entry(char* path, struct entry* e)
+{
+	int m;
+	if (e->type == NS_DT_DIR) return 1;
+	if (e->type != NS_DT_UNKNOWN) return 0;
+	m = path_mode(path);
+	if (m < 0) return 0;
+	return (m & NS_S_IFMT) == NS_S_IFDIR;
+}
+
+/* rm -rf (the overlay work directory) */
+void remove_tree(char* path)
+{
+	int m = path_mode(path);
+	struct entry* e;
+	char* child;
+	if (m < 0) return;
+	if ((m & NS_S_IFMT) == NS_S_IFDIR) {
+		ns_chmod(path, 448);
+		e = list_dir(path);
+		while (e != NULL) {
+			child = path_join(path, e->name);
+			remove_tree(child);
+			free(child);
+			e = e->next;
+		}
+		check(ns_rmdir(path), "cannot remove", path);
+	} else {
+		check(ns_unlink(path), "cannot remove", path);
+	}
+}
+
+/* cp -r for regular files, symlinks and directories (modes: executable bit only, like the
+ * Nix store). */
+void copy_tree(char* src, char* dst)
+{
+	int m = path_mode(src);
+	int t;
+	int len;
+	char* buf;
+	char* link;
+	int r;
+	struct entry* e;
+	char* s;
+	char* d;
+	if (m < 0) fail("cannot stat", src, m);
+	t = m & NS_S_IFMT;
+	if (t == NS_S_IFDIR) {
+		r = ns_mkdir(dst, 493);
+		if (r < 0) {
+			if (r != -17) fail("cannot create directory", dst, r);
+		}
+		e = list_dir(src);
+		while (e != NULL) {
+			s = path_join(src, e->name);
+			d = path_join(dst, e->name);
+			copy_tree(s, d);
+			free(s);
+			free(d);
+			e = e->next;
+		}
+	} else if (t == NS_S_IFLNK) {
+		link = calloc(4097, 1);
+		r = ns_readlink(src, link, 4096);
+		if (r < 0) fail("cannot read link", src, r);
+		ns_unlink(dst);
+		check(ns_symlink(link, dst), "cannot create symlink", dst);
+		free(link);
+	} else if (t == NS_S_IFREG) {
+		len = 0;
+		buf = read_file(src, &len);
+		if (buf == NULL) fail("cannot open", src, 0);
+		ns_unlink(dst);
+		if ((m & 73) != 0) write_file(dst, buf, len, 493);
+		else write_file(dst, buf, len, 420);
+		free(buf);
+	}
+	/* special files (whiteouts, devices) are never copied */
+}
+
+/* ------------------------------------------------------------------------------------------
+ * SHA-256
+ * ------------------------------------------------------------------------------------------ */
+
+unsigned* sha_k;
+
+unsigned shr(unsigned x, int n)
+{
+	unsigned one = 1;
+	if (n == 0) return x;
+	return (x >> n) & ((one << (32 - n)) - one);
+}
+
+unsigned rotr(unsigned x, int n)
+{
+	return shr(x, n) | ((x << (32 - n)) & 0xFFFFFFFF);
+}
+
+void sha_init_k()
+{
+	char* hex = "428a2f98 71374491 b5c0fbcf e9b5dba5 3956c25b 59f111f1 923f82a4 ab1c5ed5 d807aa98 12835b01 243185be 550c7dc3 72be5d74 80deb1fe 9bdc06a7 c19bf174 e49b69c1 efbe4786 0fc19dc6 240ca1cc 2de92c6f 4a7484aa 5cb0a9dc 76f988da 983e5152 a831c66d b00327c8 bf597fc7 c6e00bf3 d5a79147 06ca6351 14292967 27b70a85 2e1b2138 4d2c6dfc 53380d13 650a7354 766a0abb 81c2c92e 92722c85 a2bfe8a1 a81a664b c24b8b70 c76c51a3 d192e819 d6990624 f40e3585 106aa070 19a4c116 1e376c08 2748774c 34b0bcb5 391c0cb3 4ed8aa4a 5b9cca4f 682e6ff3 748f82ee 78a5636f 84c87814 8cc70208 90befffa a4506ceb bef9a3f7 c67178f2";
+	int i = 0;
+	int j;
+	int c;
+	unsigned v;
+	sha_k = calloc(64, sizeof(unsigned));
+	while (i < 64) {
+		v = 0;
+		j = 0;
+		while (j < 8) {
+			c = hex[i * 9 + j];
+			if (c >= 'a') c = c - 'a' + 10;
+			else c = c - '0';
+			v = (v << 4) | c;
+			j = j + 1;
+		}
+		sha_k[i] = v;
+		i = i + 1;
+	}
+}
+
+void sha_block(unsigned* h, char* p)
+{
+	unsigned* w = calloc(64, sizeof(unsigned));
+	unsigned a;
+	unsigned b;
+	unsigned c;
+	unsigned d;
+	unsigned e;
+	unsigned f;
+	unsigned g;
+	unsigned hh;
+	unsigned t1;
+	unsigned t2;
+	unsigned s0;
+	unsigned s1;
+	int i = 0;
+	while (i < 16) {
+		b = p[i * 4] & 255;
+		c = p[i * 4 + 1] & 255;
+		d = p[i * 4 + 2] & 255;
+		e = p[i * 4 + 3] & 255;
+		w[i] = (b << 24) | (c << 16) | (d << 8) | e;
+		i = i + 1;
+	}
+	while (i < 64) {
+		s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ shr(w[i - 15], 3);
+		s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ shr(w[i - 2], 10);
+		w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & 0xFFFFFFFF;
+		i = i + 1;
+	}
+	a = h[0]; b = h[1]; c = h[2]; d = h[3]; e = h[4]; f = h[5]; g = h[6]; hh = h[7];
+	i = 0;
+	while (i < 64) {
+		s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+		t1 = (hh + s1 + ((e & f) ^ ((e ^ 0xFFFFFFFF) & g)) + sha_k[i] + w[i]) & 0xFFFFFFFF;
+		s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+		t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) & 0xFFFFFFFF;
+		hh = g; g = f; f = e;
+		e = (d + t1) & 0xFFFFFFFF;
+		d = c; c = b; b = a;
+		a = (t1 + t2) & 0xFFFFFFFF;
+		i = i + 1;
+	}
+	h[0] = (h[0] + a) & 0xFFFFFFFF;
+	h[1] = (h[1] + b) & 0xFFFFFFFF;
+	h[2] = (h[2] + c) & 0xFFFFFFFF;
+	h[3] = (h[3] + d) & 0xFFFFFFFF;
+	h[4] = (h[4] + e) & 0xFFFFFFFF;
+	h[5] = (h[5] + f) & 0xFFFFFFFF;
+	h[6] = (h[6] + g) & 0xFFFFFFFF;
+	h[7] = (h[7] + hh) & 0xFFFFFFFF;
+	free(w);
+}
+
+/* Hex sha256 of a file, or NULL if it cannot be opened. */
+char* sha256_file(char* path)
+{
+	int fd = ns_open(path, NS_O_RDONLY, 0);
+	unsigned* h;
+	char* buf;
+	char* out;
+	char* digits = "0123456789abcdef";
+	int fill = 0;
+	int total = 0; /* bytes, mod 2^29 is enough for the length low word below */
+	int total_hi = 0;
+	int i;
+	int r;
+	unsigned v;
+	if (fd < 0) return NULL;
+	if (sha_k == NULL) sha_init_k();
+	h = calloc(8, sizeof(unsigned));
+	h[0] = 0x6a09e667; h[1] = 0xbb67ae85; h[2] = 0x3c6ef372; h[3] = 0xa54ff53a;
+	h[4] = 0x510e527f; h[5] = 0x9b05688c; h[6] = 0x1f83d9ab; h[7] = 0x5be0cd19;
+	buf = calloc(128, 1);
+	while (1) {
+		r = read(fd, buf + fill, 64 - fill);
+		if (r < 0) fail("cannot read", path, r);
+		if (r == 0) break;
+		fill = fill + r;
+		total = total + r;
+		if (total >= 268435456) {
+			total = total - 268435456;
+			total_hi = total_hi + 1;
+		}
+		if (fill == 64) {
+			sha_block(h, buf);
+			fill = 0;
+		}
+	}
+	close(fd);
+	/* padding: 0x80, zeros, 64-bit big-endian bit length (total_hi counts 2^28-byte units) */
+	buf[fill] = 128;
+	fill = fill + 1;
+	if (fill > 56) {
+		while (fill < 64) {
+			buf[fill] = 0;
+			fill = fill + 1;
+		}
+		sha_block(h, buf);
+		fill = 0;
+	}
+	while (fill < 56) {
+		buf[fill] = 0;
+		fill = fill + 1;
+	}
+	/* bit length = (total_hi * 2^28 + total) * 8 = total_hi * 2^31 + total * 8 */
+	v = shr(total_hi, 1);
+	buf[56] = shr(v, 24) & 255;
+	buf[57] = shr(v, 16) & 255;
+	buf[58] = shr(v, 8) & 255;
+	buf[59] = v & 255;
+	v = ((total_hi & 1) << 31) | ((total << 3) & 0xFFFFFFFF);
+	buf[60] = shr(v, 24) & 255;
+	buf[61] = shr(v, 16) & 255;
+	buf[62] = shr(v, 8) & 255;
+	buf[63] = v & 255;
+	sha_block(h, buf);
+	out = calloc(65, 1);
+	i = 0;
+	while (i < 32) {
+		v = shr(h[i / 4], 24 - 8 * (i % 4)) & 255;
+		out[i * 2] = digits[shr(v, 4)];
+		out[i * 2 + 1] = digits[v & 15];
+		i = i + 1;
+	}
+	free(buf);
+	free(h);
+	return out;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The spec: one directive per line, "key value" (value = rest of the line)
+ * ------------------------------------------------------------------------------------------ */
+
+struct item {
+	char* key;
+	char* a; /* first word of the value */
+	char* b; /* rest after the first word (or NULL) */
+	char* value; /* the whole value */
+	struct item* next;
+};
+
+struct item* spec;
+
+struct item* parse_spec(char* text)
+{
+	struct item* head = NULL;
+	struct item* tail = NULL;
+	struct item* it;
+	char* line = text;
+	char* nl;
+	char* sp;
+	while (line[0] != 0) {
+		nl = strchr(line, '\n');
+		if (nl != NULL) nl[0] = 0;
+		if (line[0] != 0) {
+			if (line[0] != '#') {
+				it = calloc(1, sizeof(struct item));
+				sp = strchr(line, ' ');
+				if (sp == NULL) {
+					it->key = line;
+					it->value = "";
+				} else {
+					sp[0] = 0;
+					it->key = line;
+					it->value = sp + 1;
+				}
+				it->a = calloc(strlen(it->value) + 1, 1);
+				strcpy(it->a, it->value);
+				sp = strchr(it->a, ' ');
+				if (sp != NULL) {
+					sp[0] = 0;
+					it->b = sp + 1;
+				}
+				if (tail == NULL) head = it;
+				else tail->next = it;
+				tail = it;
+			}
+		}
+		if (nl == NULL) break;
+		line = nl + 1;
+	}
+	return head;
+}
+
+char* spec_get(char* key)
+{
+	struct item* it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, key) == 0) return it->value;
+		it = it->next;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Layers: deletion records -> whiteout layers; skeleton of writable directories
+ * ------------------------------------------------------------------------------------------ */
+
+/* Undo the escaping of a deletion record path: \n and \\ */
+char* unescape(char* s)
+{
+	char* r = calloc(strlen(s) + 1, 1);
+	int i = 0;
+	int j = 0;
+	while (s[i] != 0) {
+		if (s[i] == '\\') {
+			if (s[i + 1] == 'n') {
+				r[j] = '\n';
+				i = i + 2;
+				j = j + 1;
+				continue;
+			}
+			if (s[i + 1] == '\\') {
+				r[j] = '\\';
+				i = i + 2;
+				j = j + 1;
+				continue;
+			}
+		}
+		r[j] = s[i];
+		i = i + 1;
+		j = j + 1;
+	}
+	return r;
+}
+
+char* escape(char* s)
+{
+	char* r = calloc(strlen(s) * 2 + 1, 1);
+	int i = 0;
+	int j = 0;
+	while (s[i] != 0) {
+		if (s[i] == '\n') {
+			r[j] = '\\';
+			r[j + 1] = 'n';
+			j = j + 2;
+		} else if (s[i] == '\\') {
+			r[j] = '\\';
+			r[j + 1] = '\\';
+			j = j + 2;
+		} else {
+			r[j] = s[i];
+			j = j + 1;
+		}
+		i = i + 1;
+	}
+	return r;
+}
+
+char* dirname_of(char* path)
+{
+	char* r = calloc(strlen(path) + 1, 1);
+	char* slash;
+	strcpy(r, path);
+	slash = strrchr(r, '/');
+	if (slash != NULL) slash[0] = 0;
+	return r;
+}
+
+/* Turn one deletion record into a whiteout layer directory. Returns 1 if it has entries. */
+int make_whiteouts(char* record, char* dir)
+{
+	int len = 0;
+	char* text = read_file(record, &len);
+	char* line;
+	char* nl;
+	char* path;
+	char* target;
+	int any = 0;
+	int r;
+	if (text == NULL) fail("cannot read deletion record", record, 0);
+	line = text;
+	mkdirs(dir, 493);
+	while (line[0] != 0) {
+		nl = strchr(line, '\n');
+		if (nl != NULL) nl[0] = 0;
+		if (line[0] != 0) {
+			if (line[1] != ' ') fail("malformed deletion record line in", record, 0);
+			path = unescape(line + 2);
+			if (path[0] != '/') fail("deletion record path is not absolute in", record, 0);
+			target = cat2(dir, path);
+			mkdirs(dirname_of(target), 493);
+			if (line[0] == 'D') {
+				r = ns_mknod(target, NS_S_IFCHR, 0);
+				if (r < 0) fail("cannot create a whiteout (overlayfs deletion marker; needs Linux >= 5.8 in a user namespace)", target, r);
+				any = 1;
+			} else if (line[0] == 'O') {
+				mkdirs(target, 493);
+				r = ns_lsetxattr(target, "user.overlay.opaque", "y", 1, 0);
+				if (r < 0) fail("cannot mark an opaque directory (user.overlay.opaque xattr; the build directory's file system must support user xattrs)", target, r);
+				any = 1;
+			}
+			/* 'X' (a special file that was dropped) needs nothing */
+		}
+		if (nl == NULL) break;
+		line = nl + 1;
+	}
+	return any;
+}
+
+/* Recreate every directory of the merged tree `src` in `dst`, owned by us: the merged directory
+ * takes its owner and mode from the topmost layer holding it, so the step can create, rename and
+ * delete entries anywhere, as root could in live-bootstrap. (Store files are owned by a user
+ * that is not mapped into the sandbox, which would otherwise make every directory read-only.) */
+int skeleton_dirs;
+
+void skeleton(char* src, char* dst, int top)
+{
+	struct entry* e = list_dir(src);
+	char* s;
+	char* d;
+	int skip;
+	while (e != NULL) {
+		s = path_join(src, e->name);
+		if (is_dir_entry(s, e)) {
+			skip = 0;
+			if (top) {
+				if (strcmp(e->name, "proc") == 0) skip = 1;
+				if (strcmp(e->name, "dev") == 0) skip = 1;
+				if (strcmp(e->name, "tmp") == 0) skip = 1;
+				if (strcmp(e->name, "sys") == 0) skip = 1;
+			}
+			d = path_join(dst, e->name);
+			check(ns_mkdir(d, 493), "cannot create skeleton directory", d);
+			skeleton_dirs = skeleton_dirs + 1;
+			if (skip == 0) skeleton(s, d, 0);
+			free(d);
+		}
+		free(s);
+		e = e->next;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Capture: the upper directory becomes the output tree
+ * ------------------------------------------------------------------------------------------ */
+
+char* record_buf;
+int record_len;
+int record_cap;
+
+void record(char kind, char* path)
+{
+	char* esc = escape(path);
+	int need = strlen(esc) + 3;
+	char* bigger;
+	if (record_len + need >= record_cap) {
+		bigger = calloc(record_cap * 2 + need + 1, 1);
+		memcpy(bigger, record_buf, record_len);
+		record_buf = bigger;
+		record_cap = record_cap * 2 + need;
+	}
+	record_buf[record_len] = kind;
+	record_buf[record_len + 1] = ' ';
+	strcpy(record_buf + record_len + 2, esc);
+	record_len = record_len + need;
+	record_buf[record_len - 1] = '\n';
+	free(esc);
+}
+
+char* skel_root;
+
+/* Walk upper dir `dir` (root-relative path `rel`): whiteouts become 'D' records, opaque
+ * directories 'O' records; directories that were only copied up (they exist below, the step
+ * changed nothing in them) are pruned. Returns 1 if `dir` keeps something. */
+int capture(char* dir, char* rel)
+{
+	struct entry* e = list_dir(dir);
+	char* p;
+	char* r;
+	char* val;
+	int m;
+	int t;
+	int keep = 0;
+	int sub;
+	int n;
+	char* sk;
+	while (e != NULL) {
+		p = path_join(dir, e->name);
+		r = path_join(rel, e->name);
+		m = path_mode(p);
+		if (m < 0) fail("cannot stat", p, m);
+		t = m & NS_S_IFMT;
+		if (t == NS_S_IFCHR) {
+			if (last_rdev() == 0) record('D', r);
+			else {
+				record('X', r);
+				out2("ns-run: warning: dropping device file "); out2(r); out2("\n");
+			}
+			check(ns_unlink(p), "cannot remove", p);
+		} else if (t == NS_S_IFDIR) {
+			val = calloc(8, 1);
+			n = ns_lgetxattr(p, "user.overlay.opaque", val, 4);
+			sub = capture(p, r);
+			if (n > 0) {
+				if (val[0] == 'y') {
+					record('O', r);
+					sub = 1;
+				}
+			}
+			if (sub == 0) {
+				sk = cat2(skel_root, r);
+				if (path_mode(sk) >= 0) {
+					check(ns_rmdir(p), "cannot prune", p);
+				} else sub = 1; /* a new empty directory is a change */
+				free(sk);
+			}
+			if (sub) keep = 1;
+			free(val);
+		} else if (t == NS_S_IFREG) {
+			keep = 1;
+		} else if (t == NS_S_IFLNK) {
+			keep = 1;
+		} else {
+			record('X', r);
+			out2("ns-run: warning: dropping special file (fifo/socket) "); out2(r); out2("\n");
+			check(ns_unlink(p), "cannot remove", p);
+		}
+		free(p);
+		free(r);
+		e = e->next;
+	}
+	return keep;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Pins
+ * ------------------------------------------------------------------------------------------ */
+
+int pin_failures;
+
+void pin_check(char* root, char* file, char* expected)
+{
+	char* host = cat2(root, file);
+	char* actual = sha256_file(host);
+	if (actual == NULL) {
+		out2("ns-run: "); out2(step_label); out2(": pinned file "); out2(file);
+		out2(" is missing (expected sha256 "); out2(expected); out2(")\n");
+		pin_failures = pin_failures + 1;
+		return;
+	}
+	if (strcmp(actual, expected) != 0) {
+		out2("ns-run: "); out2(step_label); out2(": checksum mismatch for "); out2(file);
+		out2("\n  expected: "); out2(expected); out2("\n  actual:   "); out2(actual); out2("\n");
+		pin_failures = pin_failures + 1;
+		return;
+	}
+	out2("ns-run: pin ok: "); out2(file); out2(" "); out2(actual); out2("\n");
+}
+
+/* An upstream checksums file (sha256sum format: "<hex>  <path>"); relative paths are relative
+ * to `base` (the directory the pass script ran in). */
+void checksums_check(char* root, char* file, char* base)
+{
+	int len = 0;
+	char* text = read_file(cat2(root, file), &len);
+	char* line;
+	char* nl;
+	char* name;
+	if (text == NULL) fail("cannot read checksums file", file, 0);
+	line = text;
+	while (line[0] != 0) {
+		nl = strchr(line, '\n');
+		if (nl != NULL) nl[0] = 0;
+		if (strlen(line) > 66) {
+			line[64] = 0;
+			name = line + 66;
+			if (name[0] != '/') name = path_join(base, name);
+			pin_check(root, name, line);
+		}
+		if (nl == NULL) break;
+		line = nl + 1;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Namespaces
+ * ------------------------------------------------------------------------------------------ */
+
+void explain_userns(int r)
+{
+	out2("ns-run: cannot create a user namespace: ");
+	out2(errname(r));
+	out2("\n  The runner needs unprivileged (nested) user namespaces inside the Nix sandbox.\n"
+	     "  Check: cat /proc/sys/user/max_user_namespaces   (must be > 0)\n"
+	     "         cat /proc/sys/kernel/unprivileged_userns_clone   (Debian/Ubuntu kernels: must be 1)\n"
+	     "         sysctl kernel.apparmor_restrict_unprivileged_userns   (Ubuntu >= 23.10: must be 0)\n"
+	     "  There is no fallback: a step is never built without its namespace.\n");
+}
+
+void explain_overlay(int r, char* opts)
+{
+	out2("ns-run: cannot mount overlayfs in the user namespace: ");
+	out2(errname(r));
+	out2("\n  The runner stacks the earlier steps' outputs with an unprivileged overlayfs mount\n"
+	     "  (Linux >= 5.11, option userxattr). Check: grep overlay /proc/filesystems;\n"
+	     "  uname -r; and that the build directory's file system supports user xattrs.\n"
+	     "  There is no fallback to copying.\n");
+	if (r == -22) {
+		out2("  mount options were ");
+		out2(itoa10(strlen(opts)));
+		out2(" bytes (the kernel takes one page); with many layers use a checkpoint.\n");
+	}
+}
+
+void write_id_maps(int uid, int gid)
+{
+	char* m;
+	int fd;
+	fd = ns_open("/proc/self/setgroups", NS_O_WRONLY, 0);
+	if (fd >= 0) {
+		write(fd, "deny", 4);
+		close(fd);
+	}
+	m = cat3("0 ", itoa10(uid), " 1\n");
+	fd = ns_open("/proc/self/uid_map", NS_O_WRONLY, 0);
+	if (fd < 0) fail("cannot open", "/proc/self/uid_map", fd);
+	if (write(fd, m, strlen(m)) < 0) fail("cannot write", "/proc/self/uid_map", 0);
+	close(fd);
+	m = cat3("0 ", itoa10(gid), " 1\n");
+	fd = ns_open("/proc/self/gid_map", NS_O_WRONLY, 0);
+	if (fd < 0) fail("cannot open", "/proc/self/gid_map", fd);
+	if (write(fd, m, strlen(m)) < 0) fail("cannot write", "/proc/self/gid_map", 0);
+	close(fd);
+}
+
+void enter_namespace()
+{
+	int uid = ns_getuid();
+	int gid = ns_getgid();
+	int r = ns_unshare(NS_CLONE_NEWUSER | NS_CLONE_NEWNS);
+	if (r < 0) {
+		explain_userns(r);
+		exit(1);
+	}
+	write_id_maps(uid, gid);
+	r = ns_mount("none", "/", NULL, NS_MS_REC | NS_MS_PRIVATE, NULL);
+	if (r < 0) fail("cannot make mounts private", "/", r);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Modes
+ * ------------------------------------------------------------------------------------------ */
+
+char** main_envp;
+
+int dump_env(char* file)
+{
+	char** p = main_envp;
+	char* buf = calloc(1, 1);
+	char* next;
+	int len = 0;
+	int n;
+	int drop;
+	while (p[0] != NULL) {
+		drop = 0;
+		/* shell bookkeeping that the shell recomputes and that would drift from step to step */
+		if (strncmp(p[0], "_=", 2) == 0) drop = 1;
+		if (strncmp(p[0], "PWD=", 4) == 0) drop = 1;
+		if (strncmp(p[0], "OLDPWD=", 7) == 0) drop = 1;
+		if (strncmp(p[0], "SHLVL=", 6) == 0) drop = 1;
+		if (drop == 0) {
+			n = strlen(p[0]) + 1;
+			next = calloc(len + n + 1, 1);
+			memcpy(next, buf, len);
+			memcpy(next + len, p[0], n);
+			free(buf);
+			buf = next;
+			len = len + n;
+		}
+		p = p + 1;
+	}
+	write_file(file, buf, len, 420);
+	return 0;
+}
+
+char** read_environ(char* file, char** extra)
+{
+	int len = 0;
+	char* text = NULL;
+	int count = 0;
+	int i = 0;
+	int j = 0;
+	char** env;
+	if (file != NULL) {
+		text = read_file(file, &len);
+		if (text == NULL) fail("cannot read environment", file, 0);
+	}
+	while (i < len) {
+		if (text[i] == 0) count = count + 1;
+		i = i + 1;
+	}
+	i = 0;
+	while (extra[i] != NULL) i = i + 1;
+	env = calloc(count + i + 1, sizeof(char*));
+	i = 0;
+	j = 0;
+	while (i < len) {
+		env[j] = text + i;
+		j = j + 1;
+		i = i + strlen(text + i) + 1;
+	}
+	i = 0;
+	while (extra[i] != NULL) {
+		env[j] = extra[i];
+		j = j + 1;
+		i = i + 1;
+	}
+	return env;
+}
+
+void bind_dev(char* root, char* name)
+{
+	char* host = cat2("/dev/", name);
+	char* target = cat3(root, "/dev/", name);
+	int r;
+	write_file(target, "", 0, 420);
+	r = ns_mount(host, target, NULL, NS_MS_BIND, NULL);
+	if (r < 0) fail("cannot bind-mount", host, r);
+}
+
+int mode_step()
+{
+	char* spec_path = getenv("specPath");
+	char* out = getenv("out");
+	char* top = getenv("NIX_BUILD_TOP");
+	char* text;
+	int len = 0;
+	struct item* it;
+	char* opts;
+	char* lowers;
+	char* merged;
+	char* skel;
+	char* upper;
+	char* work;
+	char* runner_dir;
+	char* state_dir;
+	char* self;
+	char* target;
+	char* data;
+	int nlayers = 0;
+	int r;
+	int pid;
+	int status;
+	char** argv;
+	char** extra;
+	int argc = 0;
+	int nextra = 0;
+	char* cwd;
+	char* environ_file = NULL;
+	char* flatten = NULL;
+	char* wh;
+	char* l;
+
+	if (spec_path == NULL) fail("no $specPath (the derivation must pass its spec with passAsFile)", NULL, 0);
+	if (out == NULL) fail("no $out", NULL, 0);
+	if (top == NULL) top = "/build";
+	text = read_file(spec_path, &len);
+	if (text == NULL) fail("cannot read spec", spec_path, 0);
+	spec = parse_spec(text);
+	step_label = spec_get("label");
+	if (step_label == NULL) step_label = "step";
+	flatten = spec_get("flatten");
+	out2("ns-run: ==== "); out2(step_label); out2(" ====\n");
+
+	check(ns_chdir(top), "cannot enter", top);
+	enter_namespace();
+
+	/* layers, bottom to top; "layer DIR RECORD" (RECORD "-" when nothing was deleted) */
+	mkdirs("l", 493);
+	mkdirs("w", 493);
+	lowers = "";
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "layer") == 0) {
+			l = cat2("l/", itoa10(nlayers));
+			check(ns_symlink(it->a, l), "cannot link layer", it->a);
+			if (it->b != NULL) {
+				if (strcmp(it->b, "-") != 0) {
+					wh = cat2("w/", itoa10(nlayers));
+					if (make_whiteouts(it->b, wh)) {
+						if (nlayers == 0) fail("the bottom layer cannot have deletions", it->b, 0);
+						lowers = cat3(wh, ":", lowers);
+					}
+				}
+			}
+			lowers = cat3(l, ":", lowers);
+			nlayers = nlayers + 1;
+			if (nlayers > MAXLAYERS) fail("too many layers", NULL, 0);
+		}
+		it = it->next;
+	}
+	if (nlayers == 0) fail("no layers in spec", NULL, 0);
+	lowers[strlen(lowers) - 1] = 0;
+
+	merged = path_join(top, "root");
+	skel = "skel";
+	skel_root = path_join(top, "skel");
+	mkdirs(merged, 493);
+	mkdirs(skel, 493);
+
+	/* 1. read-only view of the layers: the skeleton of directories (or the flattened copy) */
+	if (nlayers == 1) opts = cat2("lowerdir=", cat2(lowers, ":l/empty"));
+	else opts = cat2("lowerdir=", lowers);
+	if (nlayers == 1) mkdirs("l/empty", 493);
+	opts = cat2(opts, ",userxattr");
+	r = ns_mount("overlay", merged, "overlay", NS_MS_RDONLY, opts);
+	if (r < 0) {
+		explain_overlay(r, opts);
+		exit(1);
+	}
+	if (flatten != NULL) {
+		mkdirs(out, 493);
+		copy_tree(merged, path_join(out, "tree"));
+		write_file(path_join(out, "deletions"), "", 0, 420);
+		check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
+		out2("ns-run: flattened "); out2(itoa10(nlayers)); out2(" layers\n");
+		return 0;
+	}
+	skeleton(merged, skel, 1);
+	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
+
+	/* 2. the writable root: skeleton on top, upper = $out/tree */
+	mkdirs(out, 493);
+	upper = path_join(out, "tree");
+	work = path_join(out, ".work");
+	mkdirs(upper, 493);
+	mkdirs(work, 493);
+	opts = cat3("lowerdir=skel:", lowers, ",upperdir=");
+	opts = cat3(opts, upper, ",workdir=");
+	opts = cat3(opts, work, ",userxattr");
+	if (strlen(opts) > 4000) {
+		explain_overlay(-22, opts);
+		exit(1);
+	}
+	r = ns_mount("overlay", merged, "overlay", 0, opts);
+	if (r < 0) {
+		explain_overlay(r, opts);
+		exit(1);
+	}
+
+	/* 3. what bwrap provides: /dev nodes, /dev/shm, /proc, tmpfs /tmp */
+	target = path_join(merged, "dev");
+	if (path_mode(target) < 0) mkdirs(target, 493);
+	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID, "mode=0755"), "cannot mount tmpfs on", target);
+	bind_dev(merged, "null");
+	bind_dev(merged, "zero");
+	bind_dev(merged, "random");
+	bind_dev(merged, "urandom");
+	bind_dev(merged, "tty");
+	bind_dev(merged, "ptmx");
+	target = path_join(merged, "dev/shm");
+	mkdirs(target, 493);
+	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
+	target = path_join(merged, "proc");
+	if (path_mode(target) < 0) mkdirs(target, 493);
+	check(ns_mount("/proc", target, NULL, NS_MS_BIND | NS_MS_REC, NULL), "cannot bind-mount /proc on", target);
+	target = path_join(merged, "tmp");
+	if (path_mode(target) < 0) mkdirs(target, 493);
+	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
+
+	/* the runner's own files live in /tmp/.runner (tmpfs: never part of the output) */
+	runner_dir = path_join(merged, "tmp/.runner");
+	mkdirs(runner_dir, 493);
+	self = spec_get("self");
+	if (self != NULL) {
+		data = read_file(self, &len);
+		if (data == NULL) fail("cannot read", self, 0);
+		write_file(path_join(runner_dir, "ns-run"), data, len, 493);
+	}
+
+	/* 4. this step's distfiles: tmpfs /external/distfiles with each file bind-mounted */
+	target = path_join(merged, "external/distfiles");
+	if (path_mode(target) < 0) mkdirs(target, 493);
+	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=0755"), "cannot mount tmpfs on", target);
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "distfile") == 0) {
+			l = path_join(target, it->a);
+			write_file(l, "", 0, 420);
+			r = ns_mount(it->b, l, NULL, NS_MS_BIND, NULL);
+			if (r < 0) fail("cannot bind-mount distfile", it->b, r);
+			r = ns_mount(it->b, l, NULL, NS_MS_BIND | NS_MS_REMOUNT | NS_MS_RDONLY, NULL);
+		}
+		it = it->next;
+	}
+
+	/* 5. files: "file NAME ENVVAR" into /tmp/.runner, "put ROOTPATH ENVVAR" into the root,
+	 * "copyup ROOTPATH" makes a file from a lower layer writable in place */
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "file") == 0) {
+			data = getenv(it->b);
+			if (data == NULL) fail("no such passAsFile variable", it->b, 0);
+			data = read_file(data, &len);
+			write_file(path_join(runner_dir, it->a), data, len, 493);
+		} else if (strcmp(it->key, "put") == 0) {
+			data = getenv(it->b);
+			if (data == NULL) fail("no such passAsFile variable", it->b, 0);
+			data = read_file(data, &len);
+			l = cat2(merged, it->a);
+			mkdirs(dirname_of(l), 493);
+			ns_unlink(l);
+			write_file(l, data, len, 420);
+		} else if (strcmp(it->key, "copyin") == 0) {
+			l = cat2(merged, it->b);
+			mkdirs(dirname_of(l), 493);
+			copy_tree(it->a, l);
+		} else if (strcmp(it->key, "mkdir") == 0) {
+			mkdirs(cat2(merged, it->a), 493);
+		} else if (strcmp(it->key, "copyup") == 0) {
+			l = cat2(merged, it->a);
+			r = path_mode(l);
+			if (r >= 0) {
+				data = read_file(l, &len);
+				if (data == NULL) fail("cannot read", it->a, 0);
+				check(ns_unlink(l), "cannot copy up", it->a);
+				if ((r & 73) != 0) write_file(l, data, len, 493);
+				else write_file(l, data, len, 420);
+			}
+		}
+		it = it->next;
+	}
+
+	/* 6. run */
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "arg") == 0) argc = argc + 1;
+		if (strcmp(it->key, "setenv") == 0) nextra = nextra + 1;
+		if (strcmp(it->key, "environ") == 0) environ_file = it->value;
+		it = it->next;
+	}
+	argv = calloc(argc + 1, sizeof(char*));
+	extra = calloc(nextra + 1, sizeof(char*));
+	argc = 0;
+	nextra = 0;
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "arg") == 0) {
+			argv[argc] = it->value;
+			argc = argc + 1;
+		}
+		if (strcmp(it->key, "setenv") == 0) {
+			extra[nextra] = it->value;
+			nextra = nextra + 1;
+		}
+		it = it->next;
+	}
+	cwd = spec_get("cwd");
+	if (cwd == NULL) cwd = "/";
+	main_envp = read_environ(environ_file, extra);
+
+	pid = 1;
+	if (argc != 0) pid = ns_fork();
+	if (pid < 0) fail("cannot fork", NULL, pid);
+	if (pid == 0) {
+		check(ns_chroot(merged), "cannot chroot to", merged);
+		check(ns_chdir(cwd), "cannot enter", cwd);
+		r = ns_execve(argv[0], argv, main_envp);
+		fail("cannot execute", argv[0], r);
+	}
+	status = 0;
+	if (argc != 0) {
+		r = ns_waitpid(pid, &status);
+		if (r < 0) fail("waitpid", NULL, r);
+	}
+	if (status != 0) {
+		out2("ns-run: FAILED: ");
+		out2(step_label);
+		if ((status & 127) != 0) {
+			out2(" was killed by signal ");
+			out2(itoa10(status & 127));
+		} else {
+			out2(" exited with status ");
+			out2(itoa10((status >> 8) & 255));
+		}
+		out2("\n  (nix build --keep-failed keeps the upper directory: <build dir>/../<out>/tree holds what it wrote)\n");
+		exit(1);
+	}
+
+	/* 7. pins, while the root is still assembled */
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "expect") == 0) pin_check(merged, it->b, it->a);
+		if (strcmp(it->key, "checksums") == 0) checksums_check(merged, it->a, it->b);
+		it = it->next;
+	}
+	if (pin_failures != 0) {
+		out2("ns-run: FAILED: ");
+		out2(step_label);
+		out2(": ");
+		out2(itoa10(pin_failures));
+		out2(" file(s) do not match live-bootstrap's pins\n");
+		exit(1);
+	}
+
+	/* 8. state: files the next step reads (env, bootstrap.cfg, the exported environment) */
+	state_dir = path_join(out, "state");
+	mkdirs(state_dir, 493);
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "state") == 0) {
+			l = cat2(merged, it->b);
+			data = read_file(l, &len);
+			if (data == NULL) fail("the step left no", it->b, 0);
+			write_file(path_join(state_dir, it->a), data, len, 420);
+		}
+		it = it->next;
+	}
+
+	/* 9. take the root apart, turn the upper directory into the output */
+	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
+	remove_tree(work);
+	record_cap = 4096;
+	record_buf = calloc(record_cap, 1);
+	record_len = 0;
+	capture(upper, "");
+	write_file(path_join(out, "deletions"), record_buf, record_len, 420);
+	out2("ns-run: "); out2(step_label); out2(": done (");
+	out2(itoa10(nlayers)); out2(" layers, ");
+	out2(itoa10(skeleton_dirs)); out2(" directories)\n");
+	return 0;
+}
+
+/* Check that this kernel lets us do what a step needs, in directory `dir`. */
+int mode_probe(char* dir)
+{
+	char* l = path_join(dir, "lower");
+	char* u = path_join(dir, "upper");
+	char* w = path_join(dir, "work");
+	char* m = path_join(dir, "merged");
+	char* opts;
+	int r;
+	int uid = ns_getuid();
+	int gid = ns_getgid();
+	mkdirs(l, 493);
+	mkdirs(u, 493);
+	mkdirs(w, 493);
+	mkdirs(m, 493);
+	r = ns_unshare(NS_CLONE_NEWUSER | NS_CLONE_NEWNS);
+	if (r < 0) {
+		explain_userns(r);
+		return 1;
+	}
+	write_id_maps(uid, gid);
+	opts = cat3("lowerdir=", l, ",upperdir=");
+	opts = cat3(opts, u, ",workdir=");
+	opts = cat3(opts, w, ",userxattr");
+	r = ns_mount("overlay", m, "overlay", 0, opts);
+	if (r < 0) {
+		explain_overlay(r, opts);
+		return 1;
+	}
+	out2("ns-run: user namespaces and overlayfs work here\n");
+	return 0;
+}
+
+int main(int argc, char** argv, char** envp)
+{
+	int i;
+	char* h;
+	main_envp = envp;
+	stat_buf = calloc(256, 1);
+	if (argc < 2) {
+		out2("usage: ns-run step | dump-env FILE | probe DIR | sha256 FILE...\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "step") == 0) return mode_step();
+	if (strcmp(argv[1], "dump-env") == 0) {
+		if (argc != 3) fail("usage: ns-run dump-env FILE", NULL, 0);
+		return dump_env(argv[2]);
+	}
+	if (strcmp(argv[1], "probe") == 0) {
+		if (argc != 3) fail("usage: ns-run probe DIR", NULL, 0);
+		return mode_probe(argv[2]);
+	}
+	if (strcmp(argv[1], "sha256") == 0) {
+		i = 2;
+		while (i < argc) {
+			h = sha256_file(argv[i]);
+			if (h == NULL) fail("cannot open", argv[i], 0);
+			out2(h); out2("  "); out2(argv[i]); out2("\n");
+			i = i + 1;
+		}
+		return 0;
+	}
+	out2("ns-run: unknown mode ");
+	out2(argv[1]);
+	out2("\n");
+	return 2;
+}
