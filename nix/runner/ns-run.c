@@ -879,8 +879,15 @@ char* dirname_of(char* path)
 	return r;
 }
 
-/* Turn one deletion record into a whiteout layer directory. Returns 1 if it has entries. */
-int make_whiteouts(char* record, char* dir)
+void explain_overlay(int r, char* opts);
+
+/* Turn one deletion record into a whiteout layer directory `dir` (under the current directory).
+ * 'D' records become whiteouts (character devices 0/0, which anyone may create). 'O' records
+ * become opaque directories: the Nix sandbox's seccomp filter refuses setxattr, so overlayfs
+ * itself marks them: over a scratch lower layer holding the directory, the directory is removed
+ * and created again, which leaves it opaque in the upper layer (= `dir`).
+ * Returns 1 if the layer has entries. */
+int make_whiteouts(char* record, char* dir, int n)
 {
 	int len = 0;
 	char* text = read_file(record, &len);
@@ -889,31 +896,79 @@ int make_whiteouts(char* record, char* dir)
 	char* path;
 	char* target;
 	int any = 0;
+	int opaque = 0;
 	int r;
+	int pass = 0;
+	char* scratch = cat2("o/", itoa10(n));
+	char* owork = cat2("ow/", itoa10(n));
+	char* omnt = cat2("om/", itoa10(n));
+	char* opts;
 	if (text == NULL) fail("cannot read deletion record", record, 0);
-	line = text;
 	mkdirs(dir, 493);
+	/* pass 0: opaque directories (through a scratch overlay); pass 1: whiteouts */
+	while (pass < 2) {
+		if (pass == 1) {
+			if (opaque) {
+				opts = cat3("lowerdir=", scratch, ",upperdir=");
+				opts = cat3(opts, dir, ",workdir=");
+				opts = cat3(opts, owork, ",userxattr");
+				mkdirs(owork, 493);
+				mkdirs(omnt, 493);
+				r = ns_mount("overlay", omnt, "overlay", 0, opts);
+				if (r < 0) {
+					explain_overlay(r, opts);
+					exit(1);
+				}
+			}
+		}
+		line = text;
+		while (line[0] != 0) {
+			nl = strchr(line, '\n');
+			if (nl != NULL) nl[0] = 0;
+			if (line[0] != 0) {
+				if (line[1] != ' ') fail("malformed deletion record line in", record, 0);
+				path = unescape(line + 2);
+				if (path[0] != '/') fail("deletion record path is not absolute in", record, 0);
+				if (line[0] == 'O') {
+					if (pass == 0) {
+						target = cat2(scratch, path);
+						mkdirs(target, 493);
+						write_file(path_join(target, "x"), "", 0, 420);
+						opaque = 1;
+					} else {
+						target = cat2(omnt, path);
+						check(ns_unlink(path_join(target, "x")), "cannot prepare opaque directory", target);
+						check(ns_rmdir(target), "cannot prepare opaque directory", target);
+						check(ns_mkdir(target, 493), "cannot create opaque directory", target);
+					}
+					any = 1;
+				}
+			}
+			if (nl == NULL) break;
+			nl[0] = '\n';
+			line = nl + 1;
+		}
+		if (pass == 1) {
+			if (opaque) {
+				check(ns_umount2(omnt, NS_MNT_DETACH), "cannot unmount", omnt);
+				remove_tree(owork);
+			}
+		}
+		pass = pass + 1;
+	}
+	line = text;
 	while (line[0] != 0) {
 		nl = strchr(line, '\n');
 		if (nl != NULL) nl[0] = 0;
-		if (line[0] != 0) {
-			if (line[1] != ' ') fail("malformed deletion record line in", record, 0);
+		if (line[0] == 'D') {
 			path = unescape(line + 2);
-			if (path[0] != '/') fail("deletion record path is not absolute in", record, 0);
 			target = cat2(dir, path);
 			mkdirs(dirname_of(target), 493);
-			if (line[0] == 'D') {
-				r = ns_mknod(target, NS_S_IFCHR, 0);
-				if (r < 0) fail("cannot create a whiteout (overlayfs deletion marker; needs Linux >= 5.8 in a user namespace)", target, r);
-				any = 1;
-			} else if (line[0] == 'O') {
-				mkdirs(target, 493);
-				r = ns_lsetxattr(target, "user.overlay.opaque", "y", 1, 0);
-				if (r < 0) fail("cannot mark an opaque directory (user.overlay.opaque xattr; the build directory's file system must support user xattrs)", target, r);
-				any = 1;
-			}
-			/* 'X' (a special file that was dropped) needs nothing */
+			r = ns_mknod(target, NS_S_IFCHR, 0);
+			if (r < 0) fail("cannot create a whiteout (overlayfs deletion marker; needs Linux >= 5.8 in a user namespace)", target, r);
+			any = 1;
 		}
+		/* 'X' (a special file that was dropped) needs nothing */
 		if (nl == NULL) break;
 		line = nl + 1;
 	}
@@ -1291,6 +1346,9 @@ int mode_step()
 	/* layers, bottom to top; "layer DIR RECORD" (RECORD "-" when nothing was deleted) */
 	mkdirs("l", 493);
 	mkdirs("w", 493);
+	mkdirs("o", 493);
+	mkdirs("ow", 493);
+	mkdirs("om", 493);
 	lowers = "";
 	it = spec;
 	while (it != NULL) {
@@ -1300,7 +1358,7 @@ int mode_step()
 			if (it->b != NULL) {
 				if (strcmp(it->b, "-") != 0) {
 					wh = cat2("w/", itoa10(nlayers));
-					if (make_whiteouts(it->b, wh)) {
+					if (make_whiteouts(it->b, wh, nlayers)) {
 						if (nlayers == 0) fail("the bottom layer cannot have deletions", it->b, 0);
 						lowers = cat3(wh, ":", lowers);
 					}
