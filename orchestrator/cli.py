@@ -30,6 +30,7 @@ COMMANDS = [
     "narinfo",
     "diff",
     "bump",
+    "update",
 ]
 
 err_console = Console(stderr=True, highlight=False)

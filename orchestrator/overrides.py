@@ -103,7 +103,11 @@ def apply_overrides(chain: Chain, overrides: list[Override]) -> Chain:
     order = [d.filename for d in chain.distfiles]
     for ov in overrides:
         origin = f"steps/{OVERRIDES_DIR}/{ov.package}.json"
-        targets = [i for i, s in enumerate(steps) if s.step.directive == "build" and s.step.name == ov.package]
+        targets = [
+            i
+            for i, s in enumerate(steps)
+            if s.step.directive == "build" and s.step.name == ov.package
+        ]
         if not targets:
             raise GenerateError(
                 f"stale override: live-bootstrap {(chain.commit or '?')[:12]} builds no {ov.package}",
@@ -134,7 +138,10 @@ def apply_overrides(chain: Chain, overrides: list[Override]) -> Chain:
                     )
                 if ov.package not in existing.steps:
                     distfiles[new.filename] = existing.model_copy(
-                        update={"steps": [*existing.steps, ov.package], "origins": [*existing.origins, origin]}
+                        update={
+                            "steps": [*existing.steps, ov.package],
+                            "origins": [*existing.origins, origin],
+                        }
                     )
                 continue
             distfiles[new.filename] = Distfile(
@@ -175,6 +182,8 @@ def _override_step(info: StepInfo, ov: Override, origin: str) -> StepInfo:
         update={
             "distfiles": names,
             "package_sha256": None,
-            "override": StepOverride(version=ov.version, upstream_version=ov.upstream_version, file=origin),
+            "override": StepOverride(
+                version=ov.version, upstream_version=ov.upstream_version, file=origin
+            ),
         }
     )

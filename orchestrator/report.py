@@ -201,7 +201,10 @@ def split_name(name: str) -> tuple[str, str] | None:
 
 def version_key(version: str) -> tuple:
     """Orders versions the way people read them: numeric parts as numbers."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|[^\d.\-_]+", version))
+    return tuple(
+        (0, int(p), "") if p.isdigit() else (1, 0, p)
+        for p in re.findall(r"\d+|[^\d.\-_]+", version)
+    )
 
 
 def sources_syntax(tree: SourceTree, manifest: Manifest) -> SourcesSyntax:
@@ -240,6 +243,7 @@ def pair_versions(old_names: Iterable[str], new_names: Iterable[str]) -> list[Ve
     chain changed (``perl`` 5.32.1 -> 5.42.0 while intermediate perls come and go). What is left
     over on either side is a package added or removed, not a version change.
     """
+
     def by_base(names: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name in names:
@@ -258,7 +262,9 @@ def pair_versions(old_names: Iterable[str], new_names: Iterable[str]) -> list[Ve
         if gone and came:
             o, n = gone[-1], came[-1]
             changes.append(
-                VersionChange(package=base, old=o, new=n, old_name=f"{base}-{o}", new_name=f"{base}-{n}")
+                VersionChange(
+                    package=base, old=o, new=n, old_name=f"{base}-{o}", new_name=f"{base}-{n}"
+                )
             )
     return sorted(changes, key=lambda c: (c.package, version_key(c.old)))
 
@@ -273,7 +279,11 @@ def _identity(directive: str, name: str, occurrence: int, renames: dict[str, str
 
 def _step_ref(s: StepInfo) -> StepRef:
     return StepRef(
-        attr=s.step.attr_name, directive=s.step.directive, name=s.step.name, index=s.step.index, line=s.step.line
+        attr=s.step.attr_name,
+        directive=s.step.directive,
+        name=s.step.name,
+        index=s.step.index,
+        line=s.step.line,
     )
 
 
@@ -422,7 +432,9 @@ def _revision(tree: SourceTree, chain: Chain, syntax: SourcesSyntax) -> Revision
     )
 
 
-def compare_chains(old_tree: SourceTree, old: Chain, new_tree: SourceTree, new: Chain) -> ChangeReport:
+def compare_chains(
+    old_tree: SourceTree, old: Chain, new_tree: SourceTree, new: Chain
+) -> ChangeReport:
     """The report from ``old`` to ``new`` (both loaded under the same profile)."""
     versions = pair_versions(_build_names(old.manifest), _build_names(new.manifest))
     renames = {v.old_name: v.new_name for v in versions}
@@ -432,7 +444,9 @@ def compare_chains(old_tree: SourceTree, old: Chain, new_tree: SourceTree, new: 
         profile=new.profile,
         old=_revision(old_tree, old, old_syntax),
         new=_revision(new_tree, new, new_syntax),
-        sources_syntax=SyntaxChange(old=old_syntax, new=new_syntax, changed=old_syntax != new_syntax),
+        sources_syntax=SyntaxChange(
+            old=old_syntax, new=new_syntax, changed=old_syntax != new_syntax
+        ),
         steps=_steps(old, new, renames),
         versions=versions,
         distfiles=_distfiles(old, new),
@@ -477,7 +491,9 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
     summary.add_column("what")
     summary.add_column("count", justify="right")
     if report.sources_syntax.changed:
-        summary.add_row("sources syntax", f"{report.sources_syntax.old} → {report.sources_syntax.new}")
+        summary.add_row(
+            "sources syntax", f"{report.sources_syntax.old} → {report.sources_syntax.new}"
+        )
     for what, n in report.counts().items():
         if n:
             summary.add_row(what, str(n))
@@ -493,18 +509,37 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
             t.add_row(*r)
         console.print(t)
 
-    table("version changes", ["package", "old", "new"], [[v.package, v.old, v.new] for v in report.versions])
+    table(
+        "version changes",
+        ["package", "old", "new"],
+        [[v.package, v.old, v.new] for v in report.versions],
+    )
     step_rows = [["added", _label(s), str(s.index), f"line {s.line}"] for s in report.steps.added]
-    step_rows += [["removed", _label(s), str(s.index), f"line {s.line}"] for s in report.steps.removed]
     step_rows += [
-        ["moved", m.attr if m.attr == m.old_attr else f"{m.old_attr} → {m.attr}", f"{m.old_index} → {m.new_index}", ""]
+        ["removed", _label(s), str(s.index), f"line {s.line}"] for s in report.steps.removed
+    ]
+    step_rows += [
+        [
+            "moved",
+            m.attr if m.attr == m.old_attr else f"{m.old_attr} → {m.attr}",
+            f"{m.old_index} → {m.new_index}",
+            "",
+        ]
         for m in report.steps.reordered
     ]
     table("steps", ["change", "step", "index", "manifest"], step_rows)
     d = report.distfiles
     df_rows = [["added", x.filename, _sha(x.sha256), ", ".join(x.steps)] for x in d.added]
     df_rows += [["removed", x.filename, _sha(x.sha256), ", ".join(x.steps)] for x in d.removed]
-    df_rows += [["re-hashed", x.filename, f"{_sha(x.old_sha256)} → {_sha(x.new_sha256)}", ", ".join(x.steps)] for x in d.rehashed]
+    df_rows += [
+        [
+            "re-hashed",
+            x.filename,
+            f"{_sha(x.old_sha256)} → {_sha(x.new_sha256)}",
+            ", ".join(x.steps),
+        ]
+        for x in d.rehashed
+    ]
     df_rows += [["urls", x.filename, "", "\n".join(x.new_urls)] for x in d.urls_changed]
     table("distfiles", ["change", "file", "sha256", "steps / urls"], df_rows)
     table(
@@ -523,7 +558,9 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
     pins = report.package_pins
     pin_rows = [["added", p.file, _sha(p.sha256)] for p in pins.added]
     pin_rows += [["removed", p.file, _sha(p.sha256)] for p in pins.removed]
-    pin_rows += [["changed", p.file, f"{_sha(p.old_sha256)} → {_sha(p.new_sha256)}"] for p in pins.changed]
+    pin_rows += [
+        ["changed", p.file, f"{_sha(p.old_sha256)} → {_sha(p.new_sha256)}"] for p in pins.changed
+    ]
     table("package pins (SHA256SUMS.pkgs)", ["change", "package", "sha256"], pin_rows)
 
 
@@ -537,12 +574,21 @@ def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _md_section(title: str, columns: list[str], rows: list[list[str]], fold_over: int = 15) -> list[str]:
+def _md_section(
+    title: str, columns: list[str], rows: list[list[str]], fold_over: int = 15
+) -> list[str]:
     if not rows:
         return []
     body = _md_table(columns, rows)
     if len(rows) > fold_over:
-        return ["", f"<details><summary>{title} ({len(rows)})</summary>", "", *body, "", "</details>"]
+        return [
+            "",
+            f"<details><summary>{title} ({len(rows)})</summary>",
+            "",
+            *body,
+            "",
+            "</details>",
+        ]
     return ["", f"### {title} ({len(rows)})", "", *body]
 
 
@@ -571,16 +617,32 @@ def to_markdown(report: ChangeReport) -> str:
         [[f"`{v.package}`", v.old, v.new] for v in report.versions],
         fold_over=40,
     )
-    lines += _md_section("Steps added", ["step", "index", "manifest line"], [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.added])
-    lines += _md_section("Steps removed", ["step", "index", "manifest line"], [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.removed])
+    lines += _md_section(
+        "Steps added",
+        ["step", "index", "manifest line"],
+        [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.added],
+    )
+    lines += _md_section(
+        "Steps removed",
+        ["step", "index", "manifest line"],
+        [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.removed],
+    )
     lines += _md_section(
         "Steps reordered",
         ["step", "old index", "new index"],
         [[f"`{m.attr}`", str(m.old_index), str(m.new_index)] for m in report.steps.reordered],
     )
     d = report.distfiles
-    lines += _md_section("Distfiles added", ["file", "sha256", "steps"], [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.added])
-    lines += _md_section("Distfiles removed", ["file", "sha256", "steps"], [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.removed])
+    lines += _md_section(
+        "Distfiles added",
+        ["file", "sha256", "steps"],
+        [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.added],
+    )
+    lines += _md_section(
+        "Distfiles removed",
+        ["file", "sha256", "steps"],
+        [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.removed],
+    )
     lines += _md_section(
         "Distfiles re-hashed",
         ["file", "old sha256", "new sha256"],
@@ -596,13 +658,26 @@ def to_markdown(report: ChangeReport) -> str:
         "Predicate outcomes changed",
         ["profile", "entry", "old", "new"],
         [
-            [p.profile, f"`{p.directive}: {p.name}`", f"{p.old_result} (line {p.old_line})", f"{p.new_result} (line {p.new_line})"]
+            [
+                p.profile,
+                f"`{p.directive}: {p.name}`",
+                f"{p.old_result} (line {p.old_line})",
+                f"{p.new_result} (line {p.new_line})",
+            ]
             for p in report.predicates
         ],
     )
     pins = report.package_pins
-    lines += _md_section("Package pins added", ["package", "sha256"], [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.added])
-    lines += _md_section("Package pins removed", ["package", "sha256"], [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.removed])
+    lines += _md_section(
+        "Package pins added",
+        ["package", "sha256"],
+        [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.added],
+    )
+    lines += _md_section(
+        "Package pins removed",
+        ["package", "sha256"],
+        [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.removed],
+    )
     lines += _md_section(
         "Package pins changed",
         ["package", "old sha256", "new sha256"],

@@ -25,7 +25,10 @@ class Transaction:
         self._files[Path(path)] = text
 
     def replace_steps(
-        self, steps_dir: Path, files: dict[str, str], override_changes: dict[str, str | None] | None = None
+        self,
+        steps_dir: Path,
+        files: dict[str, str],
+        override_changes: dict[str, str | None] | None = None,
     ) -> None:
         """steps/ becomes ``files``; ``overrides/`` is carried over with ``override_changes``
         applied (file name -> new text, or None to remove it)."""
@@ -54,7 +57,9 @@ class Transaction:
             for tmp, target in staged:
                 backup = None
                 if target.exists():
-                    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                    backup = Path(
+                        tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)
+                    )
                     os.rmdir(backup)
                     os.rename(target, backup)
                 done.append((target, backup))

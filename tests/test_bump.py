@@ -74,7 +74,14 @@ def setup(tmp_path: Path, pinned_fixture: Path, nix: str) -> dict[str, Path]:
     sources.write_text("\n".join(lines) + "\n")
     repo = copy_repo(tmp_path / "repo")
     assert main(["generate", "--live-bootstrap", str(lb), "--output", str(repo / "steps")]) == 0
-    return {"repo": repo, "steps": repo / "steps", "lb": lb, "old_tar": old_tar, "new_tar": new_tar, "src": src}
+    return {
+        "repo": repo,
+        "steps": repo / "steps",
+        "lb": lb,
+        "old_tar": old_tar,
+        "new_tar": new_tar,
+        "src": src,
+    }
 
 
 def distfile_drvs(repo: Path, step: str) -> list[dict[str, str]]:
@@ -109,7 +116,7 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert f"prefetched gcc-16.1.0.tar.gz with {tool}" in captured.err
     if tool != "nix-prefetch":
         assert f"nix-prefetch is not installed: prefetching with {tool}" in captured.err
-    assert "+      name = \"gcc-16.1.0.tar.gz\";" in captured.out  # the diff is shown
+    assert '+      name = "gcc-16.1.0.tar.gz";' in captured.out  # the diff is shown
 
     # the override, as data
     override = json.loads((steps / "overrides" / f"{PKG}.json").read_text())
@@ -146,7 +153,10 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert rows["gcc-10.5.0-pass1"]["package_check"] == "SHA256SUMS.pkgs"
     assert main(["bump", "--list", "--json", "--steps", str(steps)]) == 0
     assert [o["package"] for o in json.loads(capsys.readouterr().out)] == [PKG]
-    assert main(["generate", "--check", "--live-bootstrap", str(setup["lb"]), "--output", str(steps)]) == 0
+    assert (
+        main(["generate", "--check", "--live-bootstrap", str(setup["lb"]), "--output", str(steps)])
+        == 0
+    )
 
 
 def test_round_trip_bump_then_drop_is_byte_identical(setup: dict[str, Path]) -> None:
@@ -162,7 +172,20 @@ def test_round_trip_bump_then_drop_is_byte_identical(setup: dict[str, Path]) -> 
 def test_explicit_url_and_expected_hash(setup: dict[str, Path], capsys) -> None:
     steps, new_tar = setup["steps"], setup["new_tar"]
     sha = hashlib.sha256(new_tar.read_bytes()).hexdigest()
-    code = main(["bump", PKG, "--version", "16.1.0", "--url", new_tar.as_uri(), "--sha256", f"sha256:{sha}", "--steps", str(steps)])
+    code = main(
+        [
+            "bump",
+            PKG,
+            "--version",
+            "16.1.0",
+            "--url",
+            new_tar.as_uri(),
+            "--sha256",
+            f"sha256:{sha}",
+            "--steps",
+            str(steps),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     override = json.loads((steps / "overrides" / f"{PKG}.json").read_text())
     assert override["distfiles"][0]["sha256"] == sha
@@ -191,7 +214,18 @@ def http_404() -> Iterator[str]:
 def test_http_404_changes_nothing(setup: dict[str, Path], http_404: str, capsys) -> None:
     repo = setup["repo"]
     digest = tree_digest(repo)
-    code = main(["bump", PKG, "--version", "16.1.0", "--url", f"{http_404}/gcc-16.1.0.tar.gz", "--steps", str(setup["steps"])])
+    code = main(
+        [
+            "bump",
+            PKG,
+            "--version",
+            "16.1.0",
+            "--url",
+            f"{http_404}/gcc-16.1.0.tar.gz",
+            "--steps",
+            str(setup["steps"]),
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "prefetching" in err and "404" in err
@@ -202,7 +236,9 @@ def test_missing_file_url_changes_nothing(setup: dict[str, Path], capsys) -> Non
     repo = setup["repo"]
     digest = tree_digest(repo)
     missing = (setup["src"] / "gcc-16.2.0.tar.gz").as_uri()
-    code = main(["bump", PKG, "--version", "16.2.0", "--url", missing, "--steps", str(setup["steps"])])
+    code = main(
+        ["bump", PKG, "--version", "16.2.0", "--url", missing, "--steps", str(setup["steps"])]
+    )
     assert code != 0 and "prefetching" in capsys.readouterr().err
     assert tree_digest(repo) == digest
 
@@ -211,7 +247,9 @@ def test_wrong_hash_changes_nothing(setup: dict[str, Path], capsys) -> None:
     repo = setup["repo"]
     digest = tree_digest(repo)
     wrong = hashlib.sha256(b"not the tarball").hexdigest()
-    code = main(["bump", PKG, "--version", "16.1.0", "--sha256", wrong, "--steps", str(setup["steps"])])
+    code = main(
+        ["bump", PKG, "--version", "16.1.0", "--sha256", wrong, "--steps", str(setup["steps"])]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "hash mismatch" in err.lower() or "hash" in err and "--sha256" in err
@@ -225,7 +263,18 @@ def test_version_matching_no_url(setup: dict[str, Path], capsys) -> None:
     assert main(["bump", "flex-2.5.11", "--version", "2.5.12", "--steps", str(setup["steps"])]) == 2
     assert "version string '2.5.11' (from flex-2.5.11) matches no URL" in capsys.readouterr().err
     # --url that does not carry the version either
-    code = main(["bump", PKG, "--version", "16.1.0", "--url", setup["old_tar"].as_uri(), "--steps", str(setup["steps"])])
+    code = main(
+        [
+            "bump",
+            PKG,
+            "--version",
+            "16.1.0",
+            "--url",
+            setup["old_tar"].as_uri(),
+            "--steps",
+            str(setup["steps"]),
+        ]
+    )
     assert code == 2 and "matches none of the URLs given" in capsys.readouterr().err
     assert tree_digest(repo) == digest
 
@@ -240,11 +289,16 @@ def test_unknown_step(setup: dict[str, Path], capsys) -> None:
     assert tree_digest(setup["repo"]) == digest
 
 
-def test_bump_that_would_not_generate_is_refused_before_fetching(setup: dict[str, Path], capsys) -> None:
+def test_bump_that_would_not_generate_is_refused_before_fetching(
+    setup: dict[str, Path], capsys
+) -> None:
     digest = tree_digest(setup["repo"])
     # '%' cannot appear in a store path name: the fetch derivation could never be instantiated
     bad = (setup["src"] / "gcc-16.1.0%2Bfix.tar.gz").as_uri()
-    assert main(["bump", PKG, "--version", "16.1.0", "--url", bad, "--steps", str(setup["steps"])]) == 2
+    assert (
+        main(["bump", PKG, "--version", "16.1.0", "--url", bad, "--steps", str(setup["steps"])])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "bump refused, generation would fail" in err and "prefetched" not in err
     assert tree_digest(setup["repo"]) == digest

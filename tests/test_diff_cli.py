@@ -24,7 +24,13 @@ def test_json_between_fixture_revisions(old_fixture: Path, pinned_fixture: Path,
     data = json.loads(out)
     assert data["schema_version"] == 1
     assert data["sources_syntax"] == {"old": "untyped", "new": "typed", "changed": True}
-    assert {"package": "gcc", "old": "13.3.0", "new": "15.2.0", "old_name": "gcc-13.3.0", "new_name": "gcc-15.2.0"} in data["versions"]
+    assert {
+        "package": "gcc",
+        "old": "13.3.0",
+        "new": "15.2.0",
+        "old_name": "gcc-13.3.0",
+        "new_name": "gcc-15.2.0",
+    } in data["versions"]
     assert "libatomic_ops-7.6.10-pass1" in {s["attr"] for s in data["steps"]["removed"]}
     assert "perl-Text-CSV-2.06-pass1" in {s["attr"] for s in data["steps"]["added"]}
     # --format json is the same document
@@ -50,13 +56,17 @@ def test_committed_snapshot_against_its_source(pinned_fixture: Path, capsys) -> 
         assert all(v == [] for v in data[section].values()), section
     assert data["versions"] == [] and data["predicates"] == []
     # a steps/ directory and its upstream.json name the same snapshot
-    same = run(["diff", str(REPO / "steps"), str(REPO / "steps/upstream.json"), "--json"], capsys)[1]
+    same = run(["diff", str(REPO / "steps"), str(REPO / "steps/upstream.json"), "--json"], capsys)[
+        1
+    ]
     assert same == run(["diff", "committed", "committed", "--json"], capsys)[1]
     assert json.loads(same)["old"] == data["old"]
 
 
 def test_markdown_and_table(old_fixture: Path, pinned_fixture: Path, capsys) -> None:
-    code, md, _ = run(["diff", str(old_fixture), str(pinned_fixture), "--format", "markdown"], capsys)
+    code, md, _ = run(
+        ["diff", str(old_fixture), str(pinned_fixture), "--format", "markdown"], capsys
+    )
     assert code == 0
     assert "| `gcc` | 13.3.0 | 15.2.0 |" in md
     assert "<details><summary>Package pins changed" in md
@@ -66,7 +76,9 @@ def test_markdown_and_table(old_fixture: Path, pinned_fixture: Path, capsys) -> 
 
 
 def test_profile_option(old_fixture: Path, pinned_fixture: Path, capsys) -> None:
-    code, out, _ = run(["diff", str(old_fixture), str(pinned_fixture), "--json", "--profile", "qemu"], capsys)
+    code, out, _ = run(
+        ["diff", str(old_fixture), str(pinned_fixture), "--json", "--profile", "qemu"], capsys
+    )
     assert code == 0
     data = json.loads(out)
     assert data["profile"] == "qemu"
@@ -83,7 +95,9 @@ def test_bad_input(tmp_path: Path, pinned_fixture: Path, capsys) -> None:
     assert code == 2 and "neither a live-bootstrap tree" in err
 
 
-def test_unknown_manifest_syntax_names_the_line(pinned_fixture: Path, tmp_path: Path, capsys) -> None:
+def test_unknown_manifest_syntax_names_the_line(
+    pinned_fixture: Path, tmp_path: Path, capsys
+) -> None:
     edited = shutil.copytree(pinned_fixture, tmp_path / "edited")
     manifest = edited / "steps/manifest"
     lines = manifest.read_text().split("\n")

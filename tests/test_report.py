@@ -24,7 +24,9 @@ from orchestrator.tree import SourceTree
 
 def report_between(old: Path, new: Path, profile: str = "nix") -> ChangeReport:
     old_tree, new_tree = SourceTree.open(old), SourceTree.open(new)
-    return compare_chains(old_tree, load_chain(old_tree, profile), new_tree, load_chain(new_tree, profile))
+    return compare_chains(
+        old_tree, load_chain(old_tree, profile), new_tree, load_chain(new_tree, profile)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,9 @@ def sources_line(snapshot: Path, pkg: str, filename: str) -> list[str]:
     raise AssertionError(f"{filename} not in steps/{pkg}/sources")
 
 
-def test_revisions_and_sources_syntax(report: ChangeReport, old_fixture: Path, pinned_fixture: Path) -> None:
+def test_revisions_and_sources_syntax(
+    report: ChangeReport, old_fixture: Path, pinned_fixture: Path
+) -> None:
     assert report.old.commit == (old_fixture / "COMMIT").read_text().split()[0]
     assert report.new.commit == (pinned_fixture / "COMMIT").read_text().split()[0]
     # 2025-02 used `<url> <sha256>` lines, 2026-02 the typed `f <url> <sha256>` form
@@ -75,13 +79,19 @@ def test_other_known_version_changes(report: ChangeReport) -> None:
     assert ("curl", "8.5.0", "8.17.0") in pairs
     assert ("mes", "0.27", "0.27.1") in pairs
     # several perls come and go: the final one is paired, not an intermediate one
-    assert [(v.old, v.new) for v in report.versions if v.package == "perl"] == [("5.32.1", "5.42.0")]
+    assert [(v.old, v.new) for v in report.versions if v.package == "perl"] == [
+        ("5.32.1", "5.42.0")
+    ]
 
 
 def test_added_and_removed_steps(report: ChangeReport) -> None:
     added = {s.attr for s in report.steps.added}
     removed = {s.attr for s in report.steps.removed}
-    assert {"perl-Devel-Tokenizer-C-0.11-pass1", "improve-musl_target-1", "perl-Text-CSV-2.06-pass1"} <= added
+    assert {
+        "perl-Devel-Tokenizer-C-0.11-pass1",
+        "improve-musl_target-1",
+        "perl-Text-CSV-2.06-pass1",
+    } <= added
     assert {"libatomic_ops-7.6.10-pass1", "improve-musl_libdir-1", "perl-5.10.1-pass1"} <= removed
     # only an uninstall whose arguments changed can be both (its attr is positional)
     assert not {a for a in added & removed if not a.startswith("uninstall-")}
@@ -103,11 +113,19 @@ def test_distfiles(report: ChangeReport, pinned_fixture: Path, old_fixture: Path
     added = {d.filename: d for d in report.distfiles.added}
     removed = {d.filename: d for d in report.distfiles.removed}
     assert "gcc-15.2.0.tar.xz" in added and "gcc-13.3.0.tar.xz" in removed
-    assert added["gcc-15.2.0.tar.xz"].sha256 == sources_line(pinned_fixture, "gcc-15.2.0", "gcc-15.2.0.tar.xz")[2]
+    assert (
+        added["gcc-15.2.0.tar.xz"].sha256
+        == sources_line(pinned_fixture, "gcc-15.2.0", "gcc-15.2.0.tar.xz")[2]
+    )
     assert added["gcc-15.2.0.tar.xz"].steps == ["gcc-15.2.0"]
-    assert removed["gcc-13.3.0.tar.xz"].sha256 == sources_line(old_fixture, "gcc-13.3.0", "gcc-13.3.0.tar.xz")[1]
+    assert (
+        removed["gcc-13.3.0.tar.xz"].sha256
+        == sources_line(old_fixture, "gcc-13.3.0", "gcc-13.3.0.tar.xz")[1]
+    )
     # the same files under other URLs (same hashes)
-    assert {"make-4.2.1.tar.gz", "gcc-10.5.0.tar.xz"} <= {u.filename for u in report.distfiles.urls_changed}
+    assert {"make-4.2.1.tar.gz", "gcc-10.5.0.tar.xz"} <= {
+        u.filename for u in report.distfiles.urls_changed
+    }
     # these two revisions never re-hash a file name; see the synthetic test below
     assert report.distfiles.rehashed == []
 
@@ -130,7 +148,9 @@ def test_same_tree_is_an_empty_report(pinned_fixture: Path) -> None:
     assert "No changes." in to_markdown(report)
 
 
-def test_rehash_and_predicate_change_on_edited_real_data(pinned_fixture: Path, tmp_path: Path) -> None:
+def test_rehash_and_predicate_change_on_edited_real_data(
+    pinned_fixture: Path, tmp_path: Path
+) -> None:
     edited = shutil.copytree(pinned_fixture, tmp_path / "edited")
     # a distfile re-hashed upstream: same name, new sha256
     sources = edited / "steps/gcc-15.2.0/sources"
@@ -142,7 +162,8 @@ def test_rehash_and_predicate_change_on_edited_real_data(pinned_fixture: Path, t
     assert "improve: reconfigure ( CONFIGURATOR != True )" in manifest.read_text()
     manifest.write_text(
         manifest.read_text().replace(
-            "improve: reconfigure ( CONFIGURATOR != True )", "improve: reconfigure ( CONFIGURATOR == True )"
+            "improve: reconfigure ( CONFIGURATOR != True )",
+            "improve: reconfigure ( CONFIGURATOR == True )",
         )
     )
     report = report_between(pinned_fixture, edited)

@@ -49,16 +49,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override one package's distfiles ahead of upstream (steps/overrides/)",
         description="Record a local override of one package's distfiles and regenerate steps/.",
     )
-    p.add_argument("step", metavar="STEP", nargs="?", help="package (gcc-15.2.0) or step (gcc-15.2.0-pass1)")
+    p.add_argument(
+        "step", metavar="STEP", nargs="?", help="package (gcc-15.2.0) or step (gcc-15.2.0-pass1)"
+    )
     p.add_argument("--version", dest="new_version", metavar="V", help="the version to build")
-    p.add_argument("--url", action="append", default=[], metavar="URL", help="new distfile URL (repeat; default: substitute V into the upstream URLs)")
-    p.add_argument("--sha256", action="append", default=[], metavar="HASH", help="expected hash of each new file, in order (any form Nix prints); a mismatch is an error")
+    p.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="new distfile URL (repeat; default: substitute V into the upstream URLs)",
+    )
+    p.add_argument(
+        "--sha256",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="expected hash of each new file, in order (any form Nix prints); a mismatch is an error",
+    )
     p.add_argument("--list", action="store_true", help="show the active overrides")
     p.add_argument("--drop", metavar="STEP", help="remove the override of STEP and regenerate")
     p.add_argument("--json", action="store_true", help="with --list: machine-readable")
-    p.add_argument("--dry-run", action="store_true", help="prefetch and show the diff, write nothing")
-    p.add_argument("--steps", type=Path, default=REPO_ROOT / "steps", metavar="DIR", help="the generated steps/ directory (default: the repository's)")
-    p.add_argument("--live-bootstrap", metavar="PATH", help="regenerate from this tree (default: the snapshot committed in steps/)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="prefetch and show the diff, write nothing"
+    )
+    p.add_argument(
+        "--steps",
+        type=Path,
+        default=REPO_ROOT / "steps",
+        metavar="DIR",
+        help="the generated steps/ directory (default: the repository's)",
+    )
+    p.add_argument(
+        "--live-bootstrap",
+        metavar="PATH",
+        help="regenerate from this tree (default: the snapshot committed in steps/)",
+    )
     p.set_defaults(func=run)
 
 
@@ -101,7 +127,9 @@ def resolve_package(chain: Chain, step: str) -> str:
     close = difflib.get_close_matches(step, sorted(builds | set(by_attr)), n=3)
     raise OrchestratorError(
         f"unknown step {step!r}: live-bootstrap {(chain.commit or '?')[:12]} builds no such package",
-        hint=("did you mean: " + ", ".join(close)) if close else "see `python -m orchestrator plan`",
+        hint=("did you mean: " + ", ".join(close))
+        if close
+        else "see `python -m orchestrator plan`",
     )
 
 
@@ -123,7 +151,9 @@ def plan_distfiles(
     if not current:
         raise OrchestratorError(f"{package} has no distfiles (steps/{package}/sources is empty)")
     versioned = [
-        d for d in current if upstream_version in d.filename or any(upstream_version in u for u in d.urls)
+        d
+        for d in current
+        if upstream_version in d.filename or any(upstream_version in u for u in d.urls)
     ]
     if urls:
         if not any(version in u for u in urls):
@@ -146,7 +176,8 @@ def plan_distfiles(
     if not versioned:
         raise OrchestratorError(
             f"version string {upstream_version!r} (from {package}) matches no URL of {package}",
-            hint="pass the new URLs with --url; upstream's: " + ", ".join(u for d in current for u in d.urls),
+            hint="pass the new URLs with --url; upstream's: "
+            + ", ".join(u for d in current for u in d.urls),
         )
     new = []
     for d in versioned:
@@ -193,16 +224,38 @@ def prefetch(url: str, name: str, expected: str | None, tool: str) -> str:
             cmd += ["--hash", expected_h.nix32]
         cmd += ["fetchurl", "--url", url, "--name", name]
     elif tool == "nix-prefetch-url":
-        cmd = ["nix-prefetch-url", "--option", "substituters", "", "--type", "sha256", "--name", name, url]
+        cmd = [
+            "nix-prefetch-url",
+            "--option",
+            "substituters",
+            "",
+            "--type",
+            "sha256",
+            "--name",
+            name,
+            url,
+        ]
         if expected_h is not None:
             cmd.append(expected_h.nix32)
     else:
-        cmd = [nix_binary(), *base_args(), "store", "prefetch-file", "--json", "--hash-type", "sha256", "--name", name]
+        cmd = [
+            nix_binary(),
+            *base_args(),
+            "store",
+            "prefetch-file",
+            "--json",
+            "--hash-type",
+            "sha256",
+            "--name",
+            name,
+        ]
         if expected_h is not None:
             cmd += ["--expected-hash", expected_h.to_sri()]
         cmd.append(url)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PREFETCH_TIMEOUT, env=env)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=PREFETCH_TIMEOUT, env=env
+        )
     except subprocess.TimeoutExpired:
         raise NixError(f"{tool} timed out fetching {url}") from None
     if proc.returncode != 0:
@@ -220,7 +273,9 @@ def prefetch(url: str, name: str, expected: str | None, tool: str) -> str:
         else:
             got = parse_hash(text.splitlines()[-1].strip(), "sha256")
     except (HashError, KeyError, IndexError, json.JSONDecodeError) as exc:
-        raise NixError(f"cannot read the hash {tool} printed for {url}: {exc}: {text[-200:]!r}") from None
+        raise NixError(
+            f"cannot read the hash {tool} printed for {url}: {exc}: {text[-200:]!r}"
+        ) from None
     if expected_h is not None and got != expected_h:
         raise NixError(
             f"hash mismatch for {url}: expected {expected_h.hex}, got {got.hex}",
@@ -280,7 +335,12 @@ def _bump(args: argparse.Namespace, steps_dir: Path) -> int:
     try:
         _render(tree, steps_dir, sorted([*others, override(placeholders)], key=lambda o: o.package))
     except OrchestratorError as exc:
-        raise GenerateError(f"bump refused, generation would fail: {exc.message}", file=exc.file, line=exc.line, hint=exc.hint) from None
+        raise GenerateError(
+            f"bump refused, generation would fail: {exc.message}",
+            file=exc.file,
+            line=exc.line,
+            hint=exc.hint,
+        ) from None
 
     # 3. prefetch
     if tool != "nix-prefetch":
@@ -301,10 +361,17 @@ def _bump(args: argparse.Namespace, steps_dir: Path) -> int:
         print(unified(files, old, p), end="")
     rel = f"{OVERRIDES_DIR}/{package}.json"
     previous = ov.path(steps_dir).read_text() if ov.path(steps_dir).is_file() else None
-    print("".join(difflib.unified_diff(
-        (previous or "").splitlines(keepends=True), ov.to_json().splitlines(keepends=True),
-        fromfile=f"a/steps/{rel}" if previous else "/dev/null", tofile=f"b/steps/{rel}",
-    )), end="")
+    print(
+        "".join(
+            difflib.unified_diff(
+                (previous or "").splitlines(keepends=True),
+                ov.to_json().splitlines(keepends=True),
+                fromfile=f"a/steps/{rel}" if previous else "/dev/null",
+                tofile=f"b/steps/{rel}",
+            )
+        ),
+        end="",
+    )
     if args.dry_run:
         err.print("dry run: nothing written", markup=False)
         return 0
@@ -344,7 +411,10 @@ def _drop(args: argparse.Namespace, steps_dir: Path) -> int:
     txn = Transaction()
     txn.replace_steps(steps_dir, files, {f"{ov.package}.json": None})
     txn.commit()
-    err.print(f"dropped steps/{OVERRIDES_DIR}/{ov.package}.json; {ov.package} follows upstream again", markup=False)
+    err.print(
+        f"dropped steps/{OVERRIDES_DIR}/{ov.package}.json; {ov.package} follows upstream again",
+        markup=False,
+    )
     return 0
 
 

@@ -37,17 +37,31 @@ _REV_RE = re.compile(r"^[0-9a-f]{7,40}$")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("diff", help="change report between two live-bootstrap trees or revisions")
-    p.add_argument("old", metavar="OLD", help="tree, steps/ dir, upstream.json, 'committed' or revision")
+    p.add_argument(
+        "old", metavar="OLD", help="tree, steps/ dir, upstream.json, 'committed' or revision"
+    )
     p.add_argument("new", metavar="NEW", help="same forms as OLD")
     add_report_options(p)
     p.set_defaults(func=run)
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=available_profiles(), help="profile for steps (predicates are compared under every profile)")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=available_profiles(),
+        help="profile for steps (predicates are compared under every profile)",
+    )
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="the report as JSON (schema in docs/maintainers.md)")
-    fmt.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="table (default), markdown (for a pull request), json")
+    fmt.add_argument(
+        "--json", action="store_true", help="the report as JSON (schema in docs/maintainers.md)"
+    )
+    fmt.add_argument(
+        "--format",
+        choices=["table", "markdown", "json"],
+        default="table",
+        help="table (default), markdown (for a pull request), json",
+    )
 
 
 def report_format(args: argparse.Namespace) -> str:
@@ -114,7 +128,10 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
     spec = {"type": "git", "url": url, "rev": rev, "submodules": True}
     expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(spec))})).outPath"
     say(f"revision {rev}: fetching {url} with Nix")
-    proc = run_nix(["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"], check=False)
+    proc = run_nix(
+        ["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"],
+        check=False,
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
         raise OrchestratorError(
@@ -132,4 +149,3 @@ def run(args: argparse.Namespace) -> int:
     new = load_chain(new_tree, args.profile)
     emit(compare_chains(old_tree, old, new_tree, new), report_format(args))
     return 0
-
