@@ -38,9 +38,6 @@ from .errors import OrchestratorError
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-CHUNK = 1 << 16
-
-
 class Attempt(BaseModel):
     url: str
     outcome: str  # "ok", "resumed", "http 404", "sha256 mismatch", "error: …"
@@ -66,7 +63,11 @@ OnBytes = Callable[[int, int | None], None]  # (bytes so far, total or None)
 def _fetch(client: httpx.Client, url: str, part: Path, on_bytes: OnBytes) -> int:
     """Download ``url`` into ``part``, resuming what is there. Returns the offset resumed from."""
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    # the file's own bytes: no transfer compression to undo (a .tar.gz served with
+    # Content-Encoding: gzip must not be unpacked)
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
     with client.stream("GET", url, headers=headers) as resp:
         if resp.status_code == 416 and offset:
             return offset  # nothing left to send: the part file may already be complete
@@ -90,7 +91,7 @@ def _fetch(client: httpx.Client, url: str, part: Path, on_bytes: OnBytes) -> int
         with open(part, "r+b" if offset else "wb") as f:
             f.seek(offset)
             f.truncate()
-            for chunk in resp.iter_bytes(CHUNK):
+            for chunk in resp.iter_raw():  # as received: nothing buffered is lost on a cut
                 f.write(chunk)
                 done += len(chunk)
                 on_bytes(done, total)

@@ -81,8 +81,16 @@ class StepIndex:
         self.by_attr = {s.attr: s for s in steps}
         # longest first, so that "gcc-4.0.4-pass1" does not match "c-4.0.4-pass1"-like tails
         self._attrs = sorted(self.by_attr, key=len, reverse=True)
+        self._aliases: dict[str, StepRef] = {}
+
+    def alias(self, drv_name: str, attr: str) -> None:
+        """The derivation named ``drv_name`` is step ``attr`` (the runner's ``lbStep``)."""
+        if attr in self.by_attr:
+            self._aliases[drv_name] = self.by_attr[attr]
 
     def for_name(self, drv_name: str) -> StepRef | None:
+        if drv_name in self._aliases:
+            return self._aliases[drv_name]
         if drv_name in self.by_attr:
             return self.by_attr[drv_name]
         for attr in self._attrs:

@@ -45,6 +45,7 @@ from ..progress import (
 
 SPECIAL_TARGETS = ("live-bootstrap", "stage0")
 DEFAULT_TARGET = "live-bootstrap"
+STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 SEED_COMMAND = "python -m orchestrator distfiles seed DIR"
 MIRROR_COMMAND = "python -m orchestrator distfiles mirror DIR"
 
@@ -264,6 +265,9 @@ def run(args: argparse.Namespace) -> int:
     index = step_index(target, steps)
     err.print(f"evaluating {escape(inst)}", soft_wrap=True)
     plan = make_plan(inst, target, attrs)
+    for drv in plan.closure.values():
+        if STEP_ENV in drv.env:  # the runner names its step derivations in the environment
+            index.alias(drv.name, drv.env[STEP_ENV])
     plan.to_build = _ordered(plan.to_build, index)
     if plan.missing_distfiles:
         text, hint = missing_message(plan.missing_distfiles, attempted=False)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .. import pins
 from ..binary_cache import DEFAULT_CACHE, BinaryCache
 from ..errors import OrchestratorError
 from ..hydra import DEFAULT_HYDRA, HydraClient
@@ -68,6 +69,11 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--against-hydra", action="store_true", help="compare with the cache")
     mode.add_argument("--rebuild", action="store_true", help="build again locally and compare")
     mode.add_argument("--schema", action="store_true", help="print the --json schema and exit")
+    mode.add_argument(
+        "--against-live-bootstrap",
+        action="store_true",
+        help="compare every step's outputs with live-bootstrap's own pinned hashes",
+    )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="installable or store path")
     p.add_argument("--closure", action="store_true", help="also check the runtime closure")
     p.add_argument("--cache", default=DEFAULT_CACHE, help=f"binary cache (default {DEFAULT_CACHE})")
@@ -113,6 +119,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
     p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
     p.add_argument("--sandbox", choices=["true", "false"], help="nix sandbox for --rebuild")
+    pins.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -124,9 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(report_schema(), indent=2, sort_keys=True))
         return 0
+    if args.against_live_bootstrap:
+        return pins.verify_against_live_bootstrap(args)
     if not (args.against_hydra or args.rebuild):
         raise OrchestratorError(
-            "say what to compare with: --against-hydra or --rebuild",
+            "say what to compare with: --against-hydra, --rebuild or --against-live-bootstrap",
             hint="orchestrator verify --against-hydra TARGET... (see orchestrator verify --help)",
         )
     if args.jobs < 1:
