@@ -38,6 +38,7 @@ from .errors import OrchestratorError
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+
 class Attempt(BaseModel):
     url: str
     outcome: str  # "ok", "resumed", "http 404", "sha256 mismatch", "error: …"
