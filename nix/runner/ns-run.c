@@ -1224,28 +1224,29 @@ char** main_envp;
 int dump_env(char* file)
 {
 	char** p = main_envp;
+	int i = 0;
 	char* buf = calloc(1, 1);
 	char* next;
 	int len = 0;
 	int n;
 	int drop;
-	while (p[0] != NULL) {
+	while (p[i] != NULL) {
 		drop = 0;
 		/* shell bookkeeping that the shell recomputes and that would drift from step to step */
-		if (strncmp(p[0], "_=", 2) == 0) drop = 1;
-		if (strncmp(p[0], "PWD=", 4) == 0) drop = 1;
-		if (strncmp(p[0], "OLDPWD=", 7) == 0) drop = 1;
-		if (strncmp(p[0], "SHLVL=", 6) == 0) drop = 1;
+		if (strncmp(p[i], "_=", 2) == 0) drop = 1;
+		if (strncmp(p[i], "PWD=", 4) == 0) drop = 1;
+		if (strncmp(p[i], "OLDPWD=", 7) == 0) drop = 1;
+		if (strncmp(p[i], "SHLVL=", 6) == 0) drop = 1;
 		if (drop == 0) {
-			n = strlen(p[0]) + 1;
+			n = strlen(p[i]) + 1;
 			next = calloc(len + n + 1, 1);
 			memcpy(next, buf, len);
-			memcpy(next + len, p[0], n);
+			memcpy(next + len, p[i], n);
 			free(buf);
 			buf = next;
 			len = len + n;
 		}
-		p = p + 1;
+		i = i + 1;
 	}
 	write_file(file, buf, len, 420);
 	return 0;
@@ -1494,6 +1495,9 @@ int mode_step()
 			if (r >= 0) {
 				data = read_file(l, &len);
 				if (data == NULL) fail("cannot read", it->a, 0);
+				it->b = data; /* remembered: an unchanged copy is dropped from the output */
+				it->a = itoa10(len);
+				it->key = "copiedup";
 				check(ns_unlink(l), "cannot copy up", it->a);
 				if ((r & 73) != 0) write_file(l, data, len, 493);
 				else write_file(l, data, len, 420);
@@ -1554,7 +1558,16 @@ int mode_step()
 			out2(" exited with status ");
 			out2(itoa10((status >> 8) & 255));
 		}
-		out2("\n  (nix build --keep-failed keeps the upper directory: <build dir>/../<out>/tree holds what it wrote)\n");
+		out2("\n");
+		it = spec;
+		while (it != NULL) {
+			if (strcmp(it->key, "expect") == 0) {
+				if (path_mode(cat2(merged, it->b)) >= 0) pin_check(merged, it->b, it->a);
+			}
+			it = it->next;
+		}
+		out2("  re-enter it: nix build --keep-failed keeps the sandbox's build directory; what the\n"
+		     "  step wrote is in the output's tree/ (the upper layer), its layers are in the spec.\n");
 		exit(1);
 	}
 
@@ -1591,6 +1604,19 @@ int mode_step()
 	/* 9. take the root apart, turn the upper directory into the output */
 	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
 	remove_tree(work);
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "copiedup") == 0) {
+			l = cat2(upper, it->value);
+			data = read_file(l, &len);
+			if (data != NULL) {
+				if (len == atoi(it->a)) {
+					if (memcmp(data, it->b, len) == 0) ns_unlink(l);
+				}
+			}
+		}
+		it = it->next;
+	}
 	record_cap = 4096;
 	record_buf = calloc(record_cap, 1);
 	record_len = 0;
@@ -1639,7 +1665,11 @@ int main(int argc, char** argv, char** envp)
 {
 	int i;
 	char* h;
+#ifdef __M2__
+	main_envp = _envp; /* M2libc's crt keeps the environment here */
+#else
 	main_envp = envp;
+#endif
 	stat_buf = calloc(256, 1);
 	if (argc < 2) {
 		out2("usage: ns-run step | dump-env FILE | probe DIR | sha256 FILE...\n");
