@@ -194,8 +194,8 @@ def test_current_nix_layout(tmp_path: Path) -> None:
     assert parsed_new == parsed_old
 
 
-def test_stage0_of_the_real_flake(capsys) -> None:
-    """Goal: stage0's only binaries are the x86 hex0 seed and kaem-optional-seed."""
+def _real(attr: str) -> Path:
+    """The pinned live-bootstrap tree, when the flake has ``attr`` and the tree has its seeds."""
     attrs = subprocess.run(
         [
             "nix",
@@ -209,24 +209,49 @@ def test_stage0_of_the_real_flake(capsys) -> None:
         capture_output=True,
         text=True,
     )
-    if attrs.returncode != 0 or "stage0" not in json.loads(attrs.stdout):
-        pytest.skip("the flake has no stage0 yet")
+    if attrs.returncode != 0 or attr not in json.loads(attrs.stdout):
+        pytest.skip(f"the flake has no {attr} yet")
     try:
         tree = Path(locate_tree(None).root)
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"the pinned live-bootstrap input is not available offline: {exc}")
-    seeds = tree / "seed/stage0-posix/bootstrap-seeds/POSIX/x86"
-    if not (seeds / "hex0-seed").is_file():
+    if not (tree / SEED_DIR / "hex0-seed").is_file():
         pytest.skip("the live-bootstrap tree found has no seeds (a data-only snapshot)")
+    return tree
+
+
+def _seeds(report: dict) -> list[tuple[str, int]]:
+    return sorted(
+        (f["origin"].split(":", 1)[1], f["size"]) for f in report["findings"] if f["kind"] == "seed"
+    )
+
+
+def test_stage0_of_the_real_flake(capsys) -> None:
+    """Works on the real stage0: every seed it can reach is a file of bootstrap-seeds/ (by
+    content), the x86 hex0 seed and kaem-optional-seed among them, and no other binary."""
+    tree = _real("stage0")
     rc, report = run_audit(capsys, "stage0")
     assert rc == 0 and report["unexpected"] == 0, [
         f for f in report["findings"] if f["kind"] == "unexpected-binary"
     ]
-    found = sorted(
-        (Path(f["origin"].split(":", 1)[1]).name, f["size"])
-        for f in report["findings"]
-        if f["kind"] == "seed"
+    seeds = _seeds(report)
+    for origin, size in seeds:
+        assert "bootstrap-seeds/" in origin and (tree / origin).stat().st_size == size
+    for name in ("hex0-seed", "kaem-optional-seed"):
+        assert (f"{SEED_DIR}/{name}", (tree / SEED_DIR / name).stat().st_size) in seeds
+    assert report["seed_bytes"] == sum(size for _, size in seeds)
+    assert report["counts"].get("source", 0) == 0, "stage0 needs no distfile"
+
+
+def test_live_bootstrap_goal(capsys) -> None:
+    """The goal: the finished system's only binary inputs are the x86 hex0 seed and
+    kaem-optional-seed."""
+    tree = _real("live-bootstrap")
+    rc, report = run_audit(capsys, "live-bootstrap")
+    expected = sorted(
+        (f"{SEED_DIR}/{n}", (tree / SEED_DIR / n).stat().st_size)
+        for n in ("hex0-seed", "kaem-optional-seed")
     )
-    expected = sorted((n, (seeds / n).stat().st_size) for n in ("hex0-seed", "kaem-optional-seed"))
-    assert found == expected
+    assert _seeds(report) == expected
+    assert rc == 0 and report["unexpected"] == 0
     assert report["seed_bytes"] == sum(size for _, size in expected)

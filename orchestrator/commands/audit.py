@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit, load_closure
 from ..locate import locate_tree
-from .build import installable
+from .build import add_source_arguments, installable_args
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "target", metavar="TARGET", help="step attribute, stage0, live-bootstrap, or an installable"
     )
     p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
-    p.add_argument("--flake", metavar="REF", help="flake to evaluate (default: this repository)")
+    add_source_arguments(p)
     p.add_argument(
         "--live-bootstrap",
         metavar="PATH",
@@ -57,9 +57,9 @@ def _tree(explicit: str | None) -> TreeIndex:
 
 
 def run(args: argparse.Namespace) -> int:
-    inst = installable(args.target, args.flake)
-    err.print(f"evaluating {escape(inst)}", soft_wrap=True)
-    closure = load_closure([inst])
+    inst = installable_args(args.target, args)
+    err.print(f"evaluating {escape(' '.join(inst))}", soft_wrap=True)
+    closure = load_closure(inst)
     report = audit(args.target, closure, _tree(args.live_bootstrap))
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=1) + "\n")
@@ -68,12 +68,23 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _short(store_path: str) -> str:
+    """``/nix/store/<hash>-name`` -> ``<hash[:8]>…-name``: enough to tell inputs apart."""
+    base = store_path.rsplit("/", 1)[-1]
+    h, _, name = base.partition("-")
+    return f"{h[:8]}…-{name}" if len(h) == 32 and name else store_path
+
+
 def _where(f: Finding) -> str:
-    return (
-        f"{f.store_path}/{f.file}"
-        if f.file and not f.store_path.endswith(".drv")
-        else (f.file or f.store_path)
-    )
+    if f.store_path.endswith(".drv"):
+        return f.file or _short(f.store_path)
+    return f"{_short(f.store_path)}/{f.file}" if f.file else _short(f.store_path)
+
+
+def _seed_name(f: Finding) -> str:
+    where = f.origin.split(":", 1)[1] if f.origin else (f.file or f.store_path)
+    i = where.find("bootstrap-seeds/")
+    return where[i + len("bootstrap-seeds/") :] if i >= 0 else where.rsplit("/", 1)[-1]
 
 
 def print_report(report: AuditReport, *, show_all: bool = False) -> None:
@@ -100,16 +111,14 @@ def print_report(report: AuditReport, *, show_all: bool = False) -> None:
         users = sorted({u for f in items for u in f.used_by})
         table.add_row(
             kind,
-            escape(f"{len(items)} file(s)" + (f" in {path}" if path else "")),
+            escape(f"{len(items)} file(s)" + (f" in {_short(path)}" if path else "")),
             str(size) if size else "",
             "",
             escape(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
         )
     out.print(table)
     seeds = [f for f in report.findings if f.kind == "seed"]
-    seed_list = ", ".join(
-        f"{(f.file or f.store_path).rsplit('/', 1)[-1]} {f.size} B" for f in seeds
-    )
+    seed_list = ", ".join(f"{_seed_name(f)} {f.size} B" for f in seeds)
     out.print(
         f"{report.derivations} derivations ({report.built} built); "
         + ", ".join(f"{k}: {v}" for k, v in report.counts.items())

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-failed", action="store_true", help="keep the build directory of a failed step"
     )
-    p.add_argument("--flake", metavar="REF", help="flake to build from (default: this repository)")
+    add_source_arguments(p)
     p.add_argument(
         "--offline",
         action="store_true",
@@ -117,6 +117,23 @@ def installable(target: str, flake: str | None = None) -> str:
     if "#" in target or target.startswith("/"):
         return target
     return f"{flake or default_flake()}#{quote_attr(target)}"
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """Where TARGET comes from: the flake (default), or a Nix file with arguments."""
+    p.add_argument("--flake", metavar="REF", help="flake to use (default: this repository)")
+    p.add_argument("-f", "--file", metavar="FILE", help="TARGET is an attribute of this Nix file")
+    p.add_argument("--arg", nargs=2, action="append", default=[], metavar=("NAME", "EXPR"))
+    p.add_argument("--argstr", nargs=2, action="append", default=[], metavar=("NAME", "STRING"))
+
+
+def installable_args(target: str, args: argparse.Namespace) -> list[str]:
+    """The installable part of a nix command line for TARGET."""
+    extra = [x for name, value in getattr(args, "arg", []) for x in ("--arg", name, value)]
+    extra += [x for name, value in getattr(args, "argstr", []) for x in ("--argstr", name, value)]
+    if getattr(args, "file", None):
+        return ["--file", args.file, quote_attr(target), *extra]
+    return [installable(target, getattr(args, "flake", None)), *extra]
 
 
 def chain_steps() -> list[tuple[str, Any]]:
@@ -175,11 +192,11 @@ class Plan:
         ]
 
 
-def make_plan(inst: str, target: str, attrs: list[str]) -> Plan:
+def make_plan(inst: list[str], target: str, attrs: list[str]) -> Plan:
     try:
-        closure = load_closure([inst])
+        closure = load_closure(inst)
     except NixError as exc:
-        if "does not provide attribute" in exc.message:
+        if "does not provide attribute" in exc.message or "not found" in exc.message:
             raise OrchestratorError(
                 f"the flake has no target {target!r}",
                 hint=_did_you_mean(target, [*SPECIAL_TARGETS, *attrs]),
@@ -206,8 +223,8 @@ def missing_message(missing: list[Derivation], attempted: bool) -> tuple[str, st
 
 
 # -- running -------------------------------------------------------------------------------------
-def nix_build_args(inst: str, args: argparse.Namespace) -> list[str]:
-    cmd = ["build", "-L", "--log-format", "internal-json", "--json", inst]
+def nix_build_args(inst: list[str], args: argparse.Namespace) -> list[str]:
+    cmd = ["build", "-L", "--log-format", "internal-json", "--json", *inst]
     if args.keep_failed:
         cmd.append("--keep-failed")
     cmd += ["--out-link", args.out_link] if args.out_link else ["--no-link"]
@@ -261,9 +278,9 @@ def run(args: argparse.Namespace) -> int:
     steps = chain_steps()
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
-    inst = installable(target, args.flake)
+    inst = installable_args(target, args)
     index = step_index(target, steps)
-    err.print(f"evaluating {escape(inst)}", soft_wrap=True)
+    err.print(f"evaluating {escape(' '.join(inst))}", soft_wrap=True)
     plan = make_plan(inst, target, attrs)
     for drv in plan.closure.values():
         if STEP_ENV in drv.env:  # the runner names its step derivations in the environment
@@ -436,7 +453,7 @@ def _failure(
 
 def _json(
     target: str,
-    inst: str,
+    inst: list[str],
     rc: int,
     log: BuildLog,
     index: StepIndex,
@@ -470,7 +487,7 @@ def _json(
         )
     return {
         "target": target,
-        "installable": inst,
+        "installable": " ".join(inst),
         "exit_code": rc,
         "to_build": [{"drv": d, "name": store_name(d)} for d in plan.to_build],
         "missing_distfiles": [
