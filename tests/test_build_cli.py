@@ -213,3 +213,75 @@ def test_missing_distfiles_offline_then_seeded(tmp_path: Path, chain_steps: list
     built = json.loads(out)
     assert Path(built["outputs"][0]).read_bytes() == data
     assert built["missing_distfiles"] == []
+
+
+# -- the runner's synthetic chain (nix/runner.nix over ns-run, kaem and bash era) -----------------
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory):
+    from tests.runner_support.synth import Synth, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the runner's synthetic chain needs {', '.join(missing)}")
+        pytest.skip(f"the runner's synthetic chain needs {', '.join(missing)}")
+    s = Synth(tmp_path_factory.mktemp("synth"))
+    s.prepare(None, update_checksums=True)
+    return s
+
+
+def _synth_build(capsys, synth, *argv: str, prefix: str = "synth-") -> tuple[int, str, str]:
+    return _run(
+        capsys,
+        "build",
+        "--file",
+        str(synth.harness),
+        *synth.args(),
+        "--argstr",
+        "prefix",
+        prefix,  # a fresh prefix: fresh derivations, so that they really build
+        "--live-bootstrap",
+        str(synth.tree),
+        *argv,
+    )
+
+
+def test_runner_chain_progress_and_steps(synth, capsys) -> None:
+    from orchestrator.tree import SourceTree
+
+    chain = load_chain(SourceTree.open(synth.tree))
+    last = synth.attrs[-1]
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    rc, out, err = _synth_build(capsys, synth, last, "--json", prefix=prefix)
+    assert rc == 0, err
+    data = json.loads(out)
+    built = [b for b in data["builds"] if b["step"]]
+    # every step derivation of the runner (named with a prefix) is matched to its chain step
+    assert [b["step"] for b in built] == synth.attrs
+    assert [b["name"] for b in built] == [f"{prefix}{a}" for a in synth.attrs]
+    assert [b["pass"] for b in built] == [s.step.pass_no for s in chain.steps]
+    assert [(b["step_index"], b["steps_total"]) for b in built] == [
+        (i + 1, len(synth.attrs)) for i in range(len(synth.attrs))
+    ]
+    assert all(b["status"] == "built" for b in built)
+    delta2 = next(b for b in built if b["step"] == "delta-1.0-pass2")
+    assert delta2["log_lines"] > 0
+    assert f"step {len(synth.attrs)}/{len(synth.attrs)} epsilon-1.0 pass 1" in err
+
+
+def test_runner_step_failure_report(synth, capsys, tmp_path: Path) -> None:
+    """A wrong pin fails its step inside the runner; the report names step and pass."""
+    from tests.runner_support.synth import Synth
+
+    bad = Synth(tmp_path / "bad")
+    bad.prepare({"delta-1.0_0.tar.bz2": "0" * 64})
+    rc, out, err = _synth_build(
+        capsys, bad, "delta-1.0-pass1", "--keep-failed", prefix=f"t{uuid.uuid4().hex[:8]}-"
+    )
+    assert rc != 0
+    assert "step delta-1.0 pass 1 (attribute delta-1.0-pass1, chain step 6 of 6)" in err
+    assert "last " in err and "log lines" in err
+    assert "0" * 64 in err, "the log tail shows the pin that did not match"
+    kept = [line for line in err.splitlines() if "build directory is kept at" in line]
+    assert kept
+    shutil.rmtree(kept[0].split("kept at ", 1)[1].split(":", 1)[0], ignore_errors=True)

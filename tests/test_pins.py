@@ -167,3 +167,52 @@ def test_unknown_target(tmp_path: Path, flake: str, capsys) -> None:
     lb = tree(tmp_path / "lb", lib_pin=sha(FOO_LIB))
     rc = main(["verify", "--against-live-bootstrap", "nope-1-pass1", "--live-bootstrap", str(lb)])
     assert rc == 2 and "not a step of the chain" in capsys.readouterr().err
+
+
+def test_runner_synthetic_outputs(tmp_path: Path) -> None:
+    """The runner's real step outputs (nix/runner.nix over ns-run): learn the package hashes with
+    UPDATE_CHECKSUMS, build again with them pinned, every pin holds; a changed pin is reported."""
+    import os
+
+    from orchestrator.chain import load_chain
+    from orchestrator.pins import REPO_DIR, verify
+    from orchestrator.tree import SourceTree
+    from tests.runner_support.synth import Synth, missing_tools, write_tree
+
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the runner's synthetic chain needs {', '.join(missing)}")
+        pytest.skip(f"the runner's synthetic chain needs {', '.join(missing)}")
+    s = Synth(tmp_path / "synth")
+    s.prepare(None, update_checksums=True)
+    learned = {}
+    for attr in s.attrs:
+        repo = s.out(attr) / TREE_DIR / REPO_DIR.lstrip("/")
+        if repo.is_dir():
+            learned.update({f.name: sha(f.read_bytes()) for f in repo.iterdir()})
+    assert set(learned) == {"delta-1.0_0.tar.bz2", "delta-1.0_1.tar.bz2", "epsilon-1.0_0.tar.bz2"}
+
+    s.prepare(learned)  # the runner checks these pins itself while building
+    outputs = {a: str(s.out(a)) for a in s.attrs}
+    chain = load_chain(SourceTree.open(s.tree))
+    report = verify(chain, "live-bootstrap", outputs, SourceTree.open(s.tree).read_text)
+    checked = [(c.step, c.kind, c.file, c.status) for c in report.checks if c.kind != "none"]
+    assert checked == [
+        ("alpha-1.0-pass1", "installed", "/usr/bin/alpha-tool", "ok"),
+        ("delta-1.0-pass1", "package", "/external/repo/delta-1.0_0.tar.bz2", "ok"),
+        ("delta-1.0-pass2", "package", "/external/repo/delta-1.0_1.tar.bz2", "ok"),
+        ("epsilon-1.0-pass1", "package", "/external/repo/epsilon-1.0_0.tar.bz2", "ok"),
+    ]
+    assert report.exit_code() == 0
+
+    # the same outputs against a tree whose pin moved: that package is a mismatch
+    moved = tmp_path / "moved"
+    write_tree(moved, {**learned, "delta-1.0_1.tar.bz2": sha(b"not it")})
+    tree = SourceTree.open(moved)
+    report = verify(load_chain(tree), "live-bootstrap", outputs, tree.read_text)
+    bad = [c for c in report.checks if c.status != "ok" and c.kind != "none"]
+    assert [(c.step, c.status, c.actual) for c in bad] == [
+        ("delta-1.0-pass2", "mismatch", learned["delta-1.0_1.tar.bz2"])
+    ]
+    assert report.exit_code() == 1

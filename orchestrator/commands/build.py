@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="do not try to download: fail before building when a distfile is not in the store",
     )
     p.add_argument("-o", "--out-link", metavar="PATH", help="create this result symlink")
+    p.add_argument(
+        "--live-bootstrap",
+        metavar="PATH",
+        help="number the steps from this tree's chain (default: the committed steps/)",
+    )
     p.add_argument("-L", "--print-build-logs", action="store_true", help="echo every log line")
     p.add_argument(
         "--option",
@@ -136,8 +141,8 @@ def installable_args(target: str, args: argparse.Namespace) -> list[str]:
     return [installable(target, getattr(args, "flake", None)), *extra]
 
 
-def chain_steps() -> list[tuple[str, Any]]:
-    chain = load_chain(read_tree(None))
+def chain_steps(live_bootstrap: str | None = None) -> list[tuple[str, Any]]:
+    chain = load_chain(read_tree(live_bootstrap))
     return [(s.step.attr_name, s.step) for s in chain.steps]
 
 
@@ -275,7 +280,7 @@ class PlainReporter:
 
 
 def run(args: argparse.Namespace) -> int:
-    steps = chain_steps()
+    steps = chain_steps(args.live_bootstrap)
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
     inst = installable_args(target, args)
