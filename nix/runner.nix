@@ -113,6 +113,7 @@ let
     , checkpointEvery ? null
     , prefix ? "lb-"
     , copyUp ? { }
+    , setenv ? [ ]
     }:
     let
       n = length steps;
@@ -156,6 +157,7 @@ let
               cwd /steps
             ''
             + distfileLines s + copyUpLines s
+            + lib.concatMapStrings (e: "setenv ${e}\n") setenv
             + (if s.era == "kaem"
                then "arg ${kaem}\narg --file\narg /tmp/.runner/step\n"
                else "arg ${bash}\narg /tmp/.runner/step\n")

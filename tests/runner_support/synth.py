@@ -52,17 +52,11 @@ def missing_tools() -> list[str]:
         if shutil.which(tool) is None:
             out.append(pkg)
     bb = shutil.which("busybox")
-    if bb is not None and "statically linked" not in _file(bb):
-        out.append("busybox-static (the busybox here is not static)")
+    if bb is not None:
+        ldd = subprocess.run(["ldd", bb], capture_output=True, text=True)
+        if "not a dynamic executable" not in ldd.stdout + ldd.stderr:
+            out.append("busybox-static (the busybox here is not static)")
     return out
-
-
-def _file(path: str) -> str:
-    try:
-        data = Path(path).read_bytes()[:4096]
-    except OSError:
-        return ""
-    return "" if b"PT_INTERP" in data else ("statically linked" if b".interp" not in data else "")
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -333,9 +327,22 @@ def write_tree(root: Path, pins: dict[str, str] | None, *, update_checksums: boo
 
 def generate(tree: Path, out: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "orchestrator", "generate", "--live-bootstrap", str(tree),
-         "--output", str(out), "--commit", "0" * 40],
-        check=True, cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "generate",
+            "--live-bootstrap",
+            str(tree),
+            "--output",
+            str(out),
+            "--commit",
+            "0" * 40,
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -352,8 +359,18 @@ def build_runner(work: Path) -> str:
     d = work / "runner"
     (d / "bin").mkdir(parents=True, exist_ok=True)
     src = REPO / "nix" / "runner"
-    run(["gcc", "-O2", "-static", "-include", str(src / "host.h"), "-o", str(d / "bin" / "ns-run"),
-         str(src / "ns-run.c")])
+    run(
+        [
+            "gcc",
+            "-O2",
+            "-static",
+            "-include",
+            str(src / "host.h"),
+            "-o",
+            str(d / "bin" / "ns-run"),
+            str(src / "ns-run.c"),
+        ]
+    )
     return store_add(d)
 
 
@@ -417,6 +434,7 @@ let
     inherit (meta) config;
     envText = builtins.readFile (tree + "/steps/env");
     inherit prefix;
+    setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];
     # the synthetic chain's stand-in bash is a plain (dynamic) Debian bash
     copyUp = { };
   };
@@ -453,12 +471,24 @@ class Synth:
 
     def args(self) -> list[str]:
         return [
-            "--arg", "repo", str(REPO),
-            "--arg", "steps", str(self.steps),
-            "--arg", "tree", str(self.tree),
-            "--argstr", "runner", self.runner,
-            "--argstr", "base", self.base,
-            "--argstr", "environ", self.environ,
+            "--arg",
+            "repo",
+            str(REPO),
+            "--arg",
+            "steps",
+            str(self.steps),
+            "--arg",
+            "tree",
+            str(self.tree),
+            "--argstr",
+            "runner",
+            self.runner,
+            "--argstr",
+            "base",
+            self.base,
+            "--argstr",
+            "environ",
+            self.environ,
         ]
 
     def build_cmd(self, attrs: list[str], extra: list[str] | None = None) -> list[str]:
@@ -478,4 +508,6 @@ class Synth:
         return Path(p.stdout.strip().splitlines()[-1])
 
     def drv(self, attr: str) -> str:
-        return run(["nix-instantiate", str(self.harness), *NIX_FLAGS, *self.args(), "-A", f'"{attr}"']).stdout.strip()
+        return run(
+            ["nix-instantiate", str(self.harness), *NIX_FLAGS, *self.args(), "-A", f'"{attr}"']
+        ).stdout.strip()
