@@ -171,7 +171,7 @@ def test_resume_after_interruption(chain):
             if not line:
                 break
             log += line
-            if f"building '" in line and f"{prefix}delta-1.0-pass2" in line:
+            if "building '" in line and f"{prefix}delta-1.0-pass2" in line:
                 time.sleep(2)  # inside the slow step
                 break
     finally:
