@@ -332,3 +332,37 @@ def test_real_checkout_matches_the_committed_lock(nix: str, tmp_path: Path, caps
     for section in ("steps", "distfiles", "package_pins"):
         assert all(v == [] for v in report[section].values()), section
     assert report["versions"] == [] and not report["sources_syntax"]["changed"]
+
+
+def test_a_failure_while_swapping_in_rolls_everything_back(
+    flake: Path, synthetic: dict, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """steps/ is swapped in first; if flake.lock then cannot be replaced, steps/ (and flake.nix)
+    come back as they were: the three change together or not at all."""
+    import orchestrator.transaction as transaction
+
+    repo = checkout(synthetic, synthetic["c1"])
+    digest = tree_digest(flake)
+    real_rename = os.rename
+
+    def failing_rename(src, dst):  # type: ignore[no-untyped-def]
+        if Path(dst).name == "flake.lock" and ".flake.lock.new-" in Path(src).name:
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(transaction.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="No space left"):
+        main(["update", "--to-path", str(repo), "--flake", str(flake)])
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert tree_digest(flake) == digest
+    assert sorted(p.name for p in flake.iterdir()) == ["flake.lock", "flake.nix", "nix", "steps"]
+
+
+def test_updating_to_the_pinned_revision_is_a_no_op(flake: Path, synthetic: dict, capsys) -> None:
+    repo = checkout(synthetic, synthetic["c2"])
+    assert main(["update", "--to-path", str(repo), "--flake", str(flake)]) == 0
+    digest = tree_digest(flake)
+    assert main(["update", "--to-path", str(repo), "--flake", str(flake)]) == 0
+    assert "already pinned" in capsys.readouterr().err
+    assert tree_digest(flake) == digest
