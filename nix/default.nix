@@ -13,16 +13,28 @@ let
   chainSteps = map (f: import f { inherit (fetchers) fetchDistfile; }) stepFiles;
 
   freshness = import ./freshness.nix { inherit lib live-bootstrap meta; };
+
+  # stage0-posix from the hex0 seed; x86 runs on both systems, AMD64 only on x86_64-linux.
+  stage0 = import ./stage0.nix { inherit live-bootstrap steps; };
+  stage0Packages = { stage0 = stage0.x86.package; }
+    // (if system == "x86_64-linux" then { stage0-amd64 = stage0.amd64.package; } else { });
+  stage0Checks = {
+    stage0-self-reproduction = stage0.x86.checks.self-reproduction;
+    stage0-answers = stage0.x86.checks.answers;
+  } // (if system == "x86_64-linux" then {
+    stage0-amd64-self-reproduction = stage0.amd64.checks.self-reproduction;
+    stage0-amd64-answers = stage0.amd64.checks.answers;
+  } else { });
 in
 {
-  inherit lib meta chainSteps;
+  inherit lib meta chainSteps stage0;
 
   packages = {
-  };
+  } // stage0Packages;
 
   checks = {
     steps-fresh = freshness;
-  };
+  } // stage0Checks;
 
   hydraJobs = {
   };

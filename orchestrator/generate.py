@@ -42,6 +42,8 @@ class Drift(BaseModel):
 def render_all(
     tree: SourceTree, chain: Chain, current: Path | None = None
 ) -> tuple[dict[str, str], list[str]]:
+    from . import stage0  # noqa: F401  (registers its renderer; imported here to avoid a cycle)
+
     files = render_steps(tree, chain)
     kept: list[str] = []
     for prefix, renderer in EXTRA_RENDERERS:
