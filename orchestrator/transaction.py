@@ -40,17 +40,17 @@ class Transaction:
             if self._steps is not None:
                 staged.append(self._stage_steps(*self._steps))
             for target, text in self._files.items():
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.new-", dir=target.parent)
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.new-", dir=target.parent)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(text)
                 if target.exists():
-                    os.chmod(tmp, target.stat().st_mode & 0o777)
+                    os.chmod(tmp_name, target.stat().st_mode & 0o777)
                 else:
-                    os.chmod(tmp, 0o644)
-                staged.append((Path(tmp), target))
+                    os.chmod(tmp_name, 0o644)
+                staged.append((Path(tmp_name), target))
         except BaseException:
-            for tmp, _ in staged:
-                _remove(tmp)
+            for staged_path, _ in staged:
+                _remove(staged_path)
             raise
         done: list[tuple[Path, Path | None]] = []  # (target, backup)
         try:
@@ -71,8 +71,8 @@ class Transaction:
                     _remove(target)
                 if backup is not None:
                     os.rename(backup, target)
-            for tmp, _ in staged:
-                _remove(tmp)
+            for staged_path, _ in staged:
+                _remove(staged_path)
             raise
         for _, backup in done:
             if backup is not None:
@@ -92,13 +92,13 @@ class Transaction:
             for keep in PRESERVED:
                 if (steps_dir / keep).exists():
                     shutil.copytree(steps_dir / keep, staging / keep, symlinks=True)
-            for name, text in override_changes.items():
+            for name, content in override_changes.items():
                 path = staging / "overrides" / name
-                if text is None:
+                if content is None:
                     path.unlink(missing_ok=True)
                 else:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text)
+                    path.write_text(content)
             overrides = staging / "overrides"
             if overrides.is_dir() and not any(overrides.iterdir()):
                 overrides.rmdir()
