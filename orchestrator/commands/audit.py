@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit, load_closure
+from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit
 from ..locate import locate_tree
-from .build import add_source_arguments, installable_args
+from .build import add_source_arguments, chain_steps, closure_of, installable_args
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -59,7 +59,8 @@ def _tree(explicit: str | None) -> TreeIndex:
 def run(args: argparse.Namespace) -> int:
     inst = installable_args(args.target, args)
     err.print(f"evaluating {escape(' '.join(inst))}", soft_wrap=True)
-    closure = load_closure(inst)
+    attrs = [a for a, _ in chain_steps()]
+    closure = closure_of(inst, args.target, attrs)
     report = audit(args.target, closure, _tree(args.live_bootstrap))
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=1) + "\n")

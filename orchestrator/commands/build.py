@@ -197,16 +197,24 @@ class Plan:
         ]
 
 
-def make_plan(inst: list[str], target: str, attrs: list[str]) -> Plan:
+def closure_of(inst: list[str], target: str, attrs: list[str]) -> dict[str, Derivation]:
+    """The derivation closure of TARGET (evaluation only); a missing attribute is a user error."""
     try:
-        closure = load_closure(inst)
+        return load_closure(inst)
     except NixError as exc:
         if "does not provide attribute" in exc.message or "not found" in exc.message:
-            raise OrchestratorError(
-                f"the flake has no target {target!r}",
-                hint=_did_you_mean(target, [*SPECIAL_TARGETS, *attrs]),
-            ) from None
+            hint = (
+                f"{target} is a step of the generated chain, but the flake does not expose it: "
+                "are the steps wired into the flake's packages (nix/default.nix)?"
+                if target in attrs
+                else _did_you_mean(target, [*SPECIAL_TARGETS, *attrs])
+            )
+            raise OrchestratorError(f"the flake has no target {target!r}", hint=hint) from None
         raise
+
+
+def make_plan(inst: list[str], target: str, attrs: list[str]) -> Plan:
+    closure = closure_of(inst, target, attrs)
     outputs = [p for d in closure.values() for p in d.output_paths]
     return Plan(closure, nixcli.invalid_paths(outputs))
 
