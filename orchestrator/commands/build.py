@@ -314,10 +314,14 @@ def run(args: argparse.Namespace) -> int:
     started = clock()
     view = LiveView(target, log, index, durations, plan.to_build, started, clock)
     initial_eta = eta(log, view.to_build, durations, started)
-    err.print(
-        f"{len(plan.to_build)} derivation(s) to build for {escape(target)}; {initial_eta.text()}",
-        soft_wrap=True,
-    )
+    if plan.to_build:
+        err.print(
+            f"{len(plan.to_build)} derivation(s) to build for {escape(target)}; "
+            f"{initial_eta.text()}",
+            soft_wrap=True,
+        )
+    else:
+        err.print(f"nothing to build: {escape(target)} is in the store", soft_wrap=True)
 
     cmd = nixcli.nix_command(nix_build_args(inst, args), sandbox=True)
     proc = subprocess.Popen(
