@@ -70,6 +70,19 @@ let
 
   trailer = "/tmp/.runner/ns-run dump-env /tmp/.runner/environ\n";
 
+  # Files of earlier layers that live-bootstrap's own scripts rewrite in place (improve scripts
+  # append to env and bootstrap.cfg; script-generator and configurator rewrite /steps/N.sh,
+  # bootstrap.cfg and /preseed-jump.kaem). Store files belong to a user the sandbox does not map,
+  # so these are copied into the upper layer before the step runs (an unchanged copy is dropped
+  # from the output). Other files can be replaced (unlink, rename, O_CREAT) but not opened for
+  # writing; a step that needs that gets `copyUp.<attrName> = [ paths ]` in mkChain.
+  defaultCopyUp = ''
+    copyup /steps/env
+    copyup /steps/bootstrap.cfg
+    copyupdir /steps .sh
+    copyup /preseed-jump.kaem
+  '';
+
   # --- derivations -----------------------------------------------------------------------------
 
   layerLine = l: "layer ${l.tree} ${if l ? deletions then l.deletions else "-"}\n";
@@ -138,8 +151,7 @@ let
         lib.concatMapStrings (d: "distfile ${d.fileName} ${d}\n") (s.distfiles or [ ]);
 
       copyUpLines = s:
-        lib.concatMapStrings (p: "copyup ${p}\n")
-          ([ "/steps/env" "/steps/bootstrap.cfg" ] ++ (copyUp.${s.attrName} or [ ]));
+        defaultCopyUp + lib.concatMapStrings (p: "copyup ${p}\n") (copyUp.${s.attrName} or [ ]);
 
       # results.(i) = { drv; layers (for the next step); environ }
       step = i: prev:
@@ -199,7 +211,62 @@ let
       # every layer of the finished system, bottom first (for flattening or inspection)
       layers = if n == 0 then below else (lib.last results).layers;
     };
+  # The real chain: flake outputs from the generated steps/ and the stage0 build.
+  # Returns { packages; checks; hydraJobs; } to merge into nix/default.nix's.
+  outputs = { live-bootstrap, meta, chainSteps, stage0, profilesDir, checkpointEvery ? null }:
+    let
+      self = { inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint
+                 mkChain asLayer trailer defaultCopyUp; };
+      cfgOf = profile: builtins.readFile (profilesDir + "/${profile}.cfg");
+      envText = builtins.readFile "${live-bootstrap}/steps/env";
+      stage0Tree = "${live-bootstrap}/seed/stage0-posix";
+      seedStage = import ./seed.nix {
+        inherit lib live-bootstrap stage0;
+        runnerLib = self;
+        cfgText = cfgOf meta.profile;
+      };
+      chain = mkChain {
+        inherit (seedStage) system runner environ;
+        inherit checkpointEvery;
+        steps = chainSteps;
+        below = seedStage.layers;
+        inherit (meta) config;
+        inherit envText;
+      };
+      finished = mkCheckpoint {
+        inherit (seedStage) system runner;
+        name = "live-bootstrap";
+        inherit (chain) layers;
+      };
+      oracle = import ./oracle.nix { inherit lib seedStage stage0Tree; runnerLib = self; };
+      expectedNix =
+        map (f: { path = "steps/${f.name}"; inherit (f) text; })
+          (expectedScripts { steps = chainSteps; inherit (meta) config; inherit envText; })
+        ++ [
+          { path = "steps/bootstrap.cfg"; text = lib.concatMapStrings (c: "${c.name}=${c.value}\n") meta.config; }
+        ];
+      hydraName = builtins.replaceStrings [ "." ] [ "_" ];
+    in
+    {
+      packages = chain.byName // {
+        live-bootstrap = finished;
+        lb-runner = seedStage.runner;
+        lb-base = seedStage.base;
+        lb-seed = seedStage.seed;
+      };
+      checks = {
+        oracle-nix = oracle { profile = "nix"; cfgText = cfgOf "nix"; expected = expectedNix; };
+        oracle-bwrap-ci = oracle { profile = "bwrap-ci"; cfgText = cfgOf "bwrap-ci"; };
+      };
+      # Hydra job names cannot hold dots: mes-0.27.1-pass1 is chain.mes-0_27_1-pass1
+      hydraJobs = {
+        live-bootstrap = finished;
+        seed = seedStage.seed;
+        runner = seedStage.runner;
+        chain = builtins.listToAttrs (map (s: { name = hydraName s.attrName; value = chain.byName.${s.attrName}; }) chainSteps);
+      };
+    };
 in
 {
-  inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint mkChain asLayer trailer;
+  inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint mkChain asLayer trailer defaultCopyUp outputs;
 }

@@ -1287,6 +1287,31 @@ char** read_environ(char* file, char** extra)
 	return env;
 }
 
+/* Make a file from a lower layer writable in place: store files belong to a user the sandbox
+ * does not map, so only a copy in the upper layer can be opened for writing. The spec item
+ * becomes a "copiedup" record (path, original bytes) so that an unchanged copy is dropped from
+ * the output afterwards. */
+void copy_up(struct item* it, char* merged, char* path)
+{
+	char* l = cat2(merged, path);
+	int r = path_mode(l);
+	int len = 0;
+	char* data;
+	if (r < 0) {
+		it->key = "skipped";
+		return;
+	}
+	data = read_file(l, &len);
+	if (data == NULL) fail("cannot read", path, 0);
+	it->key = "copiedup";
+	it->value = path;
+	it->b = data;
+	it->a = itoa10(len);
+	check(ns_unlink(l), "cannot copy up", path);
+	if ((r & 73) != 0) write_file(l, data, len, 493);
+	else write_file(l, data, len, 420);
+}
+
 void bind_dev(char* root, char* name)
 {
 	char* host = cat2("/dev/", name);
@@ -1327,6 +1352,8 @@ int mode_step()
 	char* cwd;
 	char* environ_file = NULL;
 	char* flatten = NULL;
+	struct entry* e;
+	struct item* extra_item;
 	char* wh;
 	char* l;
 
@@ -1490,17 +1517,27 @@ int mode_step()
 		} else if (strcmp(it->key, "mkdir") == 0) {
 			mkdirs(cat2(merged, it->a), 493);
 		} else if (strcmp(it->key, "copyup") == 0) {
+			copy_up(it, merged, it->value);
+		} else if (strcmp(it->key, "copyupdir") == 0) {
+			/* every regular file directly in directory a whose name ends in b */
 			l = cat2(merged, it->a);
-			r = path_mode(l);
-			if (r >= 0) {
-				data = read_file(l, &len);
-				if (data == NULL) fail("cannot read", it->a, 0);
-				it->b = data; /* remembered: an unchanged copy is dropped from the output */
-				it->a = itoa10(len);
-				it->key = "copiedup";
-				check(ns_unlink(l), "cannot copy up", it->a);
-				if ((r & 73) != 0) write_file(l, data, len, 493);
-				else write_file(l, data, len, 420);
+			if (path_mode(l) >= 0) {
+				e = list_dir(l);
+				while (e != NULL) {
+					r = strlen(e->name) - strlen(it->b);
+					if (r >= 0) {
+						if (strcmp(e->name + r, it->b) == 0) {
+							data = path_join(it->a, e->name);
+							if ((path_mode(cat2(merged, data)) & NS_S_IFMT) == NS_S_IFREG) {
+								extra_item = calloc(1, sizeof(struct item));
+								extra_item->next = it->next;
+								it->next = extra_item;
+								copy_up(extra_item, merged, data);
+							}
+						}
+					}
+					e = e->next;
+				}
 			}
 		}
 		it = it->next;
