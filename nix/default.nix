@@ -25,17 +25,25 @@ let
     stage0-amd64-self-reproduction = stage0.amd64.checks.self-reproduction;
     stage0-amd64-answers = stage0.amd64.checks.answers;
   } else { });
+
+  # The runner (nix/runner.nix, nix/seed.nix, nix/oracle.nix): every step of steps/ as its own
+  # sandboxed derivation over the seed stage, .#live-bootstrap, the script-generator oracle.
+  runner = (import ./runner.nix { inherit lib; }).outputs {
+    inherit live-bootstrap meta chainSteps;
+    stage0 = stage0.x86;
+    profilesDir = ../orchestrator/profiles;
+  };
 in
 {
   inherit lib meta chainSteps stage0;
 
   packages = {
-  } // stage0Packages;
+  } // stage0Packages // runner.packages;
 
   checks = {
     steps-fresh = freshness;
-  } // stage0Checks;
+  } // stage0Checks // runner.checks;
 
   hydraJobs = {
-  };
+  } // runner.hydraJobs;
 }
