@@ -74,9 +74,15 @@ class Arch(BaseModel):
 
 
 ARCHES: dict[str, Arch] = {
-    "x86": Arch(name="x86", arch_dir="x86", entry="kaem.x86", system="i686-linux", answers="x86.answers"),
+    "x86": Arch(
+        name="x86", arch_dir="x86", entry="kaem.x86", system="i686-linux", answers="x86.answers"
+    ),
     "amd64": Arch(
-        name="amd64", arch_dir="AMD64", entry="kaem.amd64", system="x86_64-linux", answers="amd64.answers"
+        name="amd64",
+        arch_dir="AMD64",
+        entry="kaem.amd64",
+        system="x86_64-linux",
+        answers="amd64.answers",
     ),
 }
 
@@ -263,7 +269,9 @@ class KaemReader:
                 while True:
                     c = self._getc()
                     if c is None:
-                        raise self._error("improperly terminated line comment (no newline before the end)")
+                        raise self._error(
+                            "improperly terminated line comment (no newline before the end)"
+                        )
                     if c == "\n":
                         break
                 return _cstr(buf), True, False
@@ -347,7 +355,14 @@ def _split_alias(value: str) -> list[str]:
             cur.append(c)
 
 
-def expand(token: str, lookup: Callable[[str], str | None], argv: list[str], *, file: str = "", line: int | None = None) -> str:
+def expand(
+    token: str,
+    lookup: Callable[[str], str | None],
+    argv: list[str],
+    *,
+    file: str = "",
+    line: int | None = None,
+) -> str:
     """variable.c handle_variables: ${VAR}, ${VAR:-text} and $@ (undefined expands to nothing)."""
     if "$" not in token:
         return token
@@ -403,7 +418,9 @@ def expand(token: str, lookup: Callable[[str], str | None], argv: list[str], *, 
             return out
 
 
-def parse_script(text: str, file: str = "<script>", env: Mapping[str, str] | None = None) -> list[tuple[list[str], int]]:
+def parse_script(
+    text: str, file: str = "<script>", env: Mapping[str, str] | None = None
+) -> list[tuple[list[str], int]]:
     """Every command of a script with static variables (assignments and aliases applied as
     kaem would, nothing run): for tests and inspection."""
     variables = dict(env or {})
@@ -477,7 +494,14 @@ class Interpreter:
         return joined
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, script: str, *, env: Mapping[str, str] | None = None, cwd: str = "", argv: list[str] | None = None) -> list[Command]:
+    def run(
+        self,
+        script: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str = "",
+        argv: list[str] | None = None,
+    ) -> list[Command]:
         frame = _Frame(env=dict(env or {}), cwd=cwd, argv=list(argv or []))
         self._run_script(script, frame)
         return self.commands
@@ -503,21 +527,35 @@ class Interpreter:
             if self._execute(frame, script, tokens, line) == "exec":
                 return
 
-    def _if(self, reader: KaemReader, frame: _Frame, script: str, condition: list[str], line: int) -> None:
+    def _if(
+        self, reader: KaemReader, frame: _Frame, script: str, condition: list[str], line: int
+    ) -> None:
         """kaem.c if_cmd: commands up to `fi`, run while the status is 0; `else` flips it."""
         status = self._condition(frame, script, condition, line)
         while True:
             cmd = reader.command(frame.env.get, frame.aliases, frame.argv)
             if cmd is None:
-                raise ParseError("unexpected end of file: `if` without `fi`", file=self._tree_path(script), line=line)
+                raise ParseError(
+                    "unexpected end of file: `if` without `fi`",
+                    file=self._tree_path(script),
+                    line=line,
+                )
             tokens, cline = cmd
             if not tokens:
                 continue
             if status == 0:
                 if tokens[0] == "if":
-                    raise ParseError("nested `if` (kaem does not nest them)", file=self._tree_path(script), line=cline)
+                    raise ParseError(
+                        "nested `if` (kaem does not nest them)",
+                        file=self._tree_path(script),
+                        line=cline,
+                    )
                 if self._execute(frame, script, tokens, cline) == "exec":
-                    raise ParseError("`exec` inside `if` is not supported", file=self._tree_path(script), line=cline)
+                    raise ParseError(
+                        "`exec` inside `if` is not supported",
+                        file=self._tree_path(script),
+                        line=cline,
+                    )
             if tokens[0] == "else":
                 status = 0 if status else 1
             if tokens[0] == "fi":
@@ -630,7 +668,9 @@ class Interpreter:
             elif a in ("-v", "--verbose", "--strict", "--warn", "--fuzz", "--show-exit-codes"):
                 i += 1
             elif a == "--non-strict":
-                raise ParseError("kaem --non-strict: failures would be ignored; not supported", **where)
+                raise ParseError(
+                    "kaem --non-strict: failures would be ignored; not supported", **where
+                )
             elif a == "--":
                 rest = args[i:]
                 break
@@ -639,7 +679,11 @@ class Interpreter:
         target = self.resolve(frame.cwd, file, **where)
         if target is None:
             raise ParseError(f"kaem --file {file}: outside stage0-posix", **where)
-        child = _Frame(env={} if init_mode else dict(frame.env), cwd=frame.cwd, argv=[program, *args[: len(args) - len(rest)], *rest])
+        child = _Frame(
+            env={} if init_mode else dict(frame.env),
+            cwd=frame.cwd,
+            argv=[program, *args[: len(args) - len(rest)], *rest],
+        )
         self._run_script(target, child)
 
     def _record(self, frame: _Frame, script: str, program: str, args: list[str], line: int) -> None:
@@ -653,23 +697,35 @@ class Interpreter:
         if tool_name == "sha256sum" and "-c" in args:
             sums = [a for a in classified if a.kind in ("source", "artifact")]
             if len(sums) != 1 or sums[0].kind != "source":
-                raise ParseError("sha256sum -c: expected one checksum file from the sources", **where)
+                raise ParseError(
+                    "sha256sum -c: expected one checksum file from the sources", **where
+                )
             for n, entry in enumerate(self.read_source(sums[0].path or "").splitlines(), 1):
                 if not entry.strip():
                     continue
                 parts = entry.split(maxsplit=1)
                 if len(parts) != 2:
-                    raise ParseError("expected '<sha256>  <path>'", file=self._tree_path(sums[0].path or ""), line=n)
+                    raise ParseError(
+                        "expected '<sha256>  <path>'",
+                        file=self._tree_path(sums[0].path or ""),
+                        line=n,
+                    )
                 listed = self.resolve(frame.cwd, parts[1].strip(), **where)
                 if listed is None or not self.is_file(listed):
-                    raise ParseError(f"sha256sum -c: {parts[1].strip()} does not exist at this point", **where)
+                    raise ParseError(
+                        f"sha256sum -c: {parts[1].strip()} does not exist at this point", **where
+                    )
                 check_files.append(listed)
         else:
-            flagged = [i + 1 for i, a in enumerate(args) if a in ("-o", "--output") and i + 1 < len(args)]
+            flagged = [
+                i + 1 for i, a in enumerate(args) if a in ("-o", "--output") and i + 1 < len(args)
+            ]
             if flagged:
                 index = flagged[-1]
             else:
-                candidates = [i for i, a in enumerate(classified) if a.kind == "literal" and "/" in a.text]
+                candidates = [
+                    i for i, a in enumerate(classified) if a.kind == "literal" and "/" in a.text
+                ]
                 if len(candidates) != 1:
                     raise ParseError(
                         f"cannot tell which argument of {tool_name} is its output "
@@ -795,10 +851,9 @@ class Translator:
             raise GenerateError(f"{c.script}:{c.line}: BASE_ADDRESS is not set for M2-Mesoplanet")
         spawn = self._spawn_dirs(c)
         origin = self._origin(c)
-        args = [a for a in c.args]
         pre_args: list[Ref] = []
         skip = False
-        for i, a in enumerate(args):
+        for a in c.args:
             if skip:
                 skip = False
                 continue
@@ -823,7 +878,14 @@ class Translator:
                 name=f"{posixpath.basename(hid)}.M1",
                 kind="helper",
                 builder=spawn("M2-Planet"),
-                args=[Ref(lit="--file"), Ref(step=pre), Ref(lit="--output"), Ref(out=""), Ref(lit="--architecture"), Ref(lit=arch)],
+                args=[
+                    Ref(lit="--file"),
+                    Ref(step=pre),
+                    Ref(lit="--output"),
+                    Ref(out=""),
+                    Ref(lit="--architecture"),
+                    Ref(lit=arch),
+                ],
                 origin=origin,
             )
         )
@@ -834,11 +896,17 @@ class Translator:
                 kind="helper",
                 builder=spawn("M1"),
                 args=[
-                    Ref(lit="--file"), _sub(m2libc, f"/{arch}/{arch}_defs.M1"),
-                    Ref(lit="--file"), _sub(m2libc, f"/{arch}/libc-full.M1"),
-                    Ref(lit="--file"), Ref(step=m1),
-                    Ref(lit=endian), Ref(lit="--architecture"), Ref(lit=arch),
-                    Ref(lit="--output"), Ref(out=""),
+                    Ref(lit="--file"),
+                    _sub(m2libc, f"/{arch}/{arch}_defs.M1"),
+                    Ref(lit="--file"),
+                    _sub(m2libc, f"/{arch}/libc-full.M1"),
+                    Ref(lit="--file"),
+                    Ref(step=m1),
+                    Ref(lit=endian),
+                    Ref(lit="--architecture"),
+                    Ref(lit=arch),
+                    Ref(lit="--output"),
+                    Ref(out=""),
                 ],
                 origin=origin,
             )
@@ -850,11 +918,16 @@ class Translator:
                 kind="helper",
                 builder=spawn("hex2"),
                 args=[
-                    Ref(lit="--file"), _sub(m2libc, f"/{arch}/ELF-{arch}.hex2"),
-                    Ref(lit="--file"), Ref(step=hex2),
-                    Ref(lit="--output"), Ref(out=""),
-                    Ref(lit="--architecture"), Ref(lit=arch),
-                    Ref(lit="--base-address"), Ref(lit=base),
+                    Ref(lit="--file"),
+                    _sub(m2libc, f"/{arch}/ELF-{arch}.hex2"),
+                    Ref(lit="--file"),
+                    Ref(step=hex2),
+                    Ref(lit="--output"),
+                    Ref(out=""),
+                    Ref(lit="--architecture"),
+                    Ref(lit=arch),
+                    Ref(lit="--base-address"),
+                    Ref(lit=base),
                     Ref(lit=endian),
                 ],
                 origin=origin,
@@ -867,7 +940,9 @@ class Translator:
             value = "./M2libc"  # cc.c's default
         d = self.interp.resolve(c.cwd, value, file=c.script, line=c.line)
         if d is None or not self.interp.tree.is_dir(self.interp._tree_path(d)):
-            raise GenerateError(f"{c.script}:{c.line}: M2LIBC_PATH={value} is not a source directory")
+            raise GenerateError(
+                f"{c.script}:{c.line}: M2LIBC_PATH={value} is not a source directory"
+            )
         return Ref(src=d)
 
     def _spawn_dirs(self, c: Command) -> Callable[[str], Ref]:
@@ -926,7 +1001,9 @@ class Translator:
             if isinstance(w, str):
                 bad = set(w) - KAEM_SAFE
                 if bad:
-                    raise GenerateError(f"stage0: cannot quote {w!r} for kaem (characters {sorted(bad)})")
+                    raise GenerateError(
+                        f"stage0: cannot quote {w!r} for kaem (characters {sorted(bad)})"
+                    )
                 return w
             if w.lit is not None:
                 return word(w.lit)
@@ -951,7 +1028,12 @@ class Translator:
                 name=name,
                 kind=kind,
                 builder=kaem,
-                args=[Ref(lit="--verbose"), Ref(lit="--strict"), Ref(lit="--file"), Ref(text=script, name=f"{name}.kaem")],
+                args=[
+                    Ref(lit="--verbose"),
+                    Ref(lit="--strict"),
+                    Ref(lit="--file"),
+                    Ref(text=script, name=f"{name}.kaem"),
+                ],
                 env=env,
                 deps=sorted(set(deps or [])),
                 origin=origin,
@@ -981,7 +1063,9 @@ class Translator:
             sid=f"dir/path-{n}",
             name=f"path-{n}",
             kind="assemble",
-            purpose="the programs " + ", ".join(nm for nm, _ in files) + f" for PATH ({origin.script}:{origin.line})",
+            purpose="the programs "
+            + ", ".join(nm for nm, _ in files)
+            + f" for PATH ({origin.script}:{origin.line})",
             lines=lines,
             origin=origin,
         )
@@ -999,7 +1083,8 @@ class Translator:
         return self._ref(a.path or "")
 
     def translate(self) -> list[Step]:
-        for self.position, c in enumerate(self.commands):
+        for position, c in enumerate(self.commands):
+            self.position = position
             if c.output is None:
                 self._check(c)
             else:
@@ -1036,7 +1121,7 @@ class Translator:
         self.produced[c.output] = sid
         prefix = f"{self.arch.arch_dir}/"
         if c.output.startswith(prefix) and c.output[len(prefix) :] in SELF_REPRODUCTIONS:
-            seed = f"{self.arch.seeds}/{SELF_REPRODUCTIONS[c.output[len(prefix):]]}"
+            seed = f"{self.arch.seeds}/{SELF_REPRODUCTIONS[c.output[len(prefix) :]]}"
             if self.interp.is_source_file(seed):
                 self.reproductions.append((sid, seed))
 
@@ -1072,18 +1157,26 @@ class Translator:
         stage compiles against it), assembled with the chain's mkdir, cp and chmod."""
         self.position = len(self.commands)
         bindir = f"{self.arch.arch_dir}/bin/"
-        tools = {p[len(bindir) :]: sid for p, sid in self.produced.items() if p.startswith(bindir) and "/" not in p[len(bindir) :]}
+        tools = {
+            p[len(bindir) :]: sid
+            for p, sid in self.produced.items()
+            if p.startswith(bindir) and "/" not in p[len(bindir) :]
+        }
         mkdir = self._helper("mkdir")
         lines: list[list[str | Ref]] = [[mkdir, Ref(out="")], [mkdir, Ref(out="/bin")]]
         for name in sorted(tools):
-            lines += self._copy_lines(Ref(step=tools[name]), Ref(out=f"/bin/{name}"), executable=True)
+            lines += self._copy_lines(
+                Ref(step=tools[name]), Ref(out=f"/bin/{name}"), executable=True
+            )
         m2libc = "M2libc"
         lines.append([mkdir, Ref(out="/M2libc")])
         for rel in self._source_tree(m2libc):
             if rel.endswith("/"):
                 lines.append([mkdir, Ref(out=f"/M2libc/{rel[:-1]}")])
             else:
-                lines += self._copy_lines(Ref(src=f"{m2libc}/{rel}"), Ref(out=f"/M2libc/{rel}"), executable=False)
+                lines += self._copy_lines(
+                    Ref(src=f"{m2libc}/{rel}"), Ref(out=f"/M2libc/{rel}"), executable=False
+                )
         used = {r.step for s in self.steps for r in [s.builder, *s.args, *s.env.values()] if r.step}
         used |= {d for s in self.steps for d in s.deps}
         leaves = [s.id for s in self.steps if s.id not in used]
@@ -1123,11 +1216,16 @@ class Translator:
                 sid="check/self-reproduction",
                 name=f"stage0-{self.arch.name}-self-reproduction",
                 kind="check",
-                purpose="outputs rebuilt from source that must equal the seeds: " + ", ".join(fixed),
+                purpose="outputs rebuilt from source that must equal the seeds: "
+                + ", ".join(fixed),
                 lines=[[self._helper("mkdir"), Ref(out="")]],
                 deps=fixed,
             )
-        answers = [s.id for s in self.steps if s.kind == "check" and not s.id.startswith("check/self-reproduction")]
+        answers = [
+            s.id
+            for s in self.steps
+            if s.kind == "check" and not s.id.startswith("check/self-reproduction")
+        ]
         if len(answers) == 1:
             out["answers"] = answers[0]
         elif answers:
@@ -1146,7 +1244,9 @@ class Translator:
         out: list[str] = []
 
         def walk(rel: str) -> None:
-            for name in self.interp.tree.list_dir(self.interp._tree_path(f"{top}/{rel}" if rel else top)):
+            for name in self.interp.tree.list_dir(
+                self.interp._tree_path(f"{top}/{rel}" if rel else top)
+            ):
                 child = f"{rel}/{name}" if rel else name
                 path = f"{top}/{child}"
                 if self.interp.tree.is_dir(self.interp._tree_path(path)):
