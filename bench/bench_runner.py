@@ -1,0 +1,217 @@
+"""Benchmarks of the runner (nix/runner.nix + nix/runner/ns-run.c); ratios from one run.
+
+1. Per-step overhead: assemble + run an empty step + capture, on top of 10 / 50 / 150 layers,
+   and on a small vs a large root filesystem (flat in its size: overlay, not copy). Measured as
+   the wall time of `nix-build` of an empty step minus that of a trivial derivation (Nix's own
+   cost), each the median of a few fresh builds.
+2. Store footprint of a chain of steps vs one cumulative root filesystem with the same content
+   (the flattened checkpoint of all layers), in disk blocks and in bytes.
+3. The step DAG's critical path vs the sum of all steps (from the real chain's derivations).
+
+The layers are made with the host-built ns-run and a busybox root (as the synthetic tests do):
+the real chain's steps past simple-patch need distfiles that are not available offline.
+
+    python bench/bench_runner.py [--layers 10,50,150] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.runner_support import synth  # noqa: E402
+
+EXPR = """\
+{ repo, runner, base, big, n, nonce, withBig ? false }:
+let
+  lib = import (repo + "/nix/lib.nix");
+  R = import (repo + "/nix/runner.nix") { inherit lib; };
+  system = builtins.currentSystem;
+  runnerP = builtins.storePath runner;
+  below = [ { tree = builtins.storePath base; } ]
+    ++ (if withBig then [ { tree = builtins.storePath big; } ] else [ ]);
+  # layer i: a file of its own in shared directories, one overwrite, every 10th deletes a file
+  mkLayer = i: layers: R.mkRun {
+    name = "bench-layer-${toString i}";
+    inherit system layers;
+    runner = runnerP;
+    label = "layer ${toString i}";
+    spec = ''
+      setenv PATH=/usr/bin
+      arg /usr/bin/sh
+      arg -c
+      arg mkdir -p /usr/share/bench/d${toString (i / 10)} && head -c 65536 /dev/urandom > /usr/share/bench/d${toString (i / 10)}/f${toString i} && echo ${toString i} > /usr/share/bench/last ${if i > 0 && i - (i / 10) * 10 == 0 then "&& rm /usr/share/bench/d${toString (i / 10 - 1)}/f${toString (i - 5)}" else ""}
+    '';
+  };
+  stack = k: if k == 0 then below else
+    let prev = stack (k - 1); in prev ++ [ (R.asLayer (mkLayer (k - 1) prev)) ];
+  layers = stack n;
+  empty = R.mkRun {
+    name = "bench-empty-${nonce}";
+    inherit system layers;
+    runner = runnerP;
+    label = "empty step over ${toString n} layers";
+    spec = "setenv PATH=/usr/bin\\narg /usr/bin/true\\n";
+  };
+  trivial = derivation {
+    name = "bench-trivial-${nonce}";
+    inherit system;
+    builder = "${builtins.storePath base}/usr/bin/busybox";
+    args = [ "mkdir" (builtins.placeholder "out") ];
+  };
+  flat = R.mkCheckpoint { name = "bench-flat-${toString n}"; inherit system layers; runner = runnerP; };
+in
+{ inherit empty trivial flat; layerOutputs = map (l: l.tree) layers; }
+"""
+
+FLAGS = synth.NIX_FLAGS
+
+
+def nix_build(expr: Path, args: list[str], attr: str) -> tuple[float, str]:
+    t = time.monotonic()
+    p = subprocess.run(
+        ["nix-build", str(expr), "--no-out-link", *FLAGS, *args, "-A", attr],
+        capture_output=True, text=True,
+    )
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-4000:])
+    return time.monotonic() - t, p.stdout.strip().splitlines()[-1]
+
+
+def du(paths: list[str], apparent: bool) -> int:
+    if not paths:
+        return 0
+    flag = ["-b"] if apparent else ["-B1"]
+    out = subprocess.run(["du", "-s", "-c", *flag, *paths], capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1].split()[0])
+
+
+def make_big(work: Path) -> str:
+    """A 'large root filesystem' layer: 400 MiB in 4000 files under 400 directories."""
+    big = work / "big"
+    if not big.exists():
+        for d in range(400):
+            dd = big / "usr" / "lib" / "big" / f"d{d}"
+            dd.mkdir(parents=True)
+            for f in range(10):
+                (dd / f"f{f}").write_bytes(os.urandom(100 * 1024))
+    return synth.store_add(big)
+
+
+def critical_path() -> dict:
+    """Longest chain of step derivations vs the number of steps, from the real chain's .drvs."""
+    p = subprocess.run(
+        ["nix", *FLAGS[:2], "eval", "--json", f"{REPO}#packages.x86_64-linux",
+         "--apply", "ps: builtins.mapAttrs (n: d: d.drvPath) ps"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    if p.returncode != 0:
+        return {"error": p.stderr[-500:]}
+    drvs = json.loads(p.stdout)
+    steps = {n: d for n, d in drvs.items() if not n.startswith(("stage0", "lb-", "live-bootstrap"))}
+    show = subprocess.run(["nix", *FLAGS[:2], "show-derivation", *steps.values()],
+                          capture_output=True, text=True)
+    graph = json.loads(show.stdout)
+    ids = set(steps.values())
+    deps = {d: [i for i in graph[d]["inputDrvs"] if i in ids] for d in ids}
+    memo: dict[str, int] = {}
+
+    def depth(d: str) -> int:
+        if d not in memo:
+            memo[d] = 1 + max((depth(x) for x in deps[d]), default=0)
+        return memo[d]
+
+    sys.setrecursionlimit(10000)
+    longest = max(depth(d) for d in ids)
+    return {"steps": len(ids), "critical_path_steps": longest,
+            "ratio": round(longest / len(ids), 3),
+            "note": "each step depends on every earlier one (one root filesystem), so the DAG is "
+                    "a chain: critical path = sum of all steps"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--layers", default="10,50,150")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    missing = synth.missing_tools()
+    if missing:
+        raise SystemExit(f"needs {', '.join(missing)}")
+    work = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    try:
+        s = synth.Synth(work / "synth")
+        s.prepare(None, update_checksums=True)
+        expr = work / "bench.nix"
+        expr.write_text(EXPR)
+        big = make_big(work)
+        common = ["--arg", "repo", str(REPO), "--argstr", "runner", s.runner, "--argstr", "base",
+                  s.base, "--argstr", "big", big]
+        results: dict = {"overhead": [], "footprint": {}, "dag": {}}
+        counts = [int(x) for x in a.layers.split(",")]
+        for n in counts:
+            nix_build(expr, [*common, "--arg", "n", str(n), "--argstr", "nonce", "warm"], "empty")
+        for with_big in (False, True):
+            for n in counts:
+                runs, trivial = [], []
+                for r in range(a.repeat):
+                    nonce = f"{time.time_ns()}-{r}"
+                    args = [*common, "--arg", "n", str(n), "--argstr", "nonce", nonce,
+                            "--arg", "withBig", "true" if with_big else "false"]
+                    nix_build(expr, args, "layerOutputs") if r == 0 else None
+                    runs.append(nix_build(expr, args, "empty")[0])
+                    trivial.append(nix_build(expr, args, "trivial")[0])
+                med, base_cost = statistics.median(runs), statistics.median(trivial)
+                results["overhead"].append({
+                    "layers": n, "rootfs": "large (+400 MiB)" if with_big else "small",
+                    "step_s": round(med, 3), "nix_trivial_s": round(base_cost, 3),
+                    "overhead_s": round(med - base_cost, 3),
+                })
+        # footprint: the chain's outputs vs the flattened root filesystem with the same content
+        n = max(counts)
+        args = [*common, "--arg", "n", str(n), "--argstr", "nonce", "fp"]
+        p = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", str(expr), *FLAGS,
+                            *args, "-A", "layerOutputs"], capture_output=True, text=True, check=True)
+        trees = [t for t in json.loads(p.stdout) if "bench-layer" in t]
+        outs = [str(Path(t).parent) for t in trees]
+        _, flat = nix_build(expr, args, "flat")
+        for apparent in (False, True):
+            key = "bytes" if apparent else "disk_blocks"
+            chain_size = du(outs, apparent)
+            flat_size = du([flat + "/tree/usr/share/bench"], apparent)
+            results["footprint"][key] = {
+                "chain": chain_size, "cumulative_rootfs": flat_size,
+                "ratio": round(chain_size / flat_size, 3),
+            }
+        results["footprint"]["layers"] = n
+        results["dag"] = critical_path()
+        if a.json:
+            print(json.dumps(results, indent=1))
+        else:
+            print("per-step overhead (assemble + empty step + capture), median of", a.repeat)
+            for r in results["overhead"]:
+                print(f"  {r['layers']:>4} layers, {r['rootfs']:<17} step {r['step_s']:6.3f} s"
+                      f"  nix trivial {r['nix_trivial_s']:6.3f} s  overhead {r['overhead_s']:6.3f} s")
+            for key, v in results["footprint"].items():
+                if isinstance(v, dict):
+                    print(f"footprint ({key}): chain {v['chain']} vs cumulative rootfs "
+                          f"{v['cumulative_rootfs']}: {v['ratio']}x")
+            print("step DAG:", json.dumps(results["dag"]))
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(work)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
