@@ -5,6 +5,12 @@ timeouts, and retries with exponential backoff for transient failures (connectio
 timeouts, HTTP 5xx and 429). A missing narinfo (404, or 403 as S3 answers) is not an error: it
 means the path is not in the cache. NARs are downloaded, checked against ``FileHash`` and
 ``NarHash``, and decompressed (xz, bzip2, zstd, none).
+
+Small GETs (narinfo, nix-cache-info) go through ``_KeepAliveGet``, a lean HTTP/1.1 keep-alive
+client on asyncio streams: httpx's async connection pool costs milliseconds of CPU per request,
+which would cap a closure-wide check at a few hundred paths per second. NAR downloads (few and
+large) and any configuration the lean client does not handle (proxies from the environment,
+redirects to another host) use httpx.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import lzma
 import os
 import random
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
@@ -35,6 +44,129 @@ _CHUNK = 1 << 20
 
 class CacheError(OrchestratorError):
     """The cache could not be read (after retries), or served something inconsistent."""
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_TRANSIENT = (
+    OSError,  # refused, reset, unreachable, TLS errors
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    TimeoutError,
+    ValueError,  # a garbled status line or header
+)
+
+
+class _OffHostRedirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _KeepAliveGet:
+    """GETs of small bodies over reused HTTP/1.1 connections (at most one per concurrent
+    request; the caller's semaphore bounds them)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.scheme = parts.scheme
+        self.netloc = parts.netloc
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=1 << 20),
+            self.timeout,
+        )
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    async def get(self, rel: str) -> tuple[int, bytes]:
+        path = f"{self.base}/{rel}"
+        for _ in range(5):
+            status, headers, body = await self._once(path)
+            if status in _REDIRECTS and "location" in headers:
+                target = urlsplit(
+                    urljoin(f"{self.scheme}://{self.netloc}{path}", headers["location"])
+                )
+                if (target.scheme, target.netloc) != (self.scheme, self.netloc):
+                    raise _OffHostRedirect(target.geturl())
+                path = target.path + (f"?{target.query}" if target.query else "")
+                continue
+            return status, body
+        raise ValueError(f"too many redirects for {rel}")
+
+    async def _once(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        reused = bool(self.idle)
+        conn = self.idle.pop() if reused else await self._connect()
+        try:
+            return await asyncio.wait_for(self._exchange(conn, path), self.timeout)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            conn[1].close()
+            if not reused or isinstance(exc, TimeoutError):
+                raise
+        # a kept-alive connection the server had closed: once more on a fresh one
+        conn = await self._connect()
+        try:
+            return await asyncio.wait_for(self._exchange(conn, path), self.timeout)
+        except BaseException:
+            conn[1].close()
+            raise
+
+    async def _exchange(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        reader, writer = conn
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: orchestrator-verify\r\n"
+            "Accept-Encoding: identity\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        version, code, *_ = lines[0].split(" ", 2)
+        if not version.startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP/1.x answer: {lines[0][:60]!r}")
+        status = int(code)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            parts = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                    break
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            body = b"".join(parts)
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:
+            body = await reader.read()
+            keep = False
+        if keep:
+            self.idle.append(conn)
+        else:
+            writer.close()
+        return status, headers, body
+
+    def close(self) -> None:
+        for _reader, writer in self.idle:
+            writer.close()
+        self.idle.clear()
 
 
 class BinaryCache:
@@ -62,18 +194,32 @@ class BinaryCache:
         self.timeout = timeout
         self._sem = asyncio.Semaphore(max(1, concurrency))
         self._client: httpx.AsyncClient | None = None
-        if self.scheme != "file":
+        self._lean: _KeepAliveGet | None = None
+        if (
+            self.scheme != "file"
+            and transport is None
+            and not urllib.request.getproxies().get(self.scheme)
+        ):
+            self._lean = _KeepAliveGet(self.url, timeout)
+        self._concurrency = max(1, concurrency)
+        self._transport = transport
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client, made on first use (NAR downloads, proxies, odd redirects)."""
+        if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.url + "/",
-                timeout=httpx.Timeout(timeout),
+                timeout=httpx.Timeout(self.timeout),
                 limits=httpx.Limits(
-                    max_connections=max(1, concurrency),
-                    max_keepalive_connections=max(1, concurrency),
+                    max_connections=self._concurrency,
+                    max_keepalive_connections=self._concurrency,
                 ),
                 follow_redirects=True,
                 headers={"User-Agent": "orchestrator-verify"},
-                transport=transport,
+                transport=self._transport,
             )
+        return self._client
 
     async def __aenter__(self) -> BinaryCache:
         return self
@@ -84,6 +230,8 @@ class BinaryCache:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         if self._client is not None:
             await self._client.aclose()
 
@@ -102,7 +250,6 @@ class BinaryCache:
                 return None
             except OSError as exc:
                 raise CacheError(f"cannot read {p}: {exc.strerror}") from None
-        assert self._client is not None
         last: str = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -110,13 +257,21 @@ class BinaryCache:
                 await asyncio.sleep(delay * (0.5 + random.random()))
             try:
                 async with self._sem:
-                    if stream_to is None:
-                        resp = await self._client.get(rel)
+                    if stream_to is None and self._lean is not None:
+                        try:
+                            status, body = await self._lean.get(rel)
+                        except _OffHostRedirect as redirect:
+                            resp = await self.client.get(redirect.location)
+                            status, body = resp.status_code, resp.content
+                        if status == 200:
+                            return body
+                    elif stream_to is None:
+                        resp = await self.client.get(rel)
                         status = resp.status_code
                         if status == 200:
                             return resp.content
                     else:
-                        async with self._client.stream("GET", rel) as resp:
+                        async with self.client.stream("GET", rel) as resp:
                             status = resp.status_code
                             if status == 200:
                                 with open(stream_to, "wb") as out:
@@ -128,7 +283,7 @@ class BinaryCache:
                 last = f"HTTP {status}"
                 if status not in (408, 425, 429) and status < 500:
                     break
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, *_TRANSIENT) as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         tries = self.retries + 1
         raise CacheError(

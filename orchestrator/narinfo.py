@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -161,6 +162,11 @@ class KeyFormatError(ParseError):
     """A key that is not ``name:base64``."""
 
 
+@functools.lru_cache(maxsize=64)
+def _ed25519(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 class PublicKey(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -172,7 +178,7 @@ class PublicKey(BaseModel):
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.key).verify(signature, message)
+            _ed25519(self.key).verify(signature, message)
         except InvalidSignature:
             return False
         return True

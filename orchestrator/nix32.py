@@ -7,8 +7,10 @@ significant first, padded to ``ceil(8 * len / 5)`` characters.
 
 from __future__ import annotations
 
+import base64
+
 ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
-_VALUE = {c: i for i, c in enumerate(ALPHABET)}
+_ALPHABET_SET = frozenset(ALPHABET)
 
 
 def encoded_length(nbytes: int) -> int:
@@ -21,26 +23,35 @@ def decoded_length(nchars: int) -> int:
     return nchars * 5 // 8
 
 
+_RFC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_TO_NIX = str.maketrans(_RFC, ALPHABET)
+_FROM_NIX = str.maketrans(ALPHABET, _RFC)
+
+
 def encode(data: bytes) -> str:
+    # The digits of the little-endian integer, most significant first, are the RFC 4648 base32
+    # of its big-endian bytes left-padded to a multiple of 40 bits: let the C codec do the work.
     n = encoded_length(len(data))
+    if n == 0:
+        return ""
+    groups = -(-n // 8)  # 8 characters per 5 bytes
     value = int.from_bytes(data, "little")
-    out = []
-    for _ in range(n):
-        out.append(ALPHABET[value & 0x1F])
-        value >>= 5
-    return "".join(reversed(out))
+    rfc = base64.b32encode(value.to_bytes(groups * 5, "big")).decode()
+    return rfc[len(rfc) - n :].translate(_TO_NIX)
 
 
 def decode(text: str) -> bytes:
     """Decode nix32; raises ``ValueError`` on a character outside the alphabet or on bits that
     do not fit the decoded length (Nix rejects those too)."""
-    value = 0
-    for ch in text:
-        digit = _VALUE.get(ch)
-        if digit is None:
-            raise ValueError(f"invalid character {ch!r} in nix32 string {text!r}")
-        value = (value << 5) | digit
+    bad = set(text) - _ALPHABET_SET
+    if bad:
+        raise ValueError(f"invalid character {sorted(bad)[0]!r} in nix32 string {text!r}")
     nbytes = decoded_length(len(text))
+    if not text:
+        return b""
+    groups = -(-len(text) // 8)
+    rfc = "A" * (groups * 8 - len(text)) + text.translate(_FROM_NIX)
+    value = int.from_bytes(base64.b32decode(rfc), "big")
     if value >> (nbytes * 8):
         raise ValueError(f"nix32 string {text!r} has non-zero padding bits")
     return value.to_bytes(nbytes, "little")

@@ -142,3 +142,77 @@ def test_not_found_is_none_and_5xx_is_retried(tmp_path: Path) -> None:
     assert missing is None
     assert cache_info == {"StoreDir": "/nix/store", "Priority": "40"}
     assert server.failed == {"/" + "0" * 32 + ".narinfo": 1, "/nix-cache-info": 1}
+
+
+class Odd:
+    """Routes that exercise the keep-alive client: chunked bodies, redirects on and off host,
+    Connection: close, and a server that silently drops kept-alive connections."""
+
+    def __init__(self, other_url: str = "") -> None:
+        self.other_url = other_url
+
+    def __call__(self, h) -> bool:  # type: ignore[no-untyped-def]
+        if h.path == "/chunked.narinfo":
+            h.send_response(200)
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            for piece in (b"StorePath: ", b"chunked", b"\n"):
+                h.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+            h.wfile.write(b"0\r\nTrailer: x\r\n\r\n")
+            return True
+        if h.path == "/redirect.narinfo":
+            h.send_response(302)
+            h.send_header("Location", "/sub/../target.narinfo")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return True
+        if h.path == "/offhost.narinfo":
+            h.send_response(301)
+            h.send_header("Location", f"{self.other_url}/target.narinfo")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return True
+        if h.path in ("/target.narinfo", "/close.narinfo", "/drop.narinfo"):
+            body = h.path.encode()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(body)))
+            if h.path == "/close.narinfo":
+                h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(body)
+            if h.path != "/target.narinfo":
+                h.close_connection = True  # /drop: closes without saying so
+            return True
+        return False
+
+
+def test_keep_alive_client_edge_cases(tmp_path: Path) -> None:
+    async def go(url: str) -> list[str | None]:
+        async with BinaryCache(url, retries=0) as c:
+            out = []
+            for name in (
+                "chunked",
+                "redirect",
+                "offhost",
+                "close",
+                "target",
+                "drop",
+                "drop",
+                "target",
+            ):
+                out.append(await c.narinfo_text(name))
+            return out
+
+    with serve(tmp_path, routes=Odd()) as other, serve(tmp_path, routes=Odd(other.url)) as server:
+        got = asyncio.run(go(server.url))
+    assert got == [
+        "StorePath: chunked\n",
+        "/target.narinfo",
+        "/target.narinfo",  # followed to the other server through httpx
+        "/close.narinfo",
+        "/target.narinfo",
+        "/drop.narinfo",
+        "/drop.narinfo",  # the dropped connection was replaced, not counted as a failure
+        "/target.narinfo",
+    ]
+    assert "/target.narinfo" in other.requests

@@ -1,0 +1,121 @@
+"""Benchmark: ``verify --against-hydra`` over N store paths on a loopback binary cache.
+
+One real derivation with N outputs gives N locally built store paths; ``nix copy`` puts them in a
+signed binary cache, which a separate Python process serves over HTTP/1.1 on 127.0.0.1. The
+whole CLI run is timed (``nix path-info``, N narinfo requests, N signature checks, report).
+
+    python bench/bench_verify.py [--paths 2000] [--jobs 32]
+
+Target: >= 1,000 paths/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers_cache import build, copy_to_cache, generate_key, unique_salt, write_derivations  # noqa: E402
+
+SERVER = r"""
+# A static file server for the cache directory: asyncio, HTTP/1.1 keep-alive, 404 for missing
+# files -- the shape of a real cache's front end, without a thread per connection fighting over
+# the GIL (Python's threading http.server is the bottleneck long before the client is).
+import asyncio, os, sys
+root = os.path.realpath(sys.argv[1])
+
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            rel = head.split(b" ", 2)[1].decode().lstrip("/")
+            path = os.path.realpath(os.path.join(root, rel))
+            try:
+                if not path.startswith(root + os.sep):
+                    raise OSError
+                with open(path, "rb") as f:
+                    body = f.read()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            except OSError:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--paths", type=int, default=2000)
+    ap.add_argument("--jobs", type=int, default=16)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp_s:
+        tmp = Path(tmp_s)
+        t0 = time.perf_counter()
+        f = write_derivations(tmp)
+        paths = list(build(f, "many", salt=unique_salt(), n=str(args.paths)).values())
+        sk, pk = generate_key(tmp, "bench-1")
+        copy_to_cache(paths, tmp / "cache", sk, compression="none")
+        print(f"setup: {len(paths)} paths built and cached in {time.perf_counter() - t0:.1f} s")
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(tmp / "cache")], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert server.stdout is not None
+            port = int(server.stdout.readline())
+            targets = tmp / "targets"
+            targets.write_text("\n".join(paths))
+            cmd = [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "verify",
+                "--against-hydra",
+                "--cache",
+                f"http://127.0.0.1:{port}",
+                "--trusted-key",
+                pk,
+                "--jobs",
+                str(args.jobs),
+                "--no-results",
+                "--json",
+                *paths,
+            ]
+            best = None
+            for _ in range(3):
+                t = time.perf_counter()
+                proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+                wall = time.perf_counter() - t
+                report = json.loads(proc.stdout)
+                assert report["summary"]["reproducible"] == len(paths), proc.stderr[-2000:]
+                best = wall if best is None else min(best, wall)
+                print(f"run: {wall:.2f} s  ({len(paths) / wall:,.0f} paths/s)")
+        finally:
+            server.terminate()
+            server.wait()
+    assert best is not None
+    rate = len(paths) / best
+    print(
+        f"verify over {len(paths)} narinfos on loopback: best {best:.2f} s = {rate:,.0f} paths/s "
+        f"(target >= 1,000 paths/s: {'met' if rate >= 1000 else 'NOT met'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
