@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return pins.verify_against_live_bootstrap(args)
     if not (args.against_hydra or args.rebuild):
         raise OrchestratorError(
-            "say what to compare with: --against-hydra, --rebuild or --against-live-bootstrap",
+            "say what to compare with: --against-hydra or --rebuild",
             hint="orchestrator verify --against-hydra TARGET... (see orchestrator verify --help)",
         )
     if args.jobs < 1:
