@@ -51,7 +51,7 @@ let
       setenv PATH=/usr/bin
       arg /usr/bin/sh
       arg -c
-      arg mkdir -p /usr/share/bench/d${toString (i / 10)} && head -c 65536 /dev/urandom > /usr/share/bench/d${toString (i / 10)}/f${toString i} && echo ${toString i} > /usr/share/bench/last ${if i > 0 && i - (i / 10) * 10 == 0 then "&& rm /usr/share/bench/d${toString (i / 10 - 1)}/f${toString (i - 5)}" else ""}
+      arg mkdir -p /usr/share/bench/d${toString (i / 10)} && head -c 65536 /dev/urandom > /usr/share/bench/d${toString (i / 10)}/f${toString i} && rm -f /usr/share/bench/last && echo ${toString i} > /usr/share/bench/last ${if i > 0 && i - (i / 10) * 10 == 0 then "&& rm /usr/share/bench/d${toString (i / 10 - 1)}/f${toString (i - 5)}" else ""}
     '';
   };
   stack = k: if k == 0 then below else

@@ -126,6 +126,7 @@ let
     , checkpointEvery ? null
     , prefix ? "lb-"
     , copyUp ? { }
+    , copyUpTrees ? (s: [ ])
     , setenv ? [ ]
     }:
     let
@@ -151,7 +152,8 @@ let
         lib.concatMapStrings (d: "distfile ${d.fileName} ${d}\n") (s.distfiles or [ ]);
 
       copyUpLines = s:
-        defaultCopyUp + lib.concatMapStrings (p: "copyup ${p}\n") (copyUp.${s.attrName} or [ ]);
+        defaultCopyUp + lib.concatMapStrings (p: "copyup ${p}\n") (copyUp.${s.attrName} or [ ])
+        + lib.concatMapStrings (d: "copyuptree ${d}\n") (copyUpTrees s);
 
       # results.(i) = { drv; layers (for the next step); environ }
       step = i: prev:
@@ -211,6 +213,19 @@ let
       # every layer of the finished system, bottom first (for flattening or inspection)
       layers = if n == 0 then below else (lib.last results).layers;
     };
+  # Which steps get every file below /usr copied up (writable in place; costs a copy of /usr
+  # per step): the kaem era, where stage0's cp, tcc -ar, catm write over installed files, and
+  # the bash era until the first tar built there (tar-1.12 from the kaem era opens existing
+  # files with O_TRUNC when src_apply extracts a package over an earlier one; GNU tar >= 1.13
+  # unlinks first, and from then on every install goes through src_apply).
+  oldInstallers = steps:
+    let
+      isNewTar = s: s.directive == "build" && s.era == "bash" && substring 0 4 s.name == "tar-";
+      newTar = filter isNewTar steps;
+      limit = if newTar == [ ] then 1000000 else (builtins.head newTar).index;
+    in
+    s: if s.index <= limit then [ "/usr" ] else [ ];
+
   # The real chain: flake outputs from the generated steps/ and the stage0 build.
   # Returns { packages; checks; hydraJobs; } to merge into nix/default.nix's.
   outputs = { live-bootstrap, meta, chainSteps, stage0, profilesDir, checkpointEvery ? null }:
@@ -232,6 +247,7 @@ let
         below = seedStage.layers;
         inherit (meta) config;
         inherit envText;
+        copyUpTrees = oldInstallers chainSteps;
       };
       finished = mkCheckpoint {
         inherit (seedStage) system runner;

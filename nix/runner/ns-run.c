@@ -1312,6 +1312,38 @@ void copy_up(struct item* it, char* merged, char* path)
 	else write_file(l, data, len, 420);
 }
 
+/* copy_up every regular file below root-relative directory `dir` (items appended to `after`) */
+int copied_files;
+
+struct item* copy_up_tree(struct item* after, char* merged, char* dir)
+{
+	char* host = cat2(merged, dir);
+	struct entry* e;
+	char* rel;
+	char* p;
+	int m;
+	struct item* n;
+	if ((path_mode(host) & NS_S_IFMT) != NS_S_IFDIR) return after;
+	e = list_dir(host);
+	while (e != NULL) {
+		rel = path_join(dir, e->name);
+		p = cat2(merged, rel);
+		m = path_mode(p) & NS_S_IFMT;
+		if (m == NS_S_IFDIR) after = copy_up_tree(after, merged, rel);
+		else if (m == NS_S_IFREG) {
+			n = calloc(1, sizeof(struct item));
+			n->next = after->next;
+			after->next = n;
+			copy_up(n, merged, rel);
+			copied_files = copied_files + 1;
+			after = n;
+		}
+		free(p);
+		e = e->next;
+	}
+	return after;
+}
+
 void bind_dev(char* root, char* name)
 {
 	char* host = cat2("/dev/", name);
@@ -1518,6 +1550,9 @@ int mode_step()
 			mkdirs(cat2(merged, it->a), 493);
 		} else if (strcmp(it->key, "copyup") == 0) {
 			copy_up(it, merged, it->value);
+		} else if (strcmp(it->key, "copyuptree") == 0) {
+			copy_up_tree(it, merged, it->value);
+			out2("ns-run: copied up "); out2(itoa10(copied_files)); out2(" files below "); out2(it->value); out2("\n");
 		} else if (strcmp(it->key, "copyupdir") == 0) {
 			/* every regular file directly in directory a whose name ends in b */
 			l = cat2(merged, it->a);
