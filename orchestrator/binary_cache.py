@@ -203,6 +203,11 @@ class BinaryCache:
             self._lean = _KeepAliveGet(self.url, timeout)
         self._concurrency = max(1, concurrency)
         self._transport = transport
+        # Circuit breaker: after this many requests in a row failed through all their retries,
+        # the cache is taken as down and the remaining requests fail at once.
+        self.give_up_after = 2 * self._concurrency
+        self._failed_in_a_row = 0
+        self._down: str | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -251,12 +256,21 @@ class BinaryCache:
             except OSError as exc:
                 raise CacheError(f"cannot read {p}: {exc.strerror}") from None
         last: str = ""
+        tries = 0
         for attempt in range(self.retries + 1):
+            tries = attempt + 1
             if attempt:
                 delay = self.backoff * (2 ** (attempt - 1))
                 await asyncio.sleep(delay * (0.5 + random.random()))
             try:
                 async with self._sem:
+                    if self._down is not None:
+                        raise CacheError(
+                            f"{self.url}/{rel}: not tried, the cache stopped answering "
+                            f"({self._down})",
+                            hint="check the cache URL and the network; --timeout and --retries "
+                            "tune patience",
+                        )
                     if stream_to is None and self._lean is not None:
                         try:
                             status, body = await self._lean.get(rel)
@@ -264,11 +278,13 @@ class BinaryCache:
                             resp = await self.client.get(redirect.location)
                             status, body = resp.status_code, resp.content
                         if status == 200:
+                            self._failed_in_a_row = 0
                             return body
                     elif stream_to is None:
                         resp = await self.client.get(rel)
                         status = resp.status_code
                         if status == 200:
+                            self._failed_in_a_row = 0
                             return resp.content
                     else:
                         async with self.client.stream("GET", rel) as resp:
@@ -279,13 +295,18 @@ class BinaryCache:
                                         out.write(chunk)
                                 return b""
                 if status in (404, 403, 410):
+                    self._failed_in_a_row = 0
                     return None
                 last = f"HTTP {status}"
                 if status not in (408, 425, 429) and status < 500:
+                    self._failed_in_a_row = 0
                     break
             except (httpx.TransportError, *_TRANSIENT) as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        tries = self.retries + 1
+        else:  # every attempt failed: count it towards giving up on the cache
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row >= self.give_up_after:
+                self._down = f"{self._failed_in_a_row} requests in a row failed; last: {last}"
         raise CacheError(
             f"{self.url}/{rel}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
             hint="check the cache URL and the network; --timeout and --retries tune patience",
