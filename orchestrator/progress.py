@@ -154,6 +154,7 @@ class LiveView:
         started: float,
         clock,
         log_lines: int = 8,
+        fetches: set[str] | None = None,
     ) -> None:
         self.title = title
         self.log = log
@@ -163,6 +164,7 @@ class LiveView:
         self.started = started
         self.clock = clock
         self.log_lines = log_lines
+        self.fetches = fetches or set()  # drv paths of distfile downloads (builtin:fetchurl)
 
     def header(self, now: float) -> str:
         p = self.log.progress
@@ -196,7 +198,7 @@ class LiveView:
         return f"{kind} {rec.name}"
 
     def _is_fetch(self, rec: BuildRecord) -> bool:
-        return bool(rec.downloads)
+        return rec.drv_path in self.fetches or bool(rec.downloads)
 
     def _last_run(self, rec: BuildRecord) -> str:
         last = self.durations.get(rec.name)

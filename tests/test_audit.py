@@ -243,6 +243,13 @@ def test_stage0_of_the_real_flake(capsys) -> None:
     assert report["counts"].get("source", 0) == 0, "stage0 needs no distfile"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="not met yet: stage0's derivations (and steps) take the whole live-bootstrap tree as an "
+    "input, so every seed in it is reachable (audit lists 15, 9817 B); copy the paths they need "
+    "with builtins.path. Strict: remove this mark when the goal holds.",
+)
 def test_live_bootstrap_goal(capsys) -> None:
     """The goal: the finished system's only binary inputs are the x86 hex0 seed and
     kaem-optional-seed."""

@@ -194,6 +194,7 @@ def test_missing_distfiles_offline_then_seeded(tmp_path: Path, chain_steps: list
     rc, _, err = _run(capsys, "build", "--flake", flake, step, "--option", "download-attempts", "1")
     assert rc != 0
     assert "could not be downloaded" in err and name in err and "distfiles seed DIR" in err
+    assert f"fetch {name}" in err, "the progress names the download as such"
 
     seed_dir = tmp_path / "distfiles"
     seed_dir.mkdir()

@@ -312,7 +312,16 @@ def run(args: argparse.Namespace) -> int:
     log = BuildLog()
     clock = time.monotonic
     started = clock()
-    view = LiveView(target, log, index, durations, plan.to_build, started, clock)
+    view = LiveView(
+        target,
+        log,
+        index,
+        durations,
+        plan.to_build,
+        started,
+        clock,
+        fetches={d.path for d in plan.missing_distfiles},
+    )
     initial_eta = eta(log, view.to_build, durations, started)
     if plan.to_build:
         err.print(
