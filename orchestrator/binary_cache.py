@@ -266,7 +266,7 @@ class BinaryCache:
                 async with self._sem:
                     if self._down is not None:
                         raise CacheError(
-                            f"{self.url}/{rel}: not tried, the cache stopped answering "
+                            f"{self.url}/{rel}: gave up, the cache stopped answering "
                             f"({self._down})",
                             hint="check the cache URL and the network; --timeout and --retries "
                             "tune patience",

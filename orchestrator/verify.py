@@ -193,7 +193,8 @@ class Summary(BaseModel):
     def line(self) -> str:
         """``N paths: X reproducible, Y differ, Z inconclusive`` (as ``guix challenge``)."""
         good = self.reproducible + self.equal_modulo_store_paths
-        text = f"{self.total} paths: {good} reproducible, {self.differs} differ, "
+        noun = "path" if self.total == 1 else "paths"
+        text = f"{self.total} {noun}: {good} reproducible, {self.differs} differ, "
         text += f"{self.inconclusive} inconclusive"
         details = []
         if self.equal_modulo_store_paths:

@@ -167,6 +167,28 @@ def test_not_valid_locally(
     assert r.hint is not None and "nix build" in r.hint
 
 
+def test_installable_targets(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    system = nix("eval", "--impure", "--raw", "--expr", "builtins.currentSystem").stdout
+    flake = tmp_path / "flake"
+    flake.mkdir()
+    (flake / "flake.nix").write_text(
+        f'{{ outputs = {{ self }}: {{ packages."{system}".thing = builtins.derivation {{'
+        f' name = "thing-{world.salt}"; system = "{system}"; builder = "/bin/sh";'
+        ' args = ["-c" "echo thing > $out"]; }; }; }'
+    )
+    installable = f"path:{flake}#thing"
+    code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
+    (r,) = report.results
+    assert r.path.endswith(f"-thing-{world.salt}")
+    assert r.status.value == "not-built-locally"
+    assert r.hint is not None and f"nix build --option substitute false {installable}" in r.hint
+    nix("build", "--no-link", installable)
+    code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
+    assert [x.status.value for x in report.results] == ["not-in-cache"]  # built, never cached
+
+
 def test_unknown_key_is_untrusted(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -240,8 +262,8 @@ def test_server_killed_mid_run(
     assert got[3:] == ["error"] * (len(world.many) - 3)
     reasons = [r.reason or "" for r in report.results[3:]]
     # two paths (2 x --jobs) fail through their retries, then the cache is taken as down
-    assert ["after 2 attempts" in r for r in reasons] == [True, True, False]
-    assert "not tried, the cache stopped answering" in reasons[-1]
+    assert sum("after 2 attempts" in r for r in reasons) == 2
+    assert sum("gave up, the cache stopped answering" in r for r in reasons) == 1
     saved = load_results(results)
     assert [r.status.value for r in saved.results].count("reproducible") == 3
     assert saved.summary.exit_code == 2
