@@ -216,3 +216,37 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
         ("delta-1.0-pass2", "mismatch", learned["delta-1.0_1.tar.bz2"])
     ]
     assert report.exit_code() == 1
+
+
+def test_real_chain_first_step(capsys) -> None:
+    """The real chain: build its first step from the seed with `build`, then its installed files
+    match live-bootstrap's own checksums file."""
+    from orchestrator.chain import load_chain
+    from orchestrator.locate import REPO_ROOT, read_tree
+
+    first = load_chain(read_tree(None)).steps[0]
+    attr = first.step.attr_name
+    names = subprocess.run(
+        [
+            "nix",
+            *NIX_FLAGS,
+            "eval",
+            "--json",
+            f"{REPO_ROOT}#packages.x86_64-linux",
+            "--apply",
+            "builtins.attrNames",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if names.returncode != 0 or attr not in json.loads(names.stdout):
+        pytest.skip(f"the flake does not expose the chain's steps yet ({attr})")
+    assert first.checksums_file, "the first step is a kaem-era build with a checksums file"
+    rc = main(["build", attr, "--json"])
+    built = json.loads(capsys.readouterr().out)
+    assert rc == 0, built.get("error")
+    rc = main(["verify", "--against-live-bootstrap", attr, "--json", "--no-results"])
+    report = json.loads(capsys.readouterr().out)
+    mine = [c for c in report["checks"] if c["step"] == attr]
+    assert rc == 0 and mine and {c["status"] for c in mine} == {"ok"}
+    assert {c["output"] for c in mine} == {built["outputs"][0]}
