@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -51,7 +52,7 @@ let
       setenv PATH=/usr/bin
       arg /usr/bin/sh
       arg -c
-      arg mkdir -p /usr/share/bench/d${toString (i / 10)} && head -c 65536 /dev/urandom > /usr/share/bench/d${toString (i / 10)}/f${toString i} && rm -f /usr/share/bench/last && echo ${toString i} > /usr/share/bench/last ${if i > 0 && i - (i / 10) * 10 == 0 then "&& rm /usr/share/bench/d${toString (i / 10 - 1)}/f${toString (i - 5)}" else ""}
+      arg mkdir -p /usr/share/bench/d${toString (i / 10)} && head -c 1048576 /dev/urandom > /usr/share/bench/d${toString (i / 10)}/f${toString i} && rm -f /usr/share/bench/last && echo ${toString i} > /usr/share/bench/last ${if i > 0 && i - (i / 10) * 10 == 0 then "&& rm /usr/share/bench/d${toString (i / 10 - 1)}/f${toString (i - 5)}" else ""}
     '';
   };
   stack = k: if k == 0 then below else
@@ -78,6 +79,9 @@ in
 FLAGS = synth.NIX_FLAGS
 
 
+LAST_LOG = [""]
+
+
 def nix_build(expr: Path, args: list[str], attr: str) -> tuple[float, str]:
     t = time.monotonic()
     p = subprocess.run(
@@ -86,7 +90,13 @@ def nix_build(expr: Path, args: list[str], attr: str) -> tuple[float, str]:
     )
     if p.returncode != 0:
         raise SystemExit(p.stderr[-4000:])
+    LAST_LOG[0] = p.stderr
     return time.monotonic() - t, p.stdout.strip().splitlines()[-1]
+
+
+def runner_times(log: str) -> tuple[int, int, int]:
+    m = re.search(r"ns-run: time: assemble (\d+) ms, run (\d+) ms, capture (\d+) ms", log)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (-1, -1, -1)
 
 
 def du(paths: list[str], apparent: bool) -> int:
@@ -112,7 +122,7 @@ def make_big(work: Path) -> str:
 def critical_path() -> dict:
     """Longest chain of step derivations vs the number of steps, from the real chain's .drvs."""
     p = subprocess.run(
-        ["nix", *FLAGS[:2], "eval", "--json", f"{REPO}#packages.x86_64-linux",
+        ["nix", *FLAGS, "eval", "--json", ".#packages.x86_64-linux",
          "--apply", "ps: builtins.mapAttrs (n: d: d.drvPath) ps"],
         capture_output=True, text=True, cwd=REPO,
     )
@@ -120,7 +130,7 @@ def critical_path() -> dict:
         return {"error": p.stderr[-500:]}
     drvs = json.loads(p.stdout)
     steps = {n: d for n, d in drvs.items() if not n.startswith(("stage0", "lb-", "live-bootstrap"))}
-    show = subprocess.run(["nix", *FLAGS[:2], "show-derivation", *steps.values()],
+    show = subprocess.run(["nix", *FLAGS, "show-derivation", *steps.values()],
                           capture_output=True, text=True)
     graph = json.loads(show.stdout)
     ids = set(steps.values())
@@ -160,23 +170,26 @@ def main() -> None:
                   s.base, "--argstr", "big", big]
         results: dict = {"overhead": [], "footprint": {}, "dag": {}}
         counts = [int(x) for x in a.layers.split(",")]
-        for n in counts:
-            nix_build(expr, [*common, "--arg", "n", str(n), "--argstr", "nonce", "warm"], "empty")
         for with_big in (False, True):
             for n in counts:
-                runs, trivial = [], []
+                # build the layers (and warm the caches) outside the measurement
+                nix_build(expr, [*common, "--arg", "n", str(n), "--argstr", "nonce", "warm",
+                                 "--arg", "withBig", "true" if with_big else "false"], "empty")
+                runs, trivial, inner = [], [], []
                 for r in range(a.repeat):
                     nonce = f"{time.time_ns()}-{r}"
                     args = [*common, "--arg", "n", str(n), "--argstr", "nonce", nonce,
                             "--arg", "withBig", "true" if with_big else "false"]
-                    nix_build(expr, args, "layerOutputs") if r == 0 else None
                     runs.append(nix_build(expr, args, "empty")[0])
+                    inner.append(runner_times(LAST_LOG[0]))
                     trivial.append(nix_build(expr, args, "trivial")[0])
                 med, base_cost = statistics.median(runs), statistics.median(trivial)
                 results["overhead"].append({
                     "layers": n, "rootfs": "large (+400 MiB)" if with_big else "small",
                     "step_s": round(med, 3), "nix_trivial_s": round(base_cost, 3),
                     "overhead_s": round(med - base_cost, 3),
+                    "ns_run_assemble_ms": statistics.median(t[0] for t in inner),
+                    "ns_run_capture_ms": statistics.median(t[2] for t in inner),
                 })
         # footprint: the chain's outputs vs the flattened root filesystem with the same content
         n = max(counts)
@@ -202,7 +215,9 @@ def main() -> None:
             print("per-step overhead (assemble + empty step + capture), median of", a.repeat)
             for r in results["overhead"]:
                 print(f"  {r['layers']:>4} layers, {r['rootfs']:<17} step {r['step_s']:6.3f} s"
-                      f"  nix trivial {r['nix_trivial_s']:6.3f} s  overhead {r['overhead_s']:6.3f} s")
+                      f"  nix trivial {r['nix_trivial_s']:6.3f} s  overhead {r['overhead_s']:6.3f} s"
+                      f"  (ns-run: assemble {r['ns_run_assemble_ms']} ms,"
+                      f" capture {r['ns_run_capture_ms']} ms)")
             for key, v in results["footprint"].items():
                 if isinstance(v, dict):
                     print(f"footprint ({key}): chain {v['chain']} vs cumulative rootfs "

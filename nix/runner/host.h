@@ -6,3 +6,4 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/types.h>
+#include <time.h>

@@ -148,6 +148,16 @@ int ns_lgetxattr(char* path, char* name, char* value, int size)
 	    "pop_esi");
 }
 
+int ns_clock_gettime(int clock, int* ts)
+{
+	asm("lea_ebx,[esp+DWORD] %8"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %4"
+	    "mov_ecx,[ecx]"
+	    "mov_eax, %265"
+	    "int !0x80");
+}
+
 int ns_getuid()
 {
 	asm("mov_eax, %199"
@@ -186,6 +196,14 @@ int ns_rmdir(char* path) { return ns_ret(rmdir(path)); }
 int ns_readlink(char* path, char* buf, int size) { return ns_ret(readlink(path, buf, size)); }
 int ns_lsetxattr(char* path, char* name, char* value, int size, int flags) { return ns_ret(syscall(SYS_lsetxattr, path, name, value, size, flags)); }
 int ns_lgetxattr(char* path, char* name, char* value, int size) { return ns_ret(syscall(SYS_lgetxattr, path, name, value, size)); }
+int ns_clock_gettime(int clock, int* ts)
+{
+	struct timespec t;
+	int r = clock_gettime(clock, &t);
+	ts[0] = t.tv_sec;
+	ts[1] = t.tv_nsec;
+	return r;
+}
 int ns_getuid() { return getuid(); }
 int ns_getgid() { return getgid(); }
 int ns_open(char* path, int flags, int mode) { return ns_ret(open(path, flags, mode)); }
@@ -267,6 +285,23 @@ char* itoa10(int x)
 		j = j + 1;
 	}
 	free(t);
+	return r;
+}
+
+/* Milliseconds since the first call (CLOCK_MONOTONIC). */
+int* clock_start;
+
+int millis()
+{
+	int* ts = calloc(4, sizeof(int));
+	int r;
+	ns_clock_gettime(1, ts);
+	if (clock_start == NULL) {
+		clock_start = ts;
+		return 0;
+	}
+	r = (ts[0] - clock_start[0]) * 1000 + (ts[1] - clock_start[1]) / 1000000;
+	free(ts);
 	return r;
 }
 
@@ -1384,6 +1419,9 @@ int mode_step()
 	char* cwd;
 	char* environ_file = NULL;
 	char* flatten = NULL;
+	int t_assembled;
+	int t_ran;
+	int t_done;
 	struct entry* e;
 	struct item* extra_item;
 	char* wh;
@@ -1398,6 +1436,7 @@ int mode_step()
 	step_label = spec_get("label");
 	if (step_label == NULL) step_label = "step";
 	flatten = spec_get("flatten");
+	millis();
 	out2("ns-run: ==== "); out2(step_label); out2(" ====\n");
 
 	check(ns_chdir(top), "cannot enter", top);
@@ -1606,6 +1645,7 @@ int mode_step()
 	if (cwd == NULL) cwd = "/";
 	main_envp = read_environ(environ_file, extra);
 
+	t_assembled = millis();
 	pid = 1;
 	if (argc != 0) pid = ns_fork();
 	if (pid < 0) fail("cannot fork", NULL, pid);
@@ -1643,6 +1683,7 @@ int mode_step()
 		exit(1);
 	}
 
+	t_ran = millis();
 	/* 7. pins, while the root is still assembled */
 	it = spec;
 	while (it != NULL) {
@@ -1697,6 +1738,10 @@ int mode_step()
 	out2("ns-run: "); out2(step_label); out2(": done (");
 	out2(itoa10(nlayers)); out2(" layers, ");
 	out2(itoa10(skeleton_dirs)); out2(" directories)\n");
+	t_done = millis();
+	out2("ns-run: time: assemble "); out2(itoa10(t_assembled));
+	out2(" ms, run "); out2(itoa10(t_ran - t_assembled));
+	out2(" ms, capture "); out2(itoa10(t_done - t_ran)); out2(" ms\n");
 	return 0;
 }
 
