@@ -86,7 +86,8 @@ def nix_build(expr: Path, args: list[str], attr: str) -> tuple[float, str]:
     t = time.monotonic()
     p = subprocess.run(
         ["nix-build", str(expr), "--no-out-link", *FLAGS, *args, "-A", attr],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if p.returncode != 0:
         raise SystemExit(p.stderr[-4000:])
@@ -122,16 +123,26 @@ def make_big(work: Path) -> str:
 def critical_path() -> dict:
     """Longest chain of step derivations vs the number of steps, from the real chain's .drvs."""
     p = subprocess.run(
-        ["nix", *FLAGS, "eval", "--json", ".#packages.x86_64-linux",
-         "--apply", "ps: builtins.mapAttrs (n: d: d.drvPath) ps"],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            "nix",
+            *FLAGS,
+            "eval",
+            "--json",
+            ".#packages.x86_64-linux",
+            "--apply",
+            "ps: builtins.mapAttrs (n: d: d.drvPath) ps",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     if p.returncode != 0:
         return {"error": p.stderr[-500:]}
     drvs = json.loads(p.stdout)
     steps = {n: d for n, d in drvs.items() if not n.startswith(("stage0", "lb-", "live-bootstrap"))}
-    show = subprocess.run(["nix", *FLAGS, "show-derivation", *steps.values()],
-                          capture_output=True, text=True)
+    show = subprocess.run(
+        ["nix", *FLAGS, "show-derivation", *steps.values()], capture_output=True, text=True
+    )
     graph = json.loads(show.stdout)
     ids = set(steps.values())
     deps = {d: [i for i in graph[d]["inputDrvs"] if i in ids] for d in ids}
@@ -144,10 +155,13 @@ def critical_path() -> dict:
 
     sys.setrecursionlimit(10000)
     longest = max(depth(d) for d in ids)
-    return {"steps": len(ids), "critical_path_steps": longest,
-            "ratio": round(longest / len(ids), 3),
-            "note": "each step depends on every earlier one (one root filesystem), so the DAG is "
-                    "a chain: critical path = sum of all steps"}
+    return {
+        "steps": len(ids),
+        "critical_path_steps": longest,
+        "ratio": round(longest / len(ids), 3),
+        "note": "each step depends on every earlier one (one root filesystem), so the DAG is "
+        "a chain: critical path = sum of all steps",
+    }
 
 
 def main() -> None:
@@ -166,36 +180,90 @@ def main() -> None:
         expr = work / "bench.nix"
         expr.write_text(EXPR)
         big = make_big(work)
-        common = ["--arg", "repo", str(REPO), "--argstr", "runner", s.runner, "--argstr", "base",
-                  s.base, "--argstr", "big", big]
+        common = [
+            "--arg",
+            "repo",
+            str(REPO),
+            "--argstr",
+            "runner",
+            s.runner,
+            "--argstr",
+            "base",
+            s.base,
+            "--argstr",
+            "big",
+            big,
+        ]
         results: dict = {"overhead": [], "footprint": {}, "dag": {}}
         counts = [int(x) for x in a.layers.split(",")]
         for with_big in (False, True):
             for n in counts:
                 # build the layers (and warm the caches) outside the measurement
-                nix_build(expr, [*common, "--arg", "n", str(n), "--argstr", "nonce", "warm",
-                                 "--arg", "withBig", "true" if with_big else "false"], "empty")
+                nix_build(
+                    expr,
+                    [
+                        *common,
+                        "--arg",
+                        "n",
+                        str(n),
+                        "--argstr",
+                        "nonce",
+                        "warm",
+                        "--arg",
+                        "withBig",
+                        "true" if with_big else "false",
+                    ],
+                    "empty",
+                )
                 runs, trivial, inner = [], [], []
                 for r in range(a.repeat):
                     nonce = f"{time.time_ns()}-{r}"
-                    args = [*common, "--arg", "n", str(n), "--argstr", "nonce", nonce,
-                            "--arg", "withBig", "true" if with_big else "false"]
+                    args = [
+                        *common,
+                        "--arg",
+                        "n",
+                        str(n),
+                        "--argstr",
+                        "nonce",
+                        nonce,
+                        "--arg",
+                        "withBig",
+                        "true" if with_big else "false",
+                    ]
                     runs.append(nix_build(expr, args, "empty")[0])
                     inner.append(runner_times(LAST_LOG[0]))
                     trivial.append(nix_build(expr, args, "trivial")[0])
                 med, base_cost = statistics.median(runs), statistics.median(trivial)
-                results["overhead"].append({
-                    "layers": n, "rootfs": "large (+400 MiB)" if with_big else "small",
-                    "step_s": round(med, 3), "nix_trivial_s": round(base_cost, 3),
-                    "overhead_s": round(med - base_cost, 3),
-                    "ns_run_assemble_ms": statistics.median(t[0] for t in inner),
-                    "ns_run_capture_ms": statistics.median(t[2] for t in inner),
-                })
+                results["overhead"].append(
+                    {
+                        "layers": n,
+                        "rootfs": "large (+400 MiB)" if with_big else "small",
+                        "step_s": round(med, 3),
+                        "nix_trivial_s": round(base_cost, 3),
+                        "overhead_s": round(med - base_cost, 3),
+                        "ns_run_assemble_ms": statistics.median(t[0] for t in inner),
+                        "ns_run_capture_ms": statistics.median(t[2] for t in inner),
+                    }
+                )
         # footprint: the chain's outputs vs the flattened root filesystem with the same content
         n = max(counts)
         args = [*common, "--arg", "n", str(n), "--argstr", "nonce", "fp"]
-        p = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", str(expr), *FLAGS,
-                            *args, "-A", "layerOutputs"], capture_output=True, text=True, check=True)
+        p = subprocess.run(
+            [
+                "nix-instantiate",
+                "--eval",
+                "--strict",
+                "--json",
+                str(expr),
+                *FLAGS,
+                *args,
+                "-A",
+                "layerOutputs",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         trees = [t for t in json.loads(p.stdout) if "bench-layer" in t]
         outs = [str(Path(t).parent) for t in trees]
         _, flat = nix_build(expr, args, "flat")
@@ -204,7 +272,8 @@ def main() -> None:
             chain_size = du(outs, apparent)
             flat_size = du([flat + "/tree/usr/share/bench"], apparent)
             results["footprint"][key] = {
-                "chain": chain_size, "cumulative_rootfs": flat_size,
+                "chain": chain_size,
+                "cumulative_rootfs": flat_size,
                 "ratio": round(chain_size / flat_size, 3),
             }
         results["footprint"]["layers"] = n
@@ -214,14 +283,18 @@ def main() -> None:
         else:
             print("per-step overhead (assemble + empty step + capture), median of", a.repeat)
             for r in results["overhead"]:
-                print(f"  {r['layers']:>4} layers, {r['rootfs']:<17} step {r['step_s']:6.3f} s"
-                      f"  nix trivial {r['nix_trivial_s']:6.3f} s  overhead {r['overhead_s']:6.3f} s"
-                      f"  (ns-run: assemble {r['ns_run_assemble_ms']} ms,"
-                      f" capture {r['ns_run_capture_ms']} ms)")
+                print(
+                    f"  {r['layers']:>4} layers, {r['rootfs']:<17} step {r['step_s']:6.3f} s"
+                    f"  nix trivial {r['nix_trivial_s']:6.3f} s  overhead {r['overhead_s']:6.3f} s"
+                    f"  (ns-run: assemble {r['ns_run_assemble_ms']} ms,"
+                    f" capture {r['ns_run_capture_ms']} ms)"
+                )
             for key, v in results["footprint"].items():
                 if isinstance(v, dict):
-                    print(f"footprint ({key}): chain {v['chain']} vs cumulative rootfs "
-                          f"{v['cumulative_rootfs']}: {v['ratio']}x")
+                    print(
+                        f"footprint ({key}): chain {v['chain']} vs cumulative rootfs "
+                        f"{v['cumulative_rootfs']}: {v['ratio']}x"
+                    )
             print("step DAG:", json.dumps(results["dag"]))
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(work)], capture_output=True)
