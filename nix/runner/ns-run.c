@@ -1010,20 +1010,26 @@ int make_whiteouts(char* record, char* dir, int n)
 	return any;
 }
 
-/* Recreate every directory of the merged tree `src` in `dst`, owned by us: the merged directory
- * takes its owner and mode from the topmost layer holding it, so the step can create, rename and
- * delete entries anywhere, as root could in live-bootstrap. (Store files are owned by a user
- * that is not mapped into the sandbox, which would otherwise make every directory read-only.) */
+/* The skeleton: every directory of the merged tree, recreated empty and owned by us, in a layer
+ * on top. A merged directory takes its owner and mode from the topmost layer holding it, so the
+ * step can create, rename and delete entries anywhere, as root could in live-bootstrap. (Store
+ * files belong to a user the sandbox does not map, which would otherwise make every directory
+ * read-only.) It is built from each layer's own tree, bottom to top, so the cost is one read of
+ * each layer's directories (no lookups cascading through the stack): a layer's deletion record
+ * first removes what it deleted, then its directories are added, and a non-directory replaces a
+ * directory of the same name below it. */
 int skeleton_dirs;
 
-void skeleton(char* src, char* dst, int top)
+void skeleton_layer(char* layer, char* skel, int top)
 {
-	struct entry* e = list_dir(src);
+	struct entry* e = list_dir(layer);
 	char* s;
 	char* d;
+	int r;
 	int skip;
 	while (e != NULL) {
-		s = path_join(src, e->name);
+		s = path_join(layer, e->name);
+		d = path_join(skel, e->name);
 		if (is_dir_entry(s, e)) {
 			skip = 0;
 			if (top) {
@@ -1032,14 +1038,40 @@ void skeleton(char* src, char* dst, int top)
 				if (strcmp(e->name, "tmp") == 0) skip = 1;
 				if (strcmp(e->name, "sys") == 0) skip = 1;
 			}
-			d = path_join(dst, e->name);
-			check(ns_mkdir(d, 493), "cannot create skeleton directory", d);
-			skeleton_dirs = skeleton_dirs + 1;
-			if (skip == 0) skeleton(s, d, 0);
-			free(d);
+			r = ns_mkdir(d, 493);
+			if (r == 0) skeleton_dirs = skeleton_dirs + 1;
+			else if (r != -17) fail("cannot create skeleton directory", d, r);
+			if (skip == 0) skeleton_layer(s, d, 0);
+		} else {
+			if (path_mode(d) >= 0) remove_tree(d);
 		}
 		free(s);
+		free(d);
 		e = e->next;
+	}
+}
+
+void skeleton_deletions(char* record, char* skel)
+{
+	int len = 0;
+	char* text = read_file(record, &len);
+	char* line;
+	char* nl;
+	char* target;
+	if (text == NULL) fail("cannot read deletion record", record, 0);
+	line = text;
+	while (line[0] != 0) {
+		nl = strchr(line, '\n');
+		if (nl != NULL) nl[0] = 0;
+		if (line[0] == 'D') {
+			target = cat2(skel, unescape(line + 2));
+			if (path_mode(target) >= 0) remove_tree(target);
+		} else if (line[0] == 'O') {
+			target = cat2(skel, unescape(line + 2));
+			if (path_mode(target) >= 0) remove_tree(target);
+		}
+		if (nl == NULL) break;
+		line = nl + 1;
 	}
 }
 
@@ -1478,17 +1510,17 @@ int mode_step()
 	mkdirs(merged, 493);
 	mkdirs(skel, 493);
 
-	/* 1. read-only view of the layers: the skeleton of directories (or the flattened copy) */
-	if (nlayers == 1) opts = cat2("lowerdir=", cat2(lowers, ":l/empty"));
-	else opts = cat2("lowerdir=", lowers);
-	if (nlayers == 1) mkdirs("l/empty", 493);
-	opts = cat2(opts, ",userxattr");
-	r = ns_mount("overlay", merged, "overlay", NS_MS_RDONLY, opts);
-	if (r < 0) {
-		explain_overlay(r, opts);
-		exit(1);
-	}
+	/* 1. flatten: the merged view of the layers, copied out (a checkpoint) */
 	if (flatten != NULL) {
+		if (nlayers == 1) opts = cat2("lowerdir=", cat2(lowers, ":l/empty"));
+		else opts = cat2("lowerdir=", lowers);
+		if (nlayers == 1) mkdirs("l/empty", 493);
+		opts = cat2(opts, ",userxattr");
+		r = ns_mount("overlay", merged, "overlay", NS_MS_RDONLY, opts);
+		if (r < 0) {
+			explain_overlay(r, opts);
+			exit(1);
+		}
 		mkdirs(out, 493);
 		copy_tree(merged, path_join(out, "tree"));
 		write_file(path_join(out, "deletions"), "", 0, 420);
@@ -1496,8 +1528,17 @@ int mode_step()
 		out2("ns-run: flattened "); out2(itoa10(nlayers)); out2(" layers\n");
 		return 0;
 	}
-	skeleton(merged, skel, 1);
-	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
+	/* the skeleton of directories, layer by layer */
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "layer") == 0) {
+			if (it->b != NULL) {
+				if (strcmp(it->b, "-") != 0) skeleton_deletions(it->b, skel_root);
+			}
+			skeleton_layer(it->a, skel_root, 1);
+		}
+		it = it->next;
+	}
 
 	/* 2. the writable root: skeleton on top, upper = $out/tree */
 	mkdirs(out, 493);
