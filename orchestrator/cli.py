@@ -29,28 +29,39 @@ COMMANDS = [
     "nar",
     "narinfo",
     "diff",
-    "bump",
     "update",
+    "bump",
 ]
 
 err_console = Console(stderr=True, highlight=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand's module is imported (fast start-up)."""
     parser = argparse.ArgumentParser(
         prog="orchestrator",
         description="Bootstrap Nix from the live-bootstrap chain: generate, plan, build, verify.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
         module.register(sub)
     return parser
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named by argv, if it is unambiguous before parsing."""
+    for arg in argv:
+        if arg.startswith("-"):
+            return None  # a global option (--help, --version) first: build everything
+        return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
