@@ -96,7 +96,7 @@ def nix_build(expr: Path, args: list[str], attr: str) -> tuple[float, str]:
 
 
 def runner_times(log: str) -> tuple[int, int, int]:
-    m = re.search(r"ns-run: time: assemble (\d+) ms, run (\d+) ms, capture (\d+) ms", log)
+    m = re.search(r"ns-run: time: assemble (\d+) ms.*?, run (\d+) ms, capture (\d+) ms", log)
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (-1, -1, -1)
 
 
@@ -128,7 +128,7 @@ def critical_path() -> dict:
             *FLAGS,
             "eval",
             "--json",
-            ".#packages.x86_64-linux",
+            ".#hydraJobs.chain",
             "--apply",
             "ps: builtins.mapAttrs (n: d: d.drvPath) ps",
         ],
@@ -139,7 +139,7 @@ def critical_path() -> dict:
     if p.returncode != 0:
         return {"error": p.stderr[-500:]}
     drvs = json.loads(p.stdout)
-    steps = {n: d for n, d in drvs.items() if not n.startswith(("stage0", "lb-", "live-bootstrap"))}
+    steps = drvs
     show = subprocess.run(
         ["nix", *FLAGS, "show-derivation", *steps.values()], capture_output=True, text=True
     )

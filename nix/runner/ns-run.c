@@ -1452,6 +1452,9 @@ int mode_step()
 	char* environ_file = NULL;
 	char* flatten = NULL;
 	int t_assembled;
+	int t_layers;
+	int t_skeleton;
+	int t_mount;
 	int t_ran;
 	int t_done;
 	struct entry* e;
@@ -1528,6 +1531,7 @@ int mode_step()
 		out2("ns-run: flattened "); out2(itoa10(nlayers)); out2(" layers\n");
 		return 0;
 	}
+	t_layers = millis();
 	/* the skeleton of directories, layer by layer */
 	it = spec;
 	while (it != NULL) {
@@ -1540,6 +1544,7 @@ int mode_step()
 		it = it->next;
 	}
 
+	t_skeleton = millis();
 	/* 2. the writable root: skeleton on top, upper = $out/tree */
 	mkdirs(out, 493);
 	upper = path_join(out, "tree");
@@ -1559,6 +1564,7 @@ int mode_step()
 		exit(1);
 	}
 
+	t_mount = millis();
 	/* 3. what bwrap provides: /dev nodes, /dev/shm, /proc, tmpfs /tmp */
 	target = path_join(merged, "dev");
 	if (path_mode(target) < 0) mkdirs(target, 493);
@@ -1781,6 +1787,10 @@ int mode_step()
 	out2(itoa10(skeleton_dirs)); out2(" directories)\n");
 	t_done = millis();
 	out2("ns-run: time: assemble "); out2(itoa10(t_assembled));
+	out2(" ms (whiteout layers "); out2(itoa10(t_layers));
+	out2(" ms, skeleton "); out2(itoa10(t_skeleton - t_layers));
+	out2(" ms, overlay mount "); out2(itoa10(t_mount - t_skeleton));
+	out2(" ms, the rest "); out2(itoa10(t_assembled - t_mount)); out2(")");
 	out2(" ms, run "); out2(itoa10(t_ran - t_assembled));
 	out2(" ms, capture "); out2(itoa10(t_done - t_ran)); out2(" ms\n");
 	return 0;
