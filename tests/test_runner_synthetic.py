@@ -188,3 +188,25 @@ def test_resume_after_interruption(chain):
     assert p.returncode == 0, p.stderr[-3000:]
     built = re.findall(rf"building '[^']*{prefix}([\w.+-]+)\.drv", p.stderr)
     assert built == ["delta-1.0-pass2", "uninstall-1", "epsilon-1.0-pass1"]
+
+
+def test_flattened_root_filesystem(chain):
+    """mkCheckpoint (what .#live-bootstrap is): every layer merged, deletions applied."""
+    root = chain.out("flat") / "tree"
+    assert (root / "usr/share/epsilon/verdict").read_text() == "ok\n"
+    assert (root / "usr/bin/delta").read_text() == "#!/usr/bin/sh\necho delta v2\n"
+    assert not (root / "usr/share/alpha/alpha.txt").exists()
+    assert sorted(p.name for p in (root / "usr/share/delta").iterdir()) == ["only"]
+    assert not (root / "usr/share/gamma/a").exists()
+    assert (root / "usr/bin/busybox").is_file()  # the layer under the first step
+    assert (root / "external/repo" / PACKAGES[2]).is_file()
+
+
+def test_checkpoints_give_the_same_chain(chain):
+    """checkpointEvery = 3: the stack is flattened after every third step; the last step's
+    assertions (layering, deletions, env) still hold and its package matches its pin."""
+    p = chain.build(
+        ["final"], ["--argstr", "prefix", "cp3-", "--arg", "checkpointEvery", "3"], check=False
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "cp3-checkpoint-3" in p.stderr and "cp3-checkpoint-6" in p.stderr

@@ -418,7 +418,7 @@ def initial_environ(work: Path) -> str:
 
 HARNESS = """\
 # Test harness: the runner over a generated synthetic steps/ directory.
-{ repo, steps, tree, runner, base, environ, prefix ? "synth-", slow ? "0" }:
+{ repo, steps, tree, runner, base, environ, prefix ? "synth-", slow ? "0", checkpointEvery ? null }:
 let
   lib = import (repo + "/nix/lib.nix");
   fetchers = import (repo + "/nix/fetchers.nix") { };
@@ -433,13 +433,22 @@ let
     environ = builtins.storePath environ;
     inherit (meta) config;
     envText = builtins.readFile (tree + "/steps/env");
-    inherit prefix;
+    inherit prefix checkpointEvery;
     setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];
     # the synthetic chain's stand-in bash is a plain (dynamic) Debian bash
     copyUp = { };
   };
 in
-chain.byName // { final = chain.final; }
+chain.byName // {
+  final = chain.final;
+  # the finished root filesystem, flattened (as .#live-bootstrap is)
+  flat = runnerLib.mkCheckpoint {
+    name = "${prefix}flat";
+    system = builtins.currentSystem;
+    runner = builtins.storePath runner;
+    inherit (chain) layers;
+  };
+}
 """
 
 
