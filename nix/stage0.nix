@@ -39,10 +39,23 @@ let
       plan = builtins.fromJSON (builtins.readFile (steps + "/stage0/${arch}.json"));
       root = "${live-bootstrap}/${plan.root}";
 
+      # Each source file or directory is copied on its own, so a derivation's closure holds
+      # what it reads and nothing else: the other seeds of bootstrap-seeds/ never enter it.
+      # The tree itself (scripts that read the answers file or copy M2libc) comes without
+      # bootstrap-seeds/ for the same reason.
+      source = p:
+        if p == "" then
+          builtins.path {
+            path = root;
+            name = "stage0-posix";
+            filter = path: _: path != "${root}/bootstrap-seeds";
+          }
+        else builtins.path { path = "${root}/${p}"; name = baseNameOf p; };
+
       # A reference in the data: exactly one of lit / src / step / out / text.
       ref = r:
         if r ? lit then r.lit
-        else if r ? src then (if r.src == "" then root else "${root}/${r.src}")
+        else if r ? src then source r.src
         else if r ? step then "${built.${r.step}}"
         else if r ? out then builtins.placeholder "out" + r.out
         else if r ? text then builtins.toFile r.name r.text
