@@ -209,4 +209,14 @@ def test_checkpoints_give_the_same_chain(chain):
         ["final"], ["--argstr", "prefix", "cp3-", "--arg", "checkpointEvery", "3"], check=False
     )
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "cp3-checkpoint-3" in p.stderr and "cp3-checkpoint-6" in p.stderr
+    closure = subprocess.run(
+        [
+            "nix-store",
+            "-qR",
+            chain.drv_with(["--argstr", "prefix", "cp3-", "--arg", "checkpointEvery", "3"]),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "cp3-checkpoint-3.drv" in closure and "cp3-checkpoint-6.drv" in closure

@@ -516,6 +516,11 @@ class Synth:
         p = self.build([attr])
         return Path(p.stdout.strip().splitlines()[-1])
 
+    def drv_with(self, extra: list[str], attr: str = "final") -> str:
+        return run(
+            ["nix-instantiate", str(self.harness), *NIX_FLAGS, *self.args(), *extra, "-A", attr]
+        ).stdout.strip()
+
     def drv(self, attr: str) -> str:
         return run(
             ["nix-instantiate", str(self.harness), *NIX_FLAGS, *self.args(), "-A", f'"{attr}"']
