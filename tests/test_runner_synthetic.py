@@ -158,7 +158,7 @@ def test_wrong_pin_fails_that_step_naming_file_expected_actual(chain, tmp_path):
 def test_resume_after_interruption(chain):
     """Kill a build midway; the rebuild does not rebuild the steps that finished."""
     s = chain
-    prefix = f"resume{os.getpid()}-"  # fresh derivations, same chain
+    prefix = f"resume{time.time_ns()}-"  # fresh derivations, same chain
     args = s.build_cmd(["final"], ["--argstr", "prefix", prefix, "--argstr", "slow", "30"])
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
