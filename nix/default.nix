@@ -29,7 +29,8 @@ let
   # The runner (nix/runner.nix, nix/seed.nix, nix/oracle.nix): every step of steps/ as its own
   # sandboxed derivation over the seed stage, .#live-bootstrap, the script-generator oracle.
   runner = (import ./runner.nix { inherit lib; }).outputs {
-    inherit live-bootstrap meta chainSteps;
+    inherit meta chainSteps;
+    live-bootstrap = import ./tree.nix { inherit live-bootstrap; };
     stage0 = stage0.x86;
     profilesDir = ../orchestrator/profiles;
   };

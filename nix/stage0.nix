@@ -50,7 +50,16 @@ let
             name = "stage0-posix";
             filter = path: _: path != "${root}/bootstrap-seeds";
           }
-        else builtins.path { path = "${root}/${p}"; name = baseNameOf p; };
+        else
+          # copied inside a directory of its own, so the file keeps its name (tools that
+          # look at argv[0] see "hex0-seed", not "<hash>-hex0-seed")
+          let
+            full = "${root}/${p}";
+            below = path: path == full
+              || builtins.substring 0 (builtins.stringLength full + 1) path == full + "/";
+            dir = builtins.path { path = dirOf full; name = baseNameOf p; filter = path: _: below path; };
+          in
+          "${dir}/${baseNameOf p}";
 
       # A reference in the data: exactly one of lit / src / step / out / text.
       ref = r:

@@ -241,6 +241,15 @@ def classify_source(store_path: str, tree: TreeIndex) -> list[Finding]:
     return out
 
 
+def distinct_seeds(findings: list[Finding]) -> list[Finding]:
+    """Seed findings, one per content (sha256), in order of first appearance."""
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        if f.kind == "seed":
+            seen.setdefault(f.sha256 or f.store_path, f)
+    return list(seen.values())
+
+
 def audit(
     target: str,
     closure: dict[str, Derivation],
@@ -281,7 +290,8 @@ def audit(
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1
-    seed_bytes = sum(f.size or 0 for f in findings if f.kind == "seed")
+    # a seed copied into two store paths (a file of its own, and inside a tree) is one seed
+    seed_bytes = sum(f.size or 0 for f in distinct_seeds(findings))
     return AuditReport(
         target=target,
         derivations=len(closure),

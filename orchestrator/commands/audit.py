@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit
+from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit, distinct_seeds
 from ..locate import locate_tree
 from .build import add_source_arguments, chain_steps, closure_of, installable_args
 
@@ -118,14 +118,14 @@ def print_report(report: AuditReport, *, show_all: bool = False) -> None:
             escape(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
         )
     out.print(table)
-    seeds = [f for f in report.findings if f.kind == "seed"]
+    seeds = distinct_seeds(report.findings)
     seed_list = ", ".join(f"{_seed_name(f)} {f.size} B" for f in seeds)
     out.print(
         f"{report.derivations} derivations ({report.built} built); "
         + ", ".join(f"{k}: {v}" for k, v in report.counts.items())
     )
     out.print(
-        f"binary seeds: {report.seed_bytes} bytes in {len(seeds)} file(s)"
+        f"binary seeds: {report.seed_bytes} bytes in {len(seeds)} distinct file(s)"
         + (f" ({seed_list})" if seeds else "")
     )
     if report.unexpected:
