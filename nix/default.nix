@@ -8,9 +8,8 @@ let
   lib = import ./lib.nix;
   fetchers = import ./fetchers.nix { };
 
-  meta = import (steps + "/meta.nix");
-  stepFiles = import (steps + "/default.nix");
-  chainSteps = map (f: import f { inherit (fetchers) fetchDistfile; }) stepFiles;
+  inherit (import ./steps.nix { inherit steps; inherit (fetchers) fetchDistfile; })
+    meta distfiles chainSteps;
 
   freshness = import ./freshness.nix { inherit lib live-bootstrap meta; };
 
@@ -36,7 +35,7 @@ let
   };
 in
 {
-  inherit lib meta chainSteps stage0;
+  inherit lib meta distfiles chainSteps stage0;
 
   packages = {
   } // stage0Packages // runner.packages;

@@ -60,6 +60,10 @@ def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
             s=s, distfiles=distfiles, override=s.override, **common
         )
     files["default.nix"] = template("index.nix.j2").render(steps=chain.steps, **common)
+    used = sorted({name for s in chain.steps for name in s.distfiles})
+    files["distfiles.nix"] = template("distfiles.nix.j2").render(
+        distfiles=[chain.distfile(name) for name in used], **common
+    )
     inputs = upstream_inputs(tree, chain)
     files["meta.nix"] = template("meta.nix.j2").render(
         arch=chain.arch,

@@ -4,7 +4,7 @@
 
 # steps/manifest line 89: build: autoconf-2.52
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.52-pass1";
   index = 47;
@@ -21,12 +21,6 @@
     sha256 = "2f694f3b0e3be8982dbaf6365e06193da642516cb4278395b0a6c656af7d1359";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.52.tar.bz2";
-      sha256 = "4681bcbb9c9298c506f6405a7deb62c54fc3b339d3239a8f36a5df83daaec94f";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.52.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.52.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 92: build: autoconf-2.53
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.53-pass1";
   index = 50;
@@ -22,12 +22,6 @@
     sha256 = "b687370caaa654ba2fc622188240f50ea305a1c926accbced153df9179697adf";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.53.tar.bz2";
-      sha256 = "6b217a064c6d06603d50a3ad05129aef9435367810c10894210b8dad965d2306";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.53.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.53.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 94: build: autoconf-2.54
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.54-pass1";
   index = 52;
@@ -21,12 +21,6 @@
     sha256 = "78f6327b4cbc9c8319ab795db37bebb5000244a1472ce528b42cb35da6af08ba";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.54.tar.bz2";
-      sha256 = "a74aea954f36c7beeb6cc47b96a408c3e04e7ad635f614e65250dbcd8ec0bd28";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.54.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.54.tar.bz2"
   ];
 }

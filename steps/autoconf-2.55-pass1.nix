@@ -4,7 +4,7 @@
 
 # steps/manifest line 95: build: autoconf-2.55
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.55-pass1";
   index = 53;
@@ -21,12 +21,6 @@
     sha256 = "5f3faabd594f5009378e3dbb1ed13d9b11709eb2e53d7554f88efb5376a89ad3";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.55.tar.bz2";
-      sha256 = "f757158a04889b265203eecd8ca92568e2a67c3b9062fa6bff7a0a6efd2244ac";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.55.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.55.tar.bz2"
   ];
 }

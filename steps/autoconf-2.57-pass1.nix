@@ -4,7 +4,7 @@
 
 # steps/manifest line 97: build: autoconf-2.57
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.57-pass1";
   index = 55;
@@ -21,12 +21,6 @@
     sha256 = "95cac05ff09f9f50d25787df3b3f88256550073b6490e1c45440690e9601ea41";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.57.tar.bz2";
-      sha256 = "e1035aa2c21fae2a934d1ab56c774ce9d22717881dab8a1a5b16d294fb793489";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.57.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.57.tar.bz2"
   ];
 }

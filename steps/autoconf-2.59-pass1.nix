@@ -4,7 +4,7 @@
 
 # steps/manifest line 98: build: autoconf-2.59
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.59-pass1";
   index = 56;
@@ -21,12 +21,6 @@
     sha256 = "95644c456f1edc0999c8e192d0ccadf84bcc281b674714598e23f3443fa6f13c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.59.tar.bz2";
-      sha256 = "f0cde70a8f135098a6a3e85869f2e1cc3f141beea766fa3d6636e086cd8b90a7";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.59.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.59.tar.bz2"
   ];
 }

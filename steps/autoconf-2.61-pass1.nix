@@ -4,7 +4,7 @@
 
 # steps/manifest line 101: build: autoconf-2.61
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.61-pass1";
   index = 59;
@@ -21,12 +21,6 @@
     sha256 = "836f0ec53e05a05602d9ef4ae050eb294735337bf647715e227d1b5bc0526c6b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.61.tar.bz2";
-      sha256 = "93a2ceab963618b021db153f0c881a2de82455c1dc7422be436fcd5c554085a1";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.61.tar.bz2"
-      ];
-    })
+    distfiles."autoconf-2.61.tar.bz2"
   ];
 }

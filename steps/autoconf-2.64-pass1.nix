@@ -4,7 +4,7 @@
 
 # steps/manifest line 104: build: autoconf-2.64
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.64-pass1";
   index = 62;
@@ -21,12 +21,6 @@
     sha256 = "7702fe8724549641eb6a03c737f2414faecb23297a5bdb57e42326e98153de41";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.64.tar.xz";
-      sha256 = "32d977213320b8ae76c71175305301197f2b0e04e72d70694bc3d3e2ae6c7248";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.64.tar.xz"
-      ];
-    })
+    distfiles."autoconf-2.64.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 106: build: autoconf-2.69
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.69-pass1";
   index = 64;
@@ -21,12 +21,6 @@
     sha256 = "b363f22b42418fb2507bf722b0a6b5b03410ac58c44c400767d650d828696eaa";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.69.tar.xz";
-      sha256 = "64ebcec9f8ac5b2487125a86a7760d2591ac9e1d3dbd59489633f9de62a57684";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.69.tar.xz"
-      ];
-    })
+    distfiles."autoconf-2.69.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 174: build: autoconf-2.71
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-2.71-pass1";
   index = 121;
@@ -21,12 +21,6 @@
     sha256 = "cde51b816fcce47742064f9dc0b4871e4194190be5065dc1852b39339cc9115b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-2.71.tar.xz";
-      sha256 = "f14c83cfebcc9427f2c3cea7258bd90df972d92eb26752da4ddad81c87a0faa4";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autoconf/autoconf-2.71.tar.xz"
-      ];
-    })
+    distfiles."autoconf-2.71.tar.xz"
   ];
 }

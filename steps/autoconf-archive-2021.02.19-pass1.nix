@@ -4,7 +4,7 @@
 
 # steps/manifest line 152: build: autoconf-archive-2021.02.19
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autoconf-archive-2021.02.19-pass1";
   index = 99;
@@ -21,12 +21,6 @@
     sha256 = "6ff691e3ddd4f3d1796d28b07a2a96691dbd9801844c99ccbe660da59dabd74b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autoconf-archive-2021.02.19.tar.xz";
-      sha256 = "e8a6eb9d28ddcba8ffef3fa211653239e9bf239aba6a01a6b7cfc7ceaec69cbd";
-      urls = [
-        "http://mirrors.kernel.org/gnu/autoconf-archive/autoconf-archive-2021.02.19.tar.xz"
-      ];
-    })
+    distfiles."autoconf-archive-2021.02.19.tar.xz"
   ];
 }

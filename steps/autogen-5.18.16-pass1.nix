@@ -4,7 +4,7 @@
 
 # steps/manifest line 219: build: autogen-5.18.16
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "autogen-5.18.16-pass1";
   index = 166;
@@ -21,35 +21,9 @@
     sha256 = "24be819cf412b1acf04cdc361c68a19b31762f0c374e2421c31d22249b9b0271";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "autogen-5.18.16-v1.0.1.tar.gz";
-      sha256 = "953ba180b18acff188a0a8700770c7cf2fc97e1683c7b9699a5a748b542ccdd5";
-      urls = [
-        "https://github.com/schierlm/gnu-autogen-bootstrapping/archive/refs/tags/autogen-5.18.16-v1.0.1.tar.gz"
-      ];
-      git = { repo = "https://github.com/schierlm/gnu-autogen-bootstrapping"; ref = "autogen-5.18.16-v1.0.1"; };
-    })
-    (fetchDistfile {
-      name = "autogen-5.18.16.tar.xz";
-      sha256 = "f8a13466b48faa3ba99fe17a069e71c9ab006d9b1cfabe699f8c60a47d5bb49a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/autogen/rel5.18.16/autogen-5.18.16.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "autogen-5.18.16.tar.gz";
-      sha256 = "0c04ab2f7ce13c4a1c06c4abc7dfe75312aad89b8b0a1068e5e563787eb56632";
-      urls = [
-        "https://git.savannah.gnu.org/cgit/autogen.git/snapshot/autogen-5.18.16.tar.gz"
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/autogen.git"; ref = "v5.18.16"; };
-    })
-    (fetchDistfile {
-      name = "gnulib-8f4538a5.tar.gz";
-      sha256 = "e207c0bb72093c3a72dde302fcfaa1dbda12a62172d47b73565883a92209ebab";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "8f4538a5"; };
-    })
+    distfiles."autogen-5.18.16-v1.0.1.tar.gz"
+    distfiles."autogen-5.18.16.tar.xz"
+    distfiles."autogen-5.18.16.tar.gz"
+    distfiles."gnulib-8f4538a5.tar.gz"
   ];
 }

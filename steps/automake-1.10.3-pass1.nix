@@ -4,7 +4,7 @@
 
 # steps/manifest line 103: build: automake-1.10.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.10.3-pass1";
   index = 61;
@@ -22,12 +22,6 @@
     sha256 = "02a426e82a52d4a2cd7e73fe3dc5a2c58b3ed100f24a92c57e42511fd86e247c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.10.3.tar.bz2";
-      sha256 = "e98ab43bb839c31696a4202e5b6ff388b391659ef2387cf9365019fad17e1adc";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.10.3.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.10.3.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 105: build: automake-1.11.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.11.2-pass1";
   index = 63;
@@ -22,12 +22,6 @@
     sha256 = "34925adeaa2876a5e068adeb17b71fe7c7105244c3cb5439d33f7406310674da";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.11.2.tar.bz2";
-      sha256 = "4f46d1f9380c8a3506280750f630e9fc915cb1a435b724be56b499d016368718";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.11.2.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.11.2.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 108: build: automake-1.15.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.15.1-pass1";
   index = 66;
@@ -22,12 +22,6 @@
     sha256 = "7e36e9e4b3957c95b6de8ff475c9b37aa007e2f9735b01c0eaf14b711fdd112f";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.15.1.tar.xz";
-      sha256 = "af6ba39142220687c500f79b4aa2f181d9b24e4f8d8ec497cea4ba26c64bedaf";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.15.1.tar.xz"
-      ];
-    })
+    distfiles."automake-1.15.1.tar.xz"
   ];
 }

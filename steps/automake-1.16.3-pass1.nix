@@ -4,7 +4,7 @@
 
 # steps/manifest line 173: build: automake-1.16.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.16.3-pass1";
   index = 120;
@@ -21,12 +21,6 @@
     sha256 = "a7f8c17dbc6e4ec5ff0186a0ddf2266a23c1579321c52c2faf8e11fafa232281";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.16.3.tar.xz";
-      sha256 = "ff2bf7656c4d1c6fdda3b8bebb21f09153a736bcba169aaf65eab25fa113bf3a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.16.3.tar.xz"
-      ];
-    })
+    distfiles."automake-1.16.3.tar.xz"
   ];
 }

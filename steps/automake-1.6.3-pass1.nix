@@ -4,7 +4,7 @@
 
 # steps/manifest line 90: build: automake-1.6.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.6.3-pass1";
   index = 48;
@@ -21,12 +21,6 @@
     sha256 = "1c7e09ac08f156960420fca1f6e8560c1855bf01b001a0648b56153d6ceb9c28";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.6.3.tar.bz2";
-      sha256 = "0dbafacaf21e135cab35d357a14bdcd981d2f2d00e1387801be8091a31b7bb81";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.6.3.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.6.3.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 91: build: automake-1.6.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.6.3-pass2";
   index = 49;
@@ -21,12 +21,6 @@
     sha256 = "444131776779d1f27628088a817bfb8c9aa85f4b036b934794a71e484ec9bd70";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.6.3.tar.bz2";
-      sha256 = "0dbafacaf21e135cab35d357a14bdcd981d2f2d00e1387801be8091a31b7bb81";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.6.3.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.6.3.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 93: build: automake-1.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.7-pass1";
   index = 51;
@@ -21,12 +21,6 @@
     sha256 = "ef08694bf8e78ffcf56f9c8a63b0f189e301c06f02ab240e15e4c7fe354c2a0d";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.7.tar.bz2";
-      sha256 = "6633ee1202375e3c8798a92e1b7f46894f78d541aeea7f49654503fdc0b28835";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.7.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.7.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 96: build: automake-1.7.8
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.7.8-pass1";
   index = 54;
@@ -21,12 +21,6 @@
     sha256 = "e8ff13753943e43972a8cf1672819f001718ed38e5497cf7b554c21a507ba22b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.7.8.tar.bz2";
-      sha256 = "2dddc3b51506e702647ccc6757e15c05323fa67245d2d53e81ed36a832f9be42";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.7.8.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.7.8.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 99: build: automake-1.8.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.8.5-pass1";
   index = 57;
@@ -21,12 +21,6 @@
     sha256 = "9922651b64ad2e29b944082f26db223008220155048f25d64df1f6d82071ff1c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.8.5.tar.bz2";
-      sha256 = "84c93aaa3c3651a9e7474b721b0e6788318592509e7de604bafe4ea8049dc410";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.8.5.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.8.5.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 102: build: automake-1.9.6
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "automake-1.9.6-pass1";
   index = 60;
@@ -21,12 +21,6 @@
     sha256 = "c5807850a377e4bb9aa4121d9781d145bdd80327626a9419630a75ce2c8d9c71";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "automake-1.9.6.tar.bz2";
-      sha256 = "8eccaa98e1863d10e4a5f861d8e2ec349a23e88cb12ad10f6b6f79022ad2bb8d";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.9.6.tar.bz2"
-      ];
-    })
+    distfiles."automake-1.9.6.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 54: build: bash-2.05b
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bash-2.05b-pass1";
   index = 14;
@@ -19,12 +19,6 @@
   patchesDir = "steps/bash-2.05b/patches";
   checksums = "steps/bash-2.05b/bash-2.05b.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "bash-2.05b.tar.gz";
-      sha256 = "ba03d412998cc54bd0b0f2d6c32100967d3137098affdc2d32e6e7c11b163fe4";
-      urls = [
-        "https://mirrors.kernel.org/gnu/bash/bash-2.05b.tar.gz"
-      ];
-    })
+    distfiles."bash-2.05b.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 142: build: bash-5.2.15
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bash-5.2.15-pass1";
   index = 90;
@@ -21,12 +21,6 @@
     sha256 = "86c58a6f3c68414ae4aa694831bd8326106c7d2dac6183470c875b0ac982be65";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bash-5.2.15.tar.gz";
-      sha256 = "13720965b5f4fc3a0d4b61dd37e7565c741da9a5be24edc2ae00182fc1b3588c";
-      urls = [
-        "http://mirrors.kernel.org/gnu/bash/bash-5.2.15.tar.gz"
-      ];
-    })
+    distfiles."bash-5.2.15.tar.gz"
   ];
 }

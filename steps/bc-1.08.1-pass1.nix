@@ -4,7 +4,7 @@
 
 # steps/manifest line 124: build: bc-1.08.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bc-1.08.1-pass1";
   index = 82;
@@ -21,12 +21,6 @@
     sha256 = "e5a0c306550ccfbea0b0e0a8ac121dfb1439759441916050778c448b02b8b301";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bc-1.08.1.tar.xz";
-      sha256 = "515430115b3334c636317503460a0950dff79940aa3259ce2c1aa67c2881d023";
-      urls = [
-        "https://mirrors.kernel.org/gnu/bc/bc-1.08.1.tar.xz"
-      ];
-    })
+    distfiles."bc-1.08.1.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 109: build: binutils-2.30
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "binutils-2.30-pass1";
   index = 67;
@@ -22,12 +22,6 @@
     sha256 = "6591838fbfcd64b88435cd948ebe6fcfd6c22b0993935bd0a19310e767da9e94";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "binutils-2.30.tar.xz";
-      sha256 = "6e46b8aeae2f727a36f0bd9505e405768a72218f1796f0d09757d45209871ae6";
-      urls = [
-        "https://mirrors.kernel.org/gnu/binutils/binutils-2.30.tar.xz"
-      ];
-    })
+    distfiles."binutils-2.30.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 194: build: binutils-2.41
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "binutils-2.41-pass1";
   index = 141;
@@ -22,12 +22,6 @@
     sha256 = "3281578f74e40919d5c9378a766bf3ca5340840aec75b7a6441222166617017a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "binutils-2.41.tar.xz";
-      sha256 = "ae9a5789e23459e59606e6714723f2d3ffc31c03174191ef0d015bdf06007450";
-      urls = [
-        "https://mirrors.kernel.org/gnu/binutils/binutils-2.41.tar.xz"
-      ];
-    })
+    distfiles."binutils-2.41.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 222: build: binutils-2.41
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "binutils-2.41-pass2";
   index = 168;
@@ -22,12 +22,6 @@
     sha256 = "31037464750b634d635ceae82d1b0b0883d38e49adbde53549e70ed1e4257c9b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "binutils-2.41.tar.xz";
-      sha256 = "ae9a5789e23459e59606e6714723f2d3ffc31c03174191ef0d015bdf06007450";
-      urls = [
-        "https://mirrors.kernel.org/gnu/binutils/binutils-2.41.tar.xz"
-      ];
-    })
+    distfiles."binutils-2.41.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 156: build: bison-2.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-2.3-pass1";
   index = 103;
@@ -22,19 +22,7 @@
     sha256 = "5182bedc1c68f9908ed782dbb0a79c0a5b262fe8b1f9c6eea6d7e7186696827e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-2.3.tar.bz2";
-      sha256 = "b10d7e9e354be72aee4e4911cf19dd27b5c527d4e7200857365b5fcdeea0dffb";
-      urls = [
-        "http://mirrors.kernel.org/gnu/bison/bison-2.3.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-b28236b.tar.gz";
-      sha256 = "0190f28cb155fedd22bf8558c3e8705eed9eacfb7ae29e7508d025a68eb90899";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "b28236b"; };
-    })
+    distfiles."bison-2.3.tar.bz2"
+    distfiles."gnulib-b28236b.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 76: build: bison-3.4.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.4.1-pass1";
   index = 34;
@@ -22,12 +22,6 @@
     sha256 = "b3b99ebf348f4a3ff1af29e958cab745232d3400d6604ab6ef8450538f6a0738";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.4.1.tar.xz";
-      sha256 = "27159ac5ebf736dffd5636fd2cd625767c9e437de65baa63cb0de83570bd820d";
-      urls = [
-        "https://mirrors.kernel.org/gnu/bison/bison-3.4.1.tar.xz"
-      ];
-    })
+    distfiles."bison-3.4.1.tar.xz"
   ];
 }

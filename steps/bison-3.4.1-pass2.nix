@@ -4,7 +4,7 @@
 
 # steps/manifest line 77: build: bison-3.4.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.4.1-pass2";
   index = 35;
@@ -22,12 +22,6 @@
     sha256 = "7f738ec72f716db3e91de9a9d9b9b4d335b9e5b34d01e8a69f4dc931d977b670";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.4.1.tar.xz";
-      sha256 = "27159ac5ebf736dffd5636fd2cd625767c9e437de65baa63cb0de83570bd820d";
-      urls = [
-        "https://mirrors.kernel.org/gnu/bison/bison-3.4.1.tar.xz"
-      ];
-    })
+    distfiles."bison-3.4.1.tar.xz"
   ];
 }

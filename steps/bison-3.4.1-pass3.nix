@@ -4,7 +4,7 @@
 
 # steps/manifest line 78: build: bison-3.4.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.4.1-pass3";
   index = 36;
@@ -22,12 +22,6 @@
     sha256 = "0f9ae3236faf92452b36adeeee642a0c800e53b01ca45f11d7a8cb3913169a2f";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.4.1.tar.xz";
-      sha256 = "27159ac5ebf736dffd5636fd2cd625767c9e437de65baa63cb0de83570bd820d";
-      urls = [
-        "https://mirrors.kernel.org/gnu/bison/bison-3.4.1.tar.xz"
-      ];
-    })
+    distfiles."bison-3.4.1.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 175: build: bison-3.6.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.6.4-pass1";
   index = 122;
@@ -22,19 +22,7 @@
     sha256 = "ffcd771ba0e4e38ff726cf8d819ac5c0281186ed99a72b5a9d69d5940438e942";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.6.4.tar.xz";
-      sha256 = "8b13473b31ca7fcf65e5e8a74224368ffd5df19275602a9c9567ba393f18577d";
-      urls = [
-        "http://mirrors.kernel.org/gnu/bison/bison-3.6.4.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-ffbb0ce.tar.gz";
-      sha256 = "4c14c95b301e74804dd82d3993176b03cffedc18221bf573db35d21f2f8a930e";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "ffbb0ce"; };
-    })
+    distfiles."bison-3.6.4.tar.xz"
+    distfiles."gnulib-ffbb0ce.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 176: build: bison-3.7.6
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.7.6-pass1";
   index = 123;
@@ -22,19 +22,7 @@
     sha256 = "0cb9cb64b4baac6c3568bdf05047b37ff42c661fe3f1e7ab1be7de0f44c4c677";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.7.6.tar.xz";
-      sha256 = "67d68ce1e22192050525643fc0a7a22297576682bef6a5c51446903f5aeef3cf";
-      urls = [
-        "http://mirrors.kernel.org/gnu/bison/bison-3.7.6.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-839ed05.tar.gz";
-      sha256 = "bc96b5966e4651580ef69fee4a2dfed5ae3d3ab8af04bbe6f10dcd2dd010398e";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "839ed05"; };
-    })
+    distfiles."bison-3.7.6.tar.xz"
+    distfiles."gnulib-839ed05.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 185: build: bison-3.8.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bison-3.8.2-pass1";
   index = 132;
@@ -22,19 +22,7 @@
     sha256 = "a0156d06536936dee9e696cbf6fb41087eaa1ce5cbc5d6e0067d3fd952ba7060";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bison-3.8.2.tar.xz";
-      sha256 = "9bba0214ccf7f1079c5d59210045227bcf619519840ebfa80cd3849cff5a5bf2";
-      urls = [
-        "http://mirrors.kernel.org/gnu/bison/bison-3.8.2.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-7818455.tar.gz";
-      sha256 = "0e08a32ce38456238485cfefee0b8d0c43081c01c8e92a1d5e1e16002e4c6bcc";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "7818455"; };
-    })
+    distfiles."bison-3.8.2.tar.xz"
+    distfiles."gnulib-7818455.tar.gz"
   ];
 }

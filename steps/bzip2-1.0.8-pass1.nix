@@ -4,7 +4,7 @@
 
 # steps/manifest line 51: build: bzip2-1.0.8
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bzip2-1.0.8-pass1";
   index = 11;
@@ -19,12 +19,6 @@
   patchesDir = "steps/bzip2-1.0.8/patches";
   checksums = "steps/bzip2-1.0.8/bzip2-1.0.8.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "bzip2-1.0.8.tar.gz";
-      sha256 = "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269";
-      urls = [
-        "https://sourceware.org/pub/bzip2/bzip2-1.0.8.tar.gz"
-      ];
-    })
+    distfiles."bzip2-1.0.8.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 70: build: bzip2-1.0.8
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "bzip2-1.0.8-pass2";
   index = 28;
@@ -23,12 +23,6 @@
     sha256 = "e8271c1213b6cc7c9ae2ddb018cd093cbbd5f6e842548c0747ce95b13b6b9447";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "bzip2-1.0.8.tar.gz";
-      sha256 = "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269";
-      urls = [
-        "https://sourceware.org/pub/bzip2/bzip2-1.0.8.tar.gz"
-      ];
-    })
+    distfiles."bzip2-1.0.8.tar.gz"
   ];
 }

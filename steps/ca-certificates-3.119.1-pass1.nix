@@ -4,7 +4,7 @@
 
 # steps/manifest line 190: build: ca-certificates-3.119.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "ca-certificates-3.119.1-pass1";
   index = 137;
@@ -21,12 +21,6 @@
     sha256 = "3ab45eca94432316ee120006686cc334a23187cbb795b550601d6288ccded111";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "certdata.txt";
-      sha256 = "a903b3cd05231e39332515ef7ebe37e697262f39515a52015c23c62805b73cd0";
-      urls = [
-        "https://hg-edge.mozilla.org/projects/nss/raw-file/NSS_3_119_1_RTM/lib/ckfw/builtins/certdata.txt"
-      ];
-    })
+    distfiles."certdata.txt"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 34: build: checksum-transcriber-1.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "checksum-transcriber-1.0-pass1";
   index = 0;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 52: build: coreutils-5.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "coreutils-5.0-pass1";
   index = 12;
@@ -19,12 +19,6 @@
   patchesDir = "steps/coreutils-5.0/patches";
   checksums = "steps/coreutils-5.0/coreutils-5.0.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "coreutils-5.0.tar.bz2";
-      sha256 = "c25b36b8af6e0ad2a875daf4d6196bd0df28a62be7dd252e5f99a4d5d7288d95";
-      urls = [
-        "https://mirrors.kernel.org/gnu/coreutils/coreutils-5.0.tar.bz2"
-      ];
-    })
+    distfiles."coreutils-5.0.tar.bz2"
   ];
 }

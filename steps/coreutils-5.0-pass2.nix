@@ -4,7 +4,7 @@
 
 # steps/manifest line 80: build: coreutils-5.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "coreutils-5.0-pass2";
   index = 38;
@@ -23,12 +23,6 @@
     sha256 = "982a3496ce3277c562acc896ba796939fe55a37432b2c76ab16b76e051a045a2";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "coreutils-5.0.tar.bz2";
-      sha256 = "c25b36b8af6e0ad2a875daf4d6196bd0df28a62be7dd252e5f99a4d5d7288d95";
-      urls = [
-        "https://mirrors.kernel.org/gnu/coreutils/coreutils-5.0.tar.bz2"
-      ];
-    })
+    distfiles."coreutils-5.0.tar.bz2"
   ];
 }

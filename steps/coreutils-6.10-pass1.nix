@@ -4,7 +4,7 @@
 
 # steps/manifest line 81: build: coreutils-6.10
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "coreutils-6.10-pass1";
   index = 39;
@@ -21,12 +21,6 @@
     sha256 = "27f283c42e2728d0d0682d56ada44b11ff11d07843e595c133a43f4c6aef53d0";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "coreutils-6.10.tar.lzma";
-      sha256 = "8b05bba1b2726a164e444c314e3f359604b58216be704bed8f2e028449cc6204";
-      urls = [
-        "https://mirrors.kernel.org/gnu/coreutils/coreutils-6.10.tar.lzma"
-      ];
-    })
+    distfiles."coreutils-6.10.tar.lzma"
   ];
 }

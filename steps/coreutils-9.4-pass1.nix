@@ -4,7 +4,7 @@
 
 # steps/manifest line 148: build: coreutils-9.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "coreutils-9.4-pass1";
   index = 95;
@@ -22,125 +22,22 @@
     sha256 = "61f5a1654935fbfd5358116bf2267236676aace3370cc6aaf8ff4fb1b4d020b2";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "coreutils-9.4.tar.xz";
-      sha256 = "8fb56810310253300b3d6f84e68dc97eb2d74e1f4f78e05776831d9d82e4f2d7";
-      urls = [
-        "http://git.savannah.gnu.org/cgit/coreutils.git/snapshot/coreutils-9.4.tar.xz"
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/coreutils.git"; ref = "v9.4"; };
-    })
-    (fetchDistfile {
-      name = "gnulib-bb5bb43.tar.gz";
-      sha256 = "b8aa1ac1b18c67f081486069e6a7a5564f20431c2313a94c20a46dcfb904be2a";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "bb5bb43"; };
-    })
-    (fetchDistfile {
-      name = "UnicodeData-15.0.0.txt";
-      sha256 = "806e9aed65037197f1ec85e12be6e8cd870fc5608b4de0fffd990f689f376a73";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-15.0.0.txt";
-      sha256 = "e05c0a2811d113dae4abd832884199a3ea8d187ee1b872d8240a788a96540bfd";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/PropList.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties-15.0.0.txt";
-      sha256 = "d367290bc0867e6b484c68370530bdd1a08b6b32404601b8c7accaf83e05628d";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/DerivedCoreProperties.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "emoji-data-15.0.0.txt";
-      sha256 = "29071dba22c72c27783a73016afb8ffaeb025866740791f9c2d0b55cc45a3470";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/emoji/emoji-data.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "ArabicShaping-15.0.0.txt";
-      sha256 = "eb840f36e0a7446293578c684a54c6d83d249abde7bdd4dfa89794af1d7fe9e9";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/ArabicShaping.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Scripts-15.0.0.txt";
-      sha256 = "cca85d830f46aece2e7c1459ef1249993dca8f2e46d51e869255be140d7ea4b0";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/Scripts.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Blocks-15.0.0.txt";
-      sha256 = "529dc5d0f6386d52f2f56e004bbfab48ce2d587eea9d38ba546c4052491bd820";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/Blocks.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-3.0.1.txt";
-      sha256 = "909eef4adbeddbdddcd9487c856fe8cdbb8912aa8eb315ed7885b6ef65f4dc4c";
-      urls = [
-        "http://ftp.unicode.org/Public/3.0-Update1/PropList-3.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-15.0.0.txt";
-      sha256 = "743e7bc435c04ab1a8459710b1c3cad56eedced5b806b4659b6e69b85d0adf2a";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/EastAsianWidth.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-15.0.0.txt";
-      sha256 = "012bca868e2c4e59a5a10a7546baf0c6fb1b2ef458c277f054915c8a49d292bf";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/LineBreak.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "WordBreakProperty-15.0.0.txt";
-      sha256 = "5188a56e91593467c2e912601ebc78750e6adc9b04541b8c5becb5441e388ce2";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/auxiliary/WordBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "GraphemeBreakProperty-15.0.0.txt";
-      sha256 = "5a0f8748575432f8ff95e1dd5bfaa27bda1a844809e17d6939ee912bba6568a1";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/auxiliary/GraphemeBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-15.0.0.txt";
-      sha256 = "3b019c0a33c3140cbc920c078f4f9af2680ba4f71869c8d4de5190667c70b6a3";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-15.0.0.txt";
-      sha256 = "78b29c64b5840d25c11a9f31b665ee551b8a499eca6c70d770fcad7dd710f494";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/SpecialCasing.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-15.0.0.txt";
-      sha256 = "cdd49e55eae3bbf1f0a3f6580c974a0263cb86a6a08daa10fbf705b4808a56f7";
-      urls = [
-        "http://ftp.unicode.org/Public/15.0.0/ucd/CaseFolding.txt"
-      ];
-    })
+    distfiles."coreutils-9.4.tar.xz"
+    distfiles."gnulib-bb5bb43.tar.gz"
+    distfiles."UnicodeData-15.0.0.txt"
+    distfiles."PropList-15.0.0.txt"
+    distfiles."DerivedCoreProperties-15.0.0.txt"
+    distfiles."emoji-data-15.0.0.txt"
+    distfiles."ArabicShaping-15.0.0.txt"
+    distfiles."Scripts-15.0.0.txt"
+    distfiles."Blocks-15.0.0.txt"
+    distfiles."PropList-3.0.1.txt"
+    distfiles."EastAsianWidth-15.0.0.txt"
+    distfiles."LineBreak-15.0.0.txt"
+    distfiles."WordBreakProperty-15.0.0.txt"
+    distfiles."GraphemeBreakProperty-15.0.0.txt"
+    distfiles."CompositionExclusions-15.0.0.txt"
+    distfiles."SpecialCasing-15.0.0.txt"
+    distfiles."CaseFolding-15.0.0.txt"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 140: build: curl-8.17.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "curl-8.17.0-pass1";
   index = 89;
@@ -22,12 +22,6 @@
     sha256 = "912a256dd9a17deb6b48d1fe4c435313b242fa3bb63afef726e7c8ebe0b6a8ca";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "curl-8.17.0.tar.xz";
-      sha256 = "955f6e729ad6b3566260e8fef68620e76ba3c31acf0a18524416a185acf77992";
-      urls = [
-        "https://curl.se/download/curl-8.17.0.tar.xz"
-      ];
-    })
+    distfiles."curl-8.17.0.tar.xz"
   ];
 }

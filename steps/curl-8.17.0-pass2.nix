@@ -4,7 +4,7 @@
 
 # steps/manifest line 191: build: curl-8.17.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "curl-8.17.0-pass2";
   index = 138;
@@ -22,12 +22,6 @@
     sha256 = "a49f13bb73144bf9a8e70bc27cc7e0adce0f136762da82fc05e77c0382628c0f";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "curl-8.17.0.tar.xz";
-      sha256 = "955f6e729ad6b3566260e8fef68620e76ba3c31acf0a18524416a185acf77992";
-      urls = [
-        "https://curl.se/download/curl-8.17.0.tar.xz"
-      ];
-    })
+    distfiles."curl-8.17.0.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 120: build: dhcpcd-10.0.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "dhcpcd-10.0.1-pass1";
   index = 78;
@@ -22,12 +22,6 @@
     sha256 = "0ee8251b7251bf1c4a5634554c92c79339bd562b893b7c8fb1619c3ae6084bda";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "v10.0.1.tar.gz";
-      sha256 = "2bd3480bc93e6bff530872b8bc80cbcaa821449f7bf6aaf202fa12fb8c2e6f55";
-      urls = [
-        "https://github.com/NetworkConfiguration/dhcpcd/archive/refs/tags/v10.0.1.tar.gz"
-      ];
-    })
+    distfiles."v10.0.1.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 79: build: diffutils-2.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "diffutils-2.7-pass1";
   index = 37;
@@ -21,12 +21,6 @@
     sha256 = "0462b6a04899a98d60c33f9d16fa00e2e6b7c21cc80ccebc8358fc08105467a2";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "diffutils-2.7.tar.gz";
-      sha256 = "d5f2489c4056a31528e3ada4adacc23d498532b0af1a980f2f76158162b139d6";
-      urls = [
-        "https://mirrors.kernel.org/gnu/diffutils/diffutils-2.7.tar.gz"
-      ];
-    })
+    distfiles."diffutils-2.7.tar.gz"
   ];
 }

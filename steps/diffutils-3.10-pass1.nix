@@ -4,7 +4,7 @@
 
 # steps/manifest line 231: build: diffutils-3.10
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "diffutils-3.10-pass1";
   index = 175;
@@ -21,19 +21,7 @@
     sha256 = "64b05c5f9243c5bb91f280589f12dc1086a7616093482584fef938a2a4ab61f5";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "diffutils-3.10.tar.xz";
-      sha256 = "90e5e93cc724e4ebe12ede80df1634063c7a855692685919bfe60b556c9bd09e";
-      urls = [
-        "https://mirrors.kernel.org/gnu/diffutils/diffutils-3.10.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-5d2fe24.tar.gz";
-      sha256 = "72e7bb2d1d75e63d1c46d33b8dd22e8eb60afdba4af3e7251151b5c2a6f00bfb";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "5d2fe24"; };
-    })
+    distfiles."diffutils-3.10.tar.xz"
+    distfiles."gnulib-5d2fe24.tar.gz"
   ];
 }

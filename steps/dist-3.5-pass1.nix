@@ -4,7 +4,7 @@
 
 # steps/manifest line 158: build: dist-3.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "dist-3.5-pass1";
   index = 105;
@@ -22,13 +22,6 @@
     sha256 = "6a24890ec15a72ee67e8722f14ab6ddfc6432c0294039584d2ee95a7992c3df3";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "99eb95e214b87a84b0a7752adba30e9b0fec977f.tar.gz";
-      sha256 = "20cfcd13d588abdcb502c1c4682fb1f33ffefd307625b3b877d21ad938a7b705";
-      urls = [
-        "https://github.com/rmanfredi/dist/archive/99eb95e214b87a84b0a7752adba30e9b0fec977f.tar.gz"
-      ];
-      git = { repo = "https://github.com/rmanfredi/dist"; ref = "99eb95e214b87a84b0a7752adba30e9b0fec977f"; };
-    })
+    distfiles."99eb95e214b87a84b0a7752adba30e9b0fec977f.tar.gz"
   ];
 }

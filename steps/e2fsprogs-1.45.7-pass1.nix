@@ -4,7 +4,7 @@
 
 # steps/manifest line 119: build: e2fsprogs-1.45.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "e2fsprogs-1.45.7-pass1";
   index = 77;
@@ -22,61 +22,13 @@
     sha256 = "60559f700659d70c6c9d2c70170bef62355d8e38fbb30c1d0629978351b796fd";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "e2fsprogs-1.45.7.tar.xz";
-      sha256 = "62d49c86d9d4becf305093edd65464484dc9ea41c6ff9ae4f536e4a341b171a2";
-      urls = [
-        "https://mirrors.edge.kernel.org/pub/linux/kernel/people/tytso/e2fsprogs/v1.45.7/e2fsprogs-1.45.7.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding.txt";
-      sha256 = "64f117a4749dd4a1b6c54277f63f6cf1e0eb45d290cbedaf777fbe71b8880885";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/CaseFolding.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedAge.txt";
-      sha256 = "eb115a5de9a32c9ad447d6ea1cddcadb53d47f6cbc2521f3fe0bebb040c39866";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/DerivedAge.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCombiningClass.txt";
-      sha256 = "11c8bd81ecbede4d67c7b5b693a471647d5401956707c639ae053b836cc7f5da";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/extracted/DerivedCombiningClass.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties.txt";
-      sha256 = "3406825d64564bf2a37031c36a3e0f99d708aa17595b81f8b539d0f3d1a3923f";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/DerivedCoreProperties.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "NormalizationCorrections.txt";
-      sha256 = "c9ffe32e616fa085246644c2351c525788fac363872491185dab7d5ce69fefa9";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/NormalizationCorrections.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "NormalizationTest.txt";
-      sha256 = "0fdfc17093dd5482f8089cb11dcd936abdba34c4c9c324e5b8a4e5d8f943f6d3";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/NormalizationTest.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData.txt";
-      sha256 = "4997a3196eb79b4d0d6b8384560f6aeb46a062693f0abd5ba736abbff7976099";
-      urls = [
-        "https://www.unicode.org/Public/11.0.0/ucd/UnicodeData.txt"
-      ];
-    })
+    distfiles."e2fsprogs-1.45.7.tar.xz"
+    distfiles."CaseFolding.txt"
+    distfiles."DerivedAge.txt"
+    distfiles."DerivedCombiningClass.txt"
+    distfiles."DerivedCoreProperties.txt"
+    distfiles."NormalizationCorrections.txt"
+    distfiles."NormalizationTest.txt"
+    distfiles."UnicodeData.txt"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 123: build: ed-1.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "ed-1.4-pass1";
   index = 81;
@@ -21,12 +21,6 @@
     sha256 = "bf0ae256f441485d46f456a2b2edf89d619835aeccdc4bbcc1641b690e4670ff";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "ed-1.4.tar.gz";
-      sha256 = "db36da85ee1a9d8bafb4b041bd4c8c11becba0c43ec446353b67045de1634fda";
-      urls = [
-        "https://mirrors.kernel.org/gnu/ed/ed-1.4.tar.gz"
-      ];
-    })
+    distfiles."ed-1.4.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 145: build: file-5.44
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "file-5.44-pass1";
   index = 92;
@@ -21,12 +21,6 @@
     sha256 = "b7c649218fefdfb5d4e01bbde241d147c27f85163c231208eb4817bd6bfd45fe";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "file-5.44.tar.gz";
-      sha256 = "3751c7fba8dbc831cb8d7cc8aff21035459b8ce5155ef8b0880a27d028475f3b";
-      urls = [
-        "http://ftp.astron.com/pub/file/file-5.44.tar.gz"
-      ];
-    })
+    distfiles."file-5.44.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 114: build: findutils-4.2.33
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "findutils-4.2.33-pass1";
   index = 72;
@@ -22,19 +22,7 @@
     sha256 = "f6c65eef86aa9f5317396a8443b25ed87a18f72d07dfd2231a594aa2c1a68942";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "findutils-4.2.33.tar.gz";
-      sha256 = "813cd9405aceec5cfecbe96400d01e90ddad7b512d3034487176ce5258ab0f78";
-      urls = [
-        "https://mirrors.kernel.org/gnu/findutils/findutils-4.2.33.tar.gz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-8e128e.tar.gz";
-      sha256 = "0cfbf866bc39c31f25fa0e56af1e56c5e5c92fc1e5d51242ebafef7ea211f3d5";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "8e128e"; };
-    })
+    distfiles."findutils-4.2.33.tar.gz"
+    distfiles."gnulib-8e128e.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 73: build: flex-2.5.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "flex-2.5.11-pass1";
   index = 31;
@@ -22,13 +22,6 @@
     sha256 = "0fb7580f81433aaf9f560e796799c0875c33a8ddf1da27ea523f6f895a1797e6";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "d160f0247ba1611aa59d28f027d6292ba24abb50.tar.gz";
-      sha256 = "68aa10c473b6010ffad680cada09fc4eec6b3cc6e415cc2339e5fc2385ccc142";
-      urls = [
-        "https://github.com/westes/flex/archive/d160f0247ba1611aa59d28f027d6292ba24abb50.tar.gz"
-      ];
-      git = { repo = "https://github.com/westes/flex"; ref = "d160f0247ba1611aa59d28f027d6292ba24abb50"; };
-    })
+    distfiles."d160f0247ba1611aa59d28f027d6292ba24abb50.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 155: build: flex-2.5.33
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "flex-2.5.33-pass1";
   index = 102;
@@ -22,13 +22,6 @@
     sha256 = "2ba6bfb20ab603787a95bf293742f36cfd8270c616073a880bc6d0c703e2c870";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "e6f147b7a5f2ec2dc862dc9d30b3734b9555a1ea.tar.gz";
-      sha256 = "baec69069ff58b7cdbe0103ffc16f29d4857428c29efcdf685c574d8300fd838";
-      urls = [
-        "https://github.com/westes/flex/archive/e6f147b7a5f2ec2dc862dc9d30b3734b9555a1ea.tar.gz"
-      ];
-      git = { repo = "https://github.com/westes/flex"; ref = "e6f147b7a5f2ec2dc862dc9d30b3734b9555a1ea"; };
-    })
+    distfiles."e6f147b7a5f2ec2dc862dc9d30b3734b9555a1ea.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 74: build: flex-2.6.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "flex-2.6.4-pass1";
   index = 32;
@@ -21,12 +21,6 @@
     sha256 = "9e898068d570b5cfa016f0e14819d7f7a6577bae9177ef1e9bb62866d5b0f0b9";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "flex-2.6.4.tar.gz";
-      sha256 = "e87aae032bf07c26f85ac0ed3250998c37621d95f8bd748b31f15b33c45ee995";
-      urls = [
-        "https://github.com/westes/flex/releases/download/v2.6.4/flex-2.6.4.tar.gz"
-      ];
-    })
+    distfiles."flex-2.6.4.tar.gz"
   ];
 }

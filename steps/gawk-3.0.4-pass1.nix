@@ -4,7 +4,7 @@
 
 # steps/manifest line 82: build: gawk-3.0.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gawk-3.0.4-pass1";
   index = 40;
@@ -21,12 +21,6 @@
     sha256 = "c925739472260498342ba6dc3263da937abf5237e7e9102622bf5657ec98094a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gawk-3.0.4.tar.gz";
-      sha256 = "5cc35def1ff4375a8b9a98c2ff79e95e80987d24f0d42fdbb7b7039b3ddb3fb0";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gawk/gawk-3.0.4.tar.gz"
-      ];
-    })
+    distfiles."gawk-3.0.4.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 232: build: gawk-5.3.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gawk-5.3.0-pass1";
   index = 176;
@@ -21,12 +21,6 @@
     sha256 = "c5b6b61e6c445e50a02ec129426be9e45d5d45d4dda59ea1557c5072d7244e20";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gawk-5.3.0.tar.xz";
-      sha256 = "ca9c16d3d11d0ff8c69d79dc0b47267e1329a69b39b799895604ed447d3ca90b";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gawk/gawk-5.3.0.tar.xz"
-      ];
-    })
+    distfiles."gawk-5.3.0.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 214: build: gc-8.2.12
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gc-8.2.12-pass1";
   index = 161;
@@ -21,12 +21,6 @@
     sha256 = "fab35816abfdabad877fb3a0e2ce48501dc34987d46f170065991f8a3ff85b5e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gc-8.2.12.tar.gz";
-      sha256 = "42e5194ad06ab6ffb806c83eb99c03462b495d979cda782f3c72c08af833cd4e";
-      urls = [
-        "https://github.com/bdwgc/bdwgc/releases/download/v8.2.12/gc-8.2.12.tar.gz"
-      ];
-    })
+    distfiles."gc-8.2.12.tar.gz"
   ];
 }

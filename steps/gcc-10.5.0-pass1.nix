@@ -4,7 +4,7 @@
 
 # steps/manifest line 221: build: gcc-10.5.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gcc-10.5.0-pass1";
   index = 167;
@@ -22,12 +22,6 @@
     sha256 = "4e8704855e85cf05a044570c2d13ffac6b763fd4e8d8ce19c4687b5de33de24a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gcc-10.5.0.tar.xz";
-      sha256 = "25109543fdf46f397c347b5d8b7a2c7e5694a5a51cce4b9c6e1ea8a71ca307c1";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gcc/gcc-10.5.0/gcc-10.5.0.tar.xz"
-      ];
-    })
+    distfiles."gcc-10.5.0.tar.xz"
   ];
 }

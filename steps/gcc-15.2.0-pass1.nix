@@ -4,7 +4,7 @@
 
 # steps/manifest line 223: build: gcc-15.2.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gcc-15.2.0-pass1";
   index = 169;
@@ -21,19 +21,7 @@
     sha256 = "4c1059345f300b350b0981c5e35879c1d5ae38e650d3607ba01b446e652263a1";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gcc-15.2.0.tar.xz";
-      sha256 = "438fd996826b0c82485a29da03a72d71d6e3541a83ec702df4271f6fe025d24e";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gcc/gcc-15.2.0/gcc-15.2.0.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "sarif-v2.1.0-errata01-os-complete.html";
-      sha256 = "835a4d043e4415a76668c8f38d5605f4e6f8ac2279dfab7e61c3f06e9228dd1c";
-      urls = [
-        "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/sarif-v2.1.0-errata01-os-complete.html"
-      ];
-    })
+    distfiles."gcc-15.2.0.tar.xz"
+    distfiles."sarif-v2.1.0-errata01-os-complete.html"
   ];
 }

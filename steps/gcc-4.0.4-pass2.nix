@@ -4,7 +4,7 @@
 
 # steps/manifest line 117: build: gcc-4.0.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gcc-4.0.4-pass2";
   index = 75;
@@ -21,19 +21,7 @@
     sha256 = "2f13b3306832d882536c97d0302f2ec1801193086dbbe62388f930858e5728a3";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gcc-core-4.0.4.tar.bz2";
-      sha256 = "e9bf58c761a4f988311aef6b41f12fd5c7e51d09477468fb73826aecc1be32e7";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gcc/gcc-4.0.4/gcc-core-4.0.4.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "automake-1.16.3.tar.xz";
-      sha256 = "ff2bf7656c4d1c6fdda3b8bebb21f09153a736bcba169aaf65eab25fa113bf3a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/automake/automake-1.16.3.tar.xz"
-      ];
-    })
+    distfiles."gcc-core-4.0.4.tar.bz2"
+    distfiles."automake-1.16.3.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 193: build: gcc-4.7.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gcc-4.7.4-pass1";
   index = 140;
@@ -22,12 +22,6 @@
     sha256 = "931f105104b446dff5be30927e6e98d798844e6cd446b246f30def11984a9587";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gcc-4.7.4.tar.bz2";
-      sha256 = "92e61c6dc3a0a449e62d72a38185fda550168a86702dea07125ebd3ec3996282";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gcc/gcc-4.7.4/gcc-4.7.4.tar.bz2"
-      ];
-    })
+    distfiles."gcc-4.7.4.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 201: build: gettext-0.26
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gettext-0.26-pass1";
   index = 148;
@@ -22,153 +22,26 @@
     sha256 = "38b015fe07ed755377b78f8ac8815d8bb57fa8c79293110522231250a6ad8a6f";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gettext-0.26.tar.xz";
-      sha256 = "d1fb86e260cfe7da6031f94d2e44c0da55903dbae0a2fa0fae78c91ae1b56f00";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gettext/gettext-0.26.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-b5eb878.tar.gz";
-      sha256 = "02fa193c8b8242dcae324c9bb2d694633d891d32d50e5a8cf79f4053323aec70";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "b5eb878"; };
-    })
-    (fetchDistfile {
-      name = "libxml2-v2.9.9.tar.gz";
-      sha256 = "d490df9133f8871d4678eb9e899313c3b238e455d45aaf64c9b10b76495b19e7";
-      urls = [
-        "https://gitlab.gnome.org/GNOME/libxml2/-/archive/v2.9.9/libxml2-v2.9.9.tar.gz"
-      ];
-      git = { repo = "https://gitlab.gnome.org/GNOME/libxml2.git"; ref = "v2.9.9"; };
-    })
-    (fetchDistfile {
-      name = "UnicodeData-16.0.0.txt";
-      sha256 = "ff58e5823bd095166564a006e47d111130813dcf8bf234ef79fa51a870edb48f";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-16.0.0.txt";
-      sha256 = "53d614508e2a0b2305a8aa21cd60d993de9326cdf65993660dfcce4503548583";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/PropList.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties-16.0.0.txt";
-      sha256 = "39d35161f2954497f69e08bdb9e701493f476a3d30222de20028feda36c1dabd";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/DerivedCoreProperties.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "emoji-data-16.0.0.txt";
-      sha256 = "f1365a5173eee18e1f98b240cdc492e84a25f1ce7e0c9d1094eb29c41a22696a";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/emoji/emoji-data.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "ArabicShaping-16.0.0.txt";
-      sha256 = "764f420cedfc8b43d9fec251c957a5d55fc45d40f6573f162990ed1dce7e36e0";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/ArabicShaping.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Scripts-16.0.0.txt";
-      sha256 = "9e88f0a677df47311106340be8ede2ecdacd9c1c931831218d2be6d5508e0039";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/Scripts.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Blocks-16.0.0.txt";
-      sha256 = "f3907b395d410f1b97342292ca6bc83dd12eb4b205f2a0c48efdef99e517d7b0";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/Blocks.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-3.0.1.txt";
-      sha256 = "909eef4adbeddbdddcd9487c856fe8cdbb8912aa8eb315ed7885b6ef65f4dc4c";
-      urls = [
-        "http://ftp.unicode.org/Public/3.0-Update1/PropList-3.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "BidiMirroring-16.0.0.txt";
-      sha256 = "d7afdadd1bbd66f5a663ac0e8f7958f18fd9491fc0bc59ec5877cb82db71db7d";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/BidiMirroring.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-16.0.0.txt";
-      sha256 = "43adc76c0686a42cb370764eb8cfe2b2a45b10b855e5572a2db4a0eecce15d5b";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/EastAsianWidth.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-16.0.0.txt";
-      sha256 = "e97e4259d0d20fab150b9c7b4b28abfae5cd78ca97e7f4ac6ed20d685d5f4a7c";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/LineBreak.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "WordBreakProperty-16.0.0.txt";
-      sha256 = "476464e71a4b7b779b8ba7c5671f4338fea77da8e6b6b05fb82b3fdd14603779";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/auxiliary/WordBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "GraphemeBreakProperty-16.0.0.txt";
-      sha256 = "c29360bd6f7132811d701d29069541e827eb44bfc4c8fbde8c370d6982689dc1";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/auxiliary/GraphemeBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-16.0.0.txt";
-      sha256 = "89e83cf9cc8bef6c1f8bf77e42cf6f0341dfa42e66261f4dbe9b492e7a23c8ee";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-16.0.0.txt";
-      sha256 = "8d5de354eef79f2395a54c9c7dcebbaf3d30fc962d0f85611ea97aa973a0c451";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/SpecialCasing.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-16.0.0.txt";
-      sha256 = "6f1f9c588eb4a5c718d9e8f93b782685e5c7fec872cf05e8e6878053599e09bb";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/CaseFolding.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Blocks-4.0.1.txt";
-      sha256 = "c9dba71655b8787c381b3421ba2bf9a3df9e6168b5835f93fd3931c1eeff90cf";
-      urls = [
-        "http://ftp.unicode.org/Public/4.0-Update1/Blocks-4.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-4.0.1.txt";
-      sha256 = "de54d68f2df927a20ea4a83dfd74a543ca7f3e3df2441576e7f6a185ec6fa217";
-      urls = [
-        "http://ftp.unicode.org/Public/4.0-Update1/UnicodeData-4.0.1.txt"
-      ];
-    })
+    distfiles."gettext-0.26.tar.xz"
+    distfiles."gnulib-b5eb878.tar.gz"
+    distfiles."libxml2-v2.9.9.tar.gz"
+    distfiles."UnicodeData-16.0.0.txt"
+    distfiles."PropList-16.0.0.txt"
+    distfiles."DerivedCoreProperties-16.0.0.txt"
+    distfiles."emoji-data-16.0.0.txt"
+    distfiles."ArabicShaping-16.0.0.txt"
+    distfiles."Scripts-16.0.0.txt"
+    distfiles."Blocks-16.0.0.txt"
+    distfiles."PropList-3.0.1.txt"
+    distfiles."BidiMirroring-16.0.0.txt"
+    distfiles."EastAsianWidth-16.0.0.txt"
+    distfiles."LineBreak-16.0.0.txt"
+    distfiles."WordBreakProperty-16.0.0.txt"
+    distfiles."GraphemeBreakProperty-16.0.0.txt"
+    distfiles."CompositionExclusions-16.0.0.txt"
+    distfiles."SpecialCasing-16.0.0.txt"
+    distfiles."CaseFolding-16.0.0.txt"
+    distfiles."Blocks-4.0.1.txt"
+    distfiles."UnicodeData-4.0.1.txt"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 151: build: gmp-6.2.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gmp-6.2.1-pass1";
   index = 98;
@@ -21,12 +21,6 @@
     sha256 = "96f33b53c24f5f46a23c2b9eef8147e684c796889a83bdd39254a73393594a49";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gmp-6.2.1.tar.xz";
-      sha256 = "fd4829912cddd12f84181c3451cc752be224643e87fac497b69edddadc49b4f2";
-      urls = [
-        "http://mirrors.kernel.org/gnu/gmp/gmp-6.2.1.tar.xz"
-      ];
-    })
+    distfiles."gmp-6.2.1.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 200: build: gperf-3.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gperf-3.3-pass1";
   index = 147;
@@ -22,19 +22,7 @@
     sha256 = "061bb98da6364ea67c4c1a515ffe06296b4dea045ba3d1b5e229416103f50688";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gperf-3.3.tar.gz";
-      sha256 = "fd87e0aba7e43ae054837afd6cd4db03a3f2693deb3619085e6ed9d8d9604ad8";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gperf/gperf-3.3.tar.gz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-b08ee1d.tar.gz";
-      sha256 = "b2f5ee417643f729b6c679fbc0c3cd5e448fa17d2b0a9fd612a8e203573a8757";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "b08ee1d"; };
-    })
+    distfiles."gperf-3.3.tar.gz"
+    distfiles."gnulib-b08ee1d.tar.gz"
   ];
 }

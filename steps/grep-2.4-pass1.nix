@@ -4,7 +4,7 @@
 
 # steps/manifest line 67: build: grep-2.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "grep-2.4-pass1";
   index = 25;
@@ -22,12 +22,6 @@
     sha256 = "c1989fc2855dbb0350c4e5b677028306614a9f4b5cb6c01fd459c5e1abf592b9";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "grep-2.4.tar.gz";
-      sha256 = "a32032bab36208509466654df12f507600dfe0313feebbcd218c32a70bf72a16";
-      urls = [
-        "https://mirrors.kernel.org/gnu/grep/grep-2.4.tar.gz"
-      ];
-    })
+    distfiles."grep-2.4.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 217: build: grep-3.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "grep-3.7-pass1";
   index = 164;
@@ -21,19 +21,7 @@
     sha256 = "3f3247c7d05fcef0d9f624a523afa01257207584045eb7efb7fb8f29fc782c7a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "grep-3.7.tar.xz";
-      sha256 = "5c10da312460aec721984d5d83246d24520ec438dd48d7ab5a05dbc0d6d6823c";
-      urls = [
-        "https://mirrors.kernel.org/gnu/grep/grep-3.7.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-8f4538a5.tar.gz";
-      sha256 = "e207c0bb72093c3a72dde302fcfaa1dbda12a62172d47b73565883a92209ebab";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "8f4538a5"; };
-    })
+    distfiles."grep-3.7.tar.xz"
+    distfiles."gnulib-8f4538a5.tar.gz"
   ];
 }

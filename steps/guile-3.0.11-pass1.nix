@@ -4,7 +4,7 @@
 
 # steps/manifest line 215: build: guile-3.0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "guile-3.0.11-pass1";
   index = 162;
@@ -21,48 +21,11 @@
     sha256 = "9a5a816925d408967664e82b22b3280db77d940411b0730415dc44f8c9ec09eb";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "guile-3.0.11.tar.xz";
-      sha256 = "818c79d236657a7fa96fb364137cc7b41b3bdee0d65c6174ca03769559579460";
-      urls = [
-        "https://mirrors.kernel.org/gnu/guile/guile-3.0.11.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "guile-3.0.7.tar.xz";
-      sha256 = "f57d86c70620271bfceb7a9be0c81744a033f08adc7ceba832c9917ab3e691b7";
-      urls = [
-        "https://mirrors.kernel.org/gnu/guile/guile-3.0.7.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-901694b9.tar.gz";
-      sha256 = "f9aad85de1f41d57c9368d304020ffbf354a5e56db1297f022c3d12181134e56";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "901694b9"; };
-    })
-    (fetchDistfile {
-      name = "gnulib-356a414e.tar.gz";
-      sha256 = "fc9973f1a9243fdc4b98d33d7704f3c71bfdc4c2ef96899b8f28cade7290a714";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "356a414e"; };
-    })
-    (fetchDistfile {
-      name = "guile-3.0.7.tar.gz";
-      sha256 = "14cda9c416506dfadf60c14fc623ff01ef99b87564a78d0a29c5d17143c97609";
-      urls = [
-        "https://github.com/schierlm/guile-psyntax-bootstrapping/archive/refs/tags/guile-3.0.7.tar.gz"
-      ];
-      git = { repo = "https://github.com/schierlm/guile-psyntax-bootstrapping"; ref = "guile-3.0.7"; };
-    })
-    (fetchDistfile {
-      name = "UnicodeData-13.0.0.txt";
-      sha256 = "bdbffbbfc8ad4d3a6d01b5891510458f3d36f7170422af4ea2bed3211a73e8bb";
-      urls = [
-        "http://ftp.unicode.org/Public/13.0.0/ucd/UnicodeData.txt"
-      ];
-    })
+    distfiles."guile-3.0.11.tar.xz"
+    distfiles."guile-3.0.7.tar.xz"
+    distfiles."gnulib-901694b9.tar.gz"
+    distfiles."gnulib-356a414e.tar.gz"
+    distfiles."guile-3.0.7.tar.gz"
+    distfiles."UnicodeData-13.0.0.txt"
   ];
 }

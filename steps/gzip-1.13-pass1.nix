@@ -4,7 +4,7 @@
 
 # steps/manifest line 230: build: gzip-1.13
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gzip-1.13-pass1";
   index = 174;
@@ -21,19 +21,7 @@
     sha256 = "893bb26efb8b1789702b8fd1a3ed72951990c8e38ab650c5220992405e79b96e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "gzip-1.13.tar.xz";
-      sha256 = "7454eb6935db17c6655576c2e1b0fabefd38b4d0936e0f87f48cd062ce91a057";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gzip/gzip-1.13.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-5651802.tar.gz";
-      sha256 = "56f1221eb682c3502ee097f583f44673570753cb452346ad4806d94560c3fac9";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "5651802"; };
-    })
+    distfiles."gzip-1.13.tar.xz"
+    distfiles."gnulib-5651802.tar.gz"
   ];
 }

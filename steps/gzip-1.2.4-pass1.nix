@@ -4,7 +4,7 @@
 
 # steps/manifest line 48: build: gzip-1.2.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "gzip-1.2.4-pass1";
   index = 8;
@@ -19,12 +19,6 @@
   patchesDir = "steps/gzip-1.2.4/patches";
   checksums = "steps/gzip-1.2.4/gzip-1.2.4.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "gzip-1.2.4.tar.gz";
-      sha256 = "1ca41818a23c9c59ef1d5e1d00c0d5eaa2285d931c0fb059637d7c0cc02ad967";
-      urls = [
-        "https://mirrors.kernel.org/gnu/gzip/gzip-1.2.4.tar.gz"
-      ];
-    })
+    distfiles."gzip-1.2.4.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 72: build: heirloom-devtools-070527
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "heirloom-devtools-070527-pass1";
   index = 30;
@@ -21,12 +21,6 @@
     sha256 = "f27e1eaafa7ab198d2ed549aecfd8a1205d960f59a509789a159997565abd6d4";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "heirloom-devtools-070527.tar.bz2";
-      sha256 = "9f233d8b78e4351fe9dd2d50d83958a0e5af36f54e9818521458a08e058691ba";
-      urls = [
-        "http://downloads.sourceforge.net/project/heirloom/heirloom-devtools/070527/heirloom-devtools-070527.tar.bz2"
-      ];
-    })
+    distfiles."heirloom-devtools-070527.tar.bz2"
   ];
 }

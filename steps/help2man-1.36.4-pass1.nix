@@ -4,7 +4,7 @@
 
 # steps/manifest line 100: build: help2man-1.36.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "help2man-1.36.4-pass1";
   index = 58;
@@ -22,12 +22,6 @@
     sha256 = "8d2015b87337abbf287f7a39ee4cf53514120b5d3e90a93fe7d533dcc43f14fa";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "help2man-1.36.4.tar.gz";
-      sha256 = "a4adadf76b496a6bc50795702253ecfcb6f0d159b68038f31a5362009340bca2";
-      urls = [
-        "https://mirrors.kernel.org/gnu/help2man/help2man-1.36.4.tar.gz"
-      ];
-    })
+    distfiles."help2man-1.36.4.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 238: improve: after
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-after-1";
   index = 180;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 129: improve: clean_artifacts
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-clean_artifacts-1";
   index = 84;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 128: improve: clean_sources
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-clean_sources-1";
   index = 83;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 235: improve: cleanup_filesystem
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-cleanup_filesystem-1";
   index = 179;

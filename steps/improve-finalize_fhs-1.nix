@@ -4,7 +4,7 @@
 
 # steps/manifest line 136: improve: finalize_fhs
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-finalize_fhs-1";
   index = 87;

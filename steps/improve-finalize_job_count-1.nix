@@ -4,7 +4,7 @@
 
 # steps/manifest line 135: improve: finalize_job_count
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-finalize_job_count-1";
   index = 86;

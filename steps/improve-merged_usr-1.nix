@@ -4,7 +4,7 @@
 
 # steps/manifest line 57: improve: merged_usr
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-merged_usr-1";
   index = 17;

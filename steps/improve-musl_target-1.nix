@@ -4,7 +4,7 @@
 
 # steps/manifest line 62: improve: musl_target
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-musl_target-1";
   index = 20;

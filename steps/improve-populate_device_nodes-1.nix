@@ -4,7 +4,7 @@
 
 # steps/manifest line 58: improve: populate_device_nodes
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-populate_device_nodes-1";
   index = 18;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 112: improve: populate_device_nodes
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-populate_device_nodes-2";
   index = 70;

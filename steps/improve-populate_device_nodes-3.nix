@@ -4,7 +4,7 @@
 
 # steps/manifest line 132: improve: populate_device_nodes
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-populate_device_nodes-3";
   index = 85;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 44: improve: reconfigure ( CONFIGURATOR != True )
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-reconfigure-1";
   index = 5;

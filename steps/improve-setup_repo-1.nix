@@ -4,7 +4,7 @@
 
 # steps/manifest line 55: improve: setup_repo
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-setup_repo-1";
   index = 15;

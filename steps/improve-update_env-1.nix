@@ -4,7 +4,7 @@
 
 # steps/manifest line 56: improve: update_env
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "improve-update_env-1";
   index = 16;

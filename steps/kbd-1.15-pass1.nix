@@ -4,7 +4,7 @@
 
 # steps/manifest line 121: build: kbd-1.15
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "kbd-1.15-pass1";
   index = 79;
@@ -22,12 +22,6 @@
     sha256 = "5b18018b2b29e10d4d8e4201e2d62846777172c01b83ca5295f7c8721c2bde0a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "kbd-1.15.tar.xz";
-      sha256 = "92f59ecaa85fe2746ef1830ac01eef84c394a413f7c7326b8d0a5c819e87502f";
-      urls = [
-        "https://mirrors.edge.kernel.org/pub/linux/utils/kbd/kbd-1.15.tar.xz"
-      ];
-    })
+    distfiles."kbd-1.15.tar.xz"
   ];
 }

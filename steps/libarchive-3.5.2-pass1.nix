@@ -4,7 +4,7 @@
 
 # steps/manifest line 234: build: libarchive-3.5.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libarchive-3.5.2-pass1";
   index = 178;
@@ -21,12 +21,6 @@
     sha256 = "838989f6b0aa02d6185d7cd9138036260bcf24ef484e516c4a50819d29b5e0d6";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libarchive-3.5.2.tar.xz";
-      sha256 = "f0b19ff39c3c9a5898a219497ababbadab99d8178acc980155c7e1271089b5a0";
-      urls = [
-        "http://libarchive.org/downloads/libarchive-3.5.2.tar.xz"
-      ];
-    })
+    distfiles."libarchive-3.5.2.tar.xz"
   ];
 }

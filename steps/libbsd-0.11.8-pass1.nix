@@ -4,7 +4,7 @@
 
 # steps/manifest line 227: build: libbsd-0.11.8
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libbsd-0.11.8-pass1";
   index = 171;
@@ -21,12 +21,6 @@
     sha256 = "3e392a5332e8db77c409f1566b6f05d1f92a85e1fbe902dbe97704548c0f6c8e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libbsd-0.11.8.tar.xz";
-      sha256 = "55fdfa2696fb4d55a592fa9ad14a9df897c7b0008ddb3b30c419914841f85f33";
-      urls = [
-        "https://libbsd.freedesktop.org/releases/libbsd-0.11.8.tar.xz"
-      ];
-    })
+    distfiles."libbsd-0.11.8.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 204: build: libffi-3.5.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libffi-3.5.2-pass1";
   index = 151;
@@ -21,12 +21,6 @@
     sha256 = "ce758eeb2964ae8756c3f8a52c6d436f4b9f102cfcfbdfa2ad2b5019947ff6d5";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libffi-3.5.2.tar.gz";
-      sha256 = "f3a3082a23b37c293a4fcd1053147b371f2ff91fa7ea1b2a52e335676bac82dc";
-      urls = [
-        "https://github.com/libffi/libffi/releases/download/v3.5.2/libffi-3.5.2.tar.gz"
-      ];
-    })
+    distfiles."libffi-3.5.2.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 226: build: libmd-1.1.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libmd-1.1.0-pass1";
   index = 170;
@@ -21,12 +21,6 @@
     sha256 = "9e1932db252894478dc98985f931312cbe5ee0eb40db251c75c79dd01294b15b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libmd-1.1.0.tar.xz";
-      sha256 = "1bd6aa42275313af3141c7cf2e5b964e8b1fd488025caf2f971f43b00776b332";
-      urls = [
-        "https://archive.hadrons.org/software/libmd/libmd-1.1.0.tar.xz"
-      ];
-    })
+    distfiles."libmd-1.1.0.tar.xz"
   ];
 }

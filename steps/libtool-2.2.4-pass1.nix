@@ -4,7 +4,7 @@
 
 # steps/manifest line 107: build: libtool-2.2.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libtool-2.2.4-pass1";
   index = 65;
@@ -22,12 +22,6 @@
     sha256 = "311cc3a5ad4126b030b32bc1e9e787bd55caa861626d210bab4eb81e50244125";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libtool-2.2.4.tar.lzma";
-      sha256 = "d81839fa4d566dbef7c286fdca9b430d3530983fff6d389fac0f08baf27e4c3a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/libtool/libtool-2.2.4.tar.lzma"
-      ];
-    })
+    distfiles."libtool-2.2.4.tar.lzma"
   ];
 }

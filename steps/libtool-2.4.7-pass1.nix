@@ -4,7 +4,7 @@
 
 # steps/manifest line 146: build: libtool-2.4.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "libtool-2.4.7-pass1";
   index = 93;
@@ -22,19 +22,7 @@
     sha256 = "a9ddd248e490623caeb0380089d03bc638e78af5c4fb65426f3b7f73521af604";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "libtool-2.4.7.tar.xz";
-      sha256 = "4f7f217f057ce655ff22559ad221a0fd8ef84ad1fc5fcb6990cecc333aa1635d";
-      urls = [
-        "http://mirrors.kernel.org/gnu/libtool/libtool-2.4.7.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-a521820.tar.gz";
-      sha256 = "719b399fe09a8f6ca14ba8c4a9a60ce9f93f4892effb50961ef3d8cd1a33ff65";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "a521820"; };
-    })
+    distfiles."libtool-2.4.7.tar.xz"
+    distfiles."gnulib-a521820.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 116: build: linux-headers-4.14.341-openela
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "linux-headers-4.14.341-openela-pass1";
   index = 74;
@@ -22,12 +22,6 @@
     sha256 = "c97644d0db5b3de127b048683afee6d31453441d97ba5dea71df5838b13542a4";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "linux-4.14.336.tar.xz";
-      sha256 = "0820fdb7971c6974338081c11fbf2dc869870501e7bdcac4d0ed58ba1f57b61c";
-      urls = [
-        "https://cdn.kernel.org/pub/linux/kernel/v4.x/linux-4.14.336.tar.xz"
-      ];
-    })
+    distfiles."linux-4.14.336.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 233: build: m4-1.4.19
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "m4-1.4.19-pass1";
   index = 177;
@@ -21,19 +21,7 @@
     sha256 = "8283d7c23a656c2f47198561b102ca3517dd2a48614e818f36149100c2c96d66";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "m4-1.4.19.tar.xz";
-      sha256 = "63aede5c6d33b6d9b13511cd0be2cac046f2e70fd0a07aa9573a04a82783af96";
-      urls = [
-        "https://mirrors.kernel.org/gnu/m4/m4-1.4.19.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-3639c57.tar.gz";
-      sha256 = "97dfbad67832641bc7f73437617b78abeafb9946723f19cf4c2ceecfc65fa48d";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "3639c57"; };
-    })
+    distfiles."m4-1.4.19.tar.xz"
+    distfiles."gnulib-3639c57.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 71: build: m4-1.4.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "m4-1.4.7-pass1";
   index = 29;
@@ -22,12 +22,6 @@
     sha256 = "d4dff784cac3d58d0cedfd9a51b52ff100ad8654e10a7c8c41590351f48f57d6";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "m4-1.4.7.tar.bz2";
-      sha256 = "a88f3ddaa7c89cf4c34284385be41ca85e9135369c333fdfa232f3bf48223213";
-      urls = [
-        "https://mirrors.kernel.org/gnu/m4/m4-1.4.7.tar.bz2"
-      ];
-    })
+    distfiles."m4-1.4.7.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 46: build: make-3.82
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "make-3.82-pass1";
   index = 6;
@@ -18,12 +18,6 @@
   stepDir = "steps/make-3.82";
   checksums = "steps/make-3.82/make-3.82.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "make-3.82.tar.bz2";
-      sha256 = "e2c1a73f179c40c71e2fe8abf8a8a0688b8499538512984da4a76958d0402966";
-      urls = [
-        "https://mirrors.kernel.org/gnu/make/make-3.82.tar.bz2"
-      ];
-    })
+    distfiles."make-3.82.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 122: build: make-3.82
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "make-3.82-pass2";
   index = 80;
@@ -22,12 +22,6 @@
     sha256 = "38611790ea602063095c2819672932cbfbc29cd1244b68a8f46123e76a1ad630";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "make-3.82.tar.bz2";
-      sha256 = "e2c1a73f179c40c71e2fe8abf8a8a0688b8499538512984da4a76958d0402966";
-      urls = [
-        "https://mirrors.kernel.org/gnu/make/make-3.82.tar.bz2"
-      ];
-    })
+    distfiles."make-3.82.tar.bz2"
   ];
 }

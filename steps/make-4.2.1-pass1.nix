@@ -4,7 +4,7 @@
 
 # steps/manifest line 150: build: make-4.2.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "make-4.2.1-pass1";
   index = 97;
@@ -21,12 +21,6 @@
     sha256 = "d477947e4df6f4964fae00c9c16850caf0c8e3b09771007fcca1fec8f6da9d6e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "make-4.2.1.tar.gz";
-      sha256 = "e40b8f018c1da64edd1cc9a6fce5fa63b2e707e404e20cad91fbae337c98a5b7";
-      urls = [
-        "https://mirrors.kernel.org/gnu/make/make-4.2.1.tar.gz"
-      ];
-    })
+    distfiles."make-4.2.1.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 36: build: mes-0.27.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "mes-0.27.1-pass1";
   index = 2;
@@ -18,21 +18,7 @@
   stepDir = "steps/mes-0.27.1";
   checksums = "steps/mes-0.27.1/mes-0.27.1.x86.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "mes-0.27.1.tar.gz";
-      sha256 = "183a40ea47ea49f8a1e3bd1b9d12e676374d64d63bc79e7bc1ae7d673dfdf25d";
-      urls = [
-        "https://mirrors.kernel.org/gnu/mes/mes-0.27.1.tar.gz"
-      ];
-    })
-    (fetchDistfile {
-      name = "nyacc-1.00.2-lb1.tar.gz";
-      sha256 = "708c943f89c972910e9544ee077771acbd0a2c0fc6d33496fe158264ddb65327";
-      urls = [
-        "https://github.com/Googulator/nyacc/releases/download/V1.00.2-lb1/nyacc-1.00.2-lb1.tar.gz"
-        "https://archive.org/download/live-bootstrap-sources/nyacc-1.00.2-lb1.tar.gz"
-        "https://files.bootstrapping.world/nyacc-1.00.2-lb1.tar.gz"
-      ];
-    })
+    distfiles."mes-0.27.1.tar.gz"
+    distfiles."nyacc-1.00.2-lb1.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 154: build: mpc-1.2.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "mpc-1.2.1-pass1";
   index = 101;
@@ -21,12 +21,6 @@
     sha256 = "88318fd096fe26688f8e56a77f303b24eaa5674f1b77d9bd0d0538066a0e6f99";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "mpc-1.2.1.tar.gz";
-      sha256 = "17503d2c395dfcf106b622dc142683c1199431d095367c6aacba6eec30340459";
-      urls = [
-        "http://mirrors.kernel.org/gnu/mpc/mpc-1.2.1.tar.gz"
-      ];
-    })
+    distfiles."mpc-1.2.1.tar.gz"
   ];
 }

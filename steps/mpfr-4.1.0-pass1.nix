@@ -4,7 +4,7 @@
 
 # steps/manifest line 153: build: mpfr-4.1.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "mpfr-4.1.0-pass1";
   index = 100;
@@ -22,12 +22,6 @@
     sha256 = "d62c1bc02f67f12a1240390b9aae0ff3708229d660b9780dca5bf5e77867407c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "mpfr-4.1.0.tar.xz";
-      sha256 = "0c98a3f1732ff6ca4ea690552079da9c597872d30e96ec28414ee23c95558a7f";
-      urls = [
-        "http://mirrors.kernel.org/gnu/mpfr/mpfr-4.1.0.tar.xz"
-      ];
-    })
+    distfiles."mpfr-4.1.0.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 63: build: musl-1.1.24
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.1.24-pass1";
   index = 21;
@@ -22,12 +22,6 @@
     sha256 = "becc0745a5a4b831dca4d4d8a6c463452922739832f66760e8238e6486039832";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.1.24.tar.gz";
-      sha256 = "1370c9a812b2cf2a7d92802510cca0058cc37e66a7bedd70051f0a34015022a3";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.1.24.tar.gz"
-      ];
-    })
+    distfiles."musl-1.1.24.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 65: build: musl-1.1.24
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.1.24-pass2";
   index = 23;
@@ -22,12 +22,6 @@
     sha256 = "ed34943339fea3ff414e851134dc2f32b68221e8eeead0ec675eeb2a9208447d";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.1.24.tar.gz";
-      sha256 = "1370c9a812b2cf2a7d92802510cca0058cc37e66a7bedd70051f0a34015022a3";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.1.24.tar.gz"
-      ];
-    })
+    distfiles."musl-1.1.24.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 68: build: musl-1.1.24
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.1.24-pass3";
   index = 26;
@@ -22,12 +22,6 @@
     sha256 = "ded6ecc93cc194f5b22be26c6547c63a4b84959785212fded100440f71da1802";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.1.24.tar.gz";
-      sha256 = "1370c9a812b2cf2a7d92802510cca0058cc37e66a7bedd70051f0a34015022a3";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.1.24.tar.gz"
-      ];
-    })
+    distfiles."musl-1.1.24.tar.gz"
   ];
 }

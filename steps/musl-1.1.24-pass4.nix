@@ -4,7 +4,7 @@
 
 # steps/manifest line 110: build: musl-1.1.24
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.1.24-pass4";
   index = 68;
@@ -22,12 +22,6 @@
     sha256 = "9dfcd718e45b80403e33cb8222d4688b6f87ceab71989931226756cfcb748c97";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.1.24.tar.gz";
-      sha256 = "1370c9a812b2cf2a7d92802510cca0058cc37e66a7bedd70051f0a34015022a3";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.1.24.tar.gz"
-      ];
-    })
+    distfiles."musl-1.1.24.tar.gz"
   ];
 }

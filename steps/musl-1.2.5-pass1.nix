@@ -4,7 +4,7 @@
 
 # steps/manifest line 115: build: musl-1.2.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.2.5-pass1";
   index = 73;
@@ -22,12 +22,6 @@
     sha256 = "1e0e6ce38bf65dde7a222c68178805432a6ded658131f3a6076ce65c483a3dac";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.2.5.tar.gz";
-      sha256 = "a9a118bbe84d8764da0ea0d28b3ab3fae8477fc7e4085d90102b8596fc7c75e4";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.2.5.tar.gz"
-      ];
-    })
+    distfiles."musl-1.2.5.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 139: build: musl-1.2.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.2.5-pass2";
   index = 88;
@@ -22,12 +22,6 @@
     sha256 = "f25c410403bef549d4ba37e500970480eaa649b582db9de9e21616257f9ecbcf";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.2.5.tar.gz";
-      sha256 = "a9a118bbe84d8764da0ea0d28b3ab3fae8477fc7e4085d90102b8596fc7c75e4";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.2.5.tar.gz"
-      ];
-    })
+    distfiles."musl-1.2.5.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 195: build: musl-1.2.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "musl-1.2.5-pass3";
   index = 142;
@@ -22,12 +22,6 @@
     sha256 = "3755dc16bfa1ff39a1c9309c2c03bb0e5dfc215ae4b1c242f3818fe07c1014e4";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "musl-1.2.5.tar.gz";
-      sha256 = "a9a118bbe84d8764da0ea0d28b3ab3fae8477fc7e4085d90102b8596fc7c75e4";
-      urls = [
-        "https://musl.libc.org/releases/musl-1.2.5.tar.gz"
-      ];
-    })
+    distfiles."musl-1.2.5.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 229: build: opendoas-6.8.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "opendoas-6.8.2-pass1";
   index = 173;
@@ -21,12 +21,6 @@
     sha256 = "62d3091f09315ef0c01865d15068ee14e19a04bdb40c23f5490a01aa23dd5565";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "opendoas-6.8.2.tar.xz";
-      sha256 = "4e98828056d6266bd8f2c93e6ecf12a63a71dbfd70a5ea99ccd4ab6d0745adf0";
-      urls = [
-        "https://github.com/Duncaen/OpenDoas/releases/download/v6.8.2/opendoas-6.8.2.tar.xz"
-      ];
-    })
+    distfiles."opendoas-6.8.2.tar.xz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 189: build: openssl-3.6.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "openssl-3.6.0-pass1";
   index = 136;
@@ -22,12 +22,6 @@
     sha256 = "ec2e1ab5f343dceb1a6cfd495bd9cc476cd212584e09a60758bbed386c5267cd";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "openssl-3.6.0.tar.gz";
-      sha256 = "b6a5f44b7eb69e3fa35dbf15524405b44837a481d43d81daddde3ff21fcbb8e9";
-      urls = [
-        "https://github.com/openssl/openssl/releases/download/openssl-3.6.0/openssl-3.6.0.tar.gz"
-      ];
-    })
+    distfiles."openssl-3.6.0.tar.gz"
   ];
 }

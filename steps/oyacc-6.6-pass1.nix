@@ -4,7 +4,7 @@
 
 # steps/manifest line 53: build: oyacc-6.6
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "oyacc-6.6-pass1";
   index = 13;
@@ -19,12 +19,6 @@
   patchesDir = "steps/oyacc-6.6/patches";
   checksums = "steps/oyacc-6.6/oyacc-6.6.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "oyacc-6.6.tar.gz";
-      sha256 = "eb0866e740b79bd3a23e0ca47885eb3148aab18d77a4bedba96e979d8b4ebfe1";
-      urls = [
-        "https://github.com/ibara/yacc/releases/download/oyacc-6.6/oyacc-6.6.tar.gz"
-      ];
-    })
+    distfiles."oyacc-6.6.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 47: build: patch-2.5.9
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "patch-2.5.9-pass1";
   index = 7;
@@ -18,12 +18,6 @@
   stepDir = "steps/patch-2.5.9";
   checksums = "steps/patch-2.5.9/patch-2.5.9.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "patch-2.5.9.tar.gz";
-      sha256 = "ecb5c6469d732bcf01d6ec1afe9e64f1668caba5bfdb103c28d7f537ba3cdb8a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/patch/patch-2.5.9.tar.gz"
-      ];
-    })
+    distfiles."patch-2.5.9.tar.gz"
   ];
 }

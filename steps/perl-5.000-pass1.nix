@@ -4,7 +4,7 @@
 
 # steps/manifest line 83: build: perl-5.000
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.000-pass1";
   index = 41;
@@ -21,12 +21,6 @@
     sha256 = "44456a0635dc56351d34bf9701487e562c2c903393db2cc99f5c3a6d2ecf52d4";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.000.tar.gz";
-      sha256 = "1ae43c8d2983404b9eec61c96e3ffa27e7b07e08215c95c015a4ab0095373ef3";
-      urls = [
-        "https://github.com/Perl/perl5/archive/perl-5.000.tar.gz"
-      ];
-    })
+    distfiles."perl-5.000.tar.gz"
   ];
 }

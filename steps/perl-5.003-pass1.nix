@@ -4,7 +4,7 @@
 
 # steps/manifest line 84: build: perl-5.003
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.003-pass1";
   index = 42;
@@ -21,12 +21,6 @@
     sha256 = "0b7ded1733433323c2056b1005828aaabb8aaca9505839333a8e80f12669f203";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.003.tar.gz";
-      sha256 = "9fa29beb2fc4a3c373829fc051830796de301f32a719d0b52a400d1719bbd7b1";
-      urls = [
-        "https://github.com/Perl/perl5/archive/perl-5.003.tar.gz"
-      ];
-    })
+    distfiles."perl-5.003.tar.gz"
   ];
 }

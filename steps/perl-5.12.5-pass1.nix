@@ -4,7 +4,7 @@
 
 # steps/manifest line 162: build: perl-5.12.5
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.12.5-pass1";
   index = 109;
@@ -22,20 +22,7 @@
     sha256 = "88535597725f0de65104ef30de726e9ac0d0005d01b897ee9c9523d52bb170fd";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.12.5.tar.bz2";
-      sha256 = "10749417fd3010aae320a34181ad4cd6a4855c1fc63403b87fa4d630b18e966c";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.12.5.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "7ae9aa2926eed6b1f0b68b0e61c80a0f39b14a25.tar.gz";
-      sha256 = "08a10e266927ebce7fe8cd24122b9d1274a173c57170414545633ebebd77d65c";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/7ae9aa2926eed6b1f0b68b0e61c80a0f39b14a25.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "7ae9aa2926eed6b1f0b68b0e61c80a0f39b14a25"; };
-    })
+    distfiles."perl-5.12.5.tar.bz2"
+    distfiles."7ae9aa2926eed6b1f0b68b0e61c80a0f39b14a25.tar.gz"
   ];
 }

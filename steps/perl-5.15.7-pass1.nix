@@ -4,7 +4,7 @@
 
 # steps/manifest line 164: build: perl-5.15.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.15.7-pass1";
   index = 111;
@@ -22,20 +22,7 @@
     sha256 = "e322d90de63c2d6d2eb28440cbc83577e3fda36aad44bff7e6bf77cdcb544f88";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.15.7.tar.bz2";
-      sha256 = "331fcc356fccfc47e86ed09c20c081858f9466e419324007a7578441f861177c";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.15.7.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz";
-      sha256 = "857e295a3e3ff3121339b348fd295e03459ce8dc3a382870e94f98c2da99a573";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c"; };
-    })
+    distfiles."perl-5.15.7.tar.bz2"
+    distfiles."79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 166: build: perl-5.16.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.16.3-pass1";
   index = 113;
@@ -22,20 +22,7 @@
     sha256 = "bdec75e403ae9039b25d9c6b08c90ab7c1e55550bc9e40b0be7e092a2cc612f5";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.16.3.tar.bz2";
-      sha256 = "bb7bc735e6813b177dcfccd480defcde7eddefa173b5967eac11babd1bfa98e8";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.16.3.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz";
-      sha256 = "857e295a3e3ff3121339b348fd295e03459ce8dc3a382870e94f98c2da99a573";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c"; };
-    })
+    distfiles."perl-5.16.3.tar.bz2"
+    distfiles."79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
   ];
 }

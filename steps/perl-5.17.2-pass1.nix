@@ -4,7 +4,7 @@
 
 # steps/manifest line 168: build: perl-5.17.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.17.2-pass1";
   index = 115;
@@ -22,27 +22,8 @@
     sha256 = "cd666e1367340f5857f67cd062be93ead0fb9ea39a050abc8bc8b4696bfc4843";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.17.2.tar.bz2";
-      sha256 = "a47c59fd3667011205be4d384f4da2deb0a7544bdf1cc2efa66e9fefea435576";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.17.2.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz";
-      sha256 = "857e295a3e3ff3121339b348fd295e03459ce8dc3a382870e94f98c2da99a573";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c"; };
-    })
-    (fetchDistfile {
-      name = "Socket-2.000.tar.gz";
-      sha256 = "91eb0dfaafdf08e450aa03cd8a3285d47facfd432f75f812a5bdafd9e445297b";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/P/PE/PEVANS/Socket-2.000.tar.gz"
-      ];
-    })
+    distfiles."perl-5.17.2.tar.bz2"
+    distfiles."79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
+    distfiles."Socket-2.000.tar.gz"
   ];
 }

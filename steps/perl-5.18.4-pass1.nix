@@ -4,7 +4,7 @@
 
 # steps/manifest line 172: build: perl-5.18.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.18.4-pass1";
   index = 119;
@@ -22,20 +22,7 @@
     sha256 = "5ede374c00f2f067586acaca0c9ebb28b835dd27932df46ed694a485561270fb";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.18.4.tar.bz2";
-      sha256 = "1fb4d27b75cd244e849f253320260efe1750641aaff4a18ce0d67556ff1b96a5";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.18.4.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz";
-      sha256 = "857e295a3e3ff3121339b348fd295e03459ce8dc3a382870e94f98c2da99a573";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c"; };
-    })
+    distfiles."perl-5.18.4.tar.bz2"
+    distfiles."79b14e84d83fb88c2b1a07e0dec3b62ccb9a388c.tar.gz"
   ];
 }

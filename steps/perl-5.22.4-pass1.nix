@@ -4,7 +4,7 @@
 
 # steps/manifest line 178: build: perl-5.22.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.22.4-pass1";
   index = 125;
@@ -22,27 +22,8 @@
     sha256 = "de1ea2e4d986cdc2007d274d3416db910b07cc11e5ab64da08f25ddfc4e7fc63";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.22.4.tar.xz";
-      sha256 = "713243dce27d7aa0bdbf52b2070de5ce449f9ffbcc14a93efbc6f2beff0f5ce8";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.22.4.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "perl-5.24.4.tar.xz";
-      sha256 = "7f080287ff64750270689843ae945f02159a33cb8f2fc910248c15befba5db84";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.24.4.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "5.26.1.tar.gz";
-      sha256 = "4641f5127a55cf2e1e8f9253ec27fba10b5b77076b4163e7f4bdc7f670d1aaf0";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/5.26.1.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "5.26.1"; };
-    })
+    distfiles."perl-5.22.4.tar.xz"
+    distfiles."perl-5.24.4.tar.xz"
+    distfiles."5.26.1.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 180: build: perl-5.24.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.24.4-pass1";
   index = 127;
@@ -22,27 +22,8 @@
     sha256 = "123553fbce825c4776f3450f69504ad52040b3d02be76789b266aabe90b47aea";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.24.4.tar.xz";
-      sha256 = "7f080287ff64750270689843ae945f02159a33cb8f2fc910248c15befba5db84";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.24.4.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "perl-5.30.3.tar.xz";
-      sha256 = "6967595f2e3f3a94544c35152f9a25e0cb8ea24ae45f4bf1882f2e33f4a400f4";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.30.3.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "5.26.1.tar.gz";
-      sha256 = "4641f5127a55cf2e1e8f9253ec27fba10b5b77076b4163e7f4bdc7f670d1aaf0";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/5.26.1.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "5.26.1"; };
-    })
+    distfiles."perl-5.24.4.tar.xz"
+    distfiles."perl-5.30.3.tar.xz"
+    distfiles."5.26.1.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 182: build: perl-5.30.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.30.3-pass1";
   index = 129;
@@ -22,20 +22,7 @@
     sha256 = "4c468564d444438faa4af6668683de499ddb5ead818835ccc3da1745a83626f2";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.30.3.tar.xz";
-      sha256 = "6967595f2e3f3a94544c35152f9a25e0cb8ea24ae45f4bf1882f2e33f4a400f4";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.30.3.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "5.30.3.tar.gz";
-      sha256 = "5cf99c51bbec95192e1b9b1e0d8f62d9413cabf64d0f4be0845c1fab3c4c1c9c";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/5.30.3.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "5.30.3"; };
-    })
+    distfiles."perl-5.30.3.tar.xz"
+    distfiles."5.30.3.tar.gz"
   ];
 }

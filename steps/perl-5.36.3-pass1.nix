@@ -4,7 +4,7 @@
 
 # steps/manifest line 184: build: perl-5.36.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.36.3-pass1";
   index = 131;
@@ -22,20 +22,7 @@
     sha256 = "61cd6d137b1368f4b134f8c560771806611c0bb4df9924c0949b34bc50e90452";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.36.3.tar.xz";
-      sha256 = "45a228daef66d02fdccc820e71f87e40d8e3df1fc4431f8d4580ec08033866bd";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.36.3.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "5.36.0.tar.gz";
-      sha256 = "0767f0566067c9fd5d17f5ff53fa04b9c45a182afa189dc05b5f8418d5888d92";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/5.36.0.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "5.36.0"; };
-    })
+    distfiles."perl-5.36.3.tar.xz"
+    distfiles."5.36.0.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 187: build: perl-5.42.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.42.0-pass1";
   index = 134;
@@ -22,20 +22,7 @@
     sha256 = "b7d48b4878c259e877c2aa0937890564854977cb2d5dac3b7831bf48aef2c231";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.42.0.tar.xz";
-      sha256 = "73cf6cc1ea2b2b1c110a18c14bbbc73a362073003893ffcedc26d22ebdbdd0c3";
-      urls = [
-        "http://www.cpan.org/src/5.0/perl-5.42.0.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "5.42.0.tar.gz";
-      sha256 = "ac3948bd684a3c017a241b6fc7b899c901f814b36d030ee79887374884e30301";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/5.42.0.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "5.42.0"; };
-    })
+    distfiles."perl-5.42.0.tar.xz"
+    distfiles."5.42.0.tar.gz"
   ];
 }

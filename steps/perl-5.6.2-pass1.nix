@@ -4,7 +4,7 @@
 
 # steps/manifest line 87: build: perl-5.6.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.6.2-pass1";
   index = 45;
@@ -21,12 +21,6 @@
     sha256 = "2dc6823582071885b05deee81eb8053a7ad307dfc0b64a8438bfdecc1d64af29";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.6.2.tar.gz";
-      sha256 = "a5e66f6ebf701b0567f569f57cae82abf5ce57af70a2b45ae71323b61f49134e";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.6.2.tar.gz"
-      ];
-    })
+    distfiles."perl-5.6.2.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 160: build: perl-5.8.9
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-5.8.9-pass1";
   index = 107;
@@ -22,27 +22,8 @@
     sha256 = "80b866cb7f9222f5d02909311365a7bd0aac66a90b202376225338e8336ec82a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl-5.8.9.tar.bz2";
-      sha256 = "1097fbcd48ceccb2bc735d119c9db399a02a8ab9f7dc53e29e47e6a8d0d72e79";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl-5.8.9.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "40501436c87602cc17baae64ee6b3ca26d74e354.tar.gz";
-      sha256 = "6b0c937e1aaef684a7b2f0c089bea293c7a9d255d6513e5108567f4c10e3f4dd";
-      urls = [
-        "https://github.com/Perl/metaconfig/archive/40501436c87602cc17baae64ee6b3ca26d74e354.tar.gz"
-      ];
-      git = { repo = "https://github.com/Perl/metaconfig"; ref = "40501436c87602cc17baae64ee6b3ca26d74e354"; };
-    })
-    (fetchDistfile {
-      name = "Digest-SHA-6.04.tar.gz";
-      sha256 = "ee91f8f7db894ee7c6ee003daac10a99056c4948a674ef46acdbb63c81a4abeb";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MS/MSHELOR/Digest-SHA-6.04.tar.gz"
-      ];
-    })
+    distfiles."perl-5.8.9.tar.bz2"
+    distfiles."40501436c87602cc17baae64ee6b3ca26d74e354.tar.gz"
+    distfiles."Digest-SHA-6.04.tar.gz"
   ];
 }

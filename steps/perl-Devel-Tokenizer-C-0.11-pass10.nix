@@ -4,7 +4,7 @@
 
 # steps/manifest line 181: build: perl-Devel-Tokenizer-C-0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Devel-Tokenizer-C-0.11-pass10";
   index = 128;
@@ -21,12 +21,6 @@
     sha256 = "3e5519ff5fec08c27f4ef146674ed9e957de6a057c381baf04bbda7adf18c11c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Devel-Tokenizer-C-0.11.tar.gz";
-      sha256 = "5222da582ba59be26a9443a11c525c52aa070daf3bff08516805142b362ba48c";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MH/MHX/Devel-Tokenizer-C-0.11.tar.gz"
-      ];
-    })
+    distfiles."Devel-Tokenizer-C-0.11.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 163: build: perl-Devel-Tokenizer-C-0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Devel-Tokenizer-C-0.11-pass3";
   index = 110;
@@ -21,12 +21,6 @@
     sha256 = "16787765153016b6acea3050f74c834ad09870b6a064a0289c169e66f77e6a21";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Devel-Tokenizer-C-0.11.tar.gz";
-      sha256 = "5222da582ba59be26a9443a11c525c52aa070daf3bff08516805142b362ba48c";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MH/MHX/Devel-Tokenizer-C-0.11.tar.gz"
-      ];
-    })
+    distfiles."Devel-Tokenizer-C-0.11.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 165: build: perl-Devel-Tokenizer-C-0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Devel-Tokenizer-C-0.11-pass4";
   index = 112;
@@ -21,12 +21,6 @@
     sha256 = "a173b8c858e1bef638374c4317fa906ec7c95cd8b78297131cbd6d4800bae44a";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Devel-Tokenizer-C-0.11.tar.gz";
-      sha256 = "5222da582ba59be26a9443a11c525c52aa070daf3bff08516805142b362ba48c";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MH/MHX/Devel-Tokenizer-C-0.11.tar.gz"
-      ];
-    })
+    distfiles."Devel-Tokenizer-C-0.11.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 169: build: perl-Devel-Tokenizer-C-0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Devel-Tokenizer-C-0.11-pass6";
   index = 116;
@@ -21,12 +21,6 @@
     sha256 = "7ee143830a64d125772c6ef20bfed5ee48934985e1e5195a89edb241b687b67b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Devel-Tokenizer-C-0.11.tar.gz";
-      sha256 = "5222da582ba59be26a9443a11c525c52aa070daf3bff08516805142b362ba48c";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MH/MHX/Devel-Tokenizer-C-0.11.tar.gz"
-      ];
-    })
+    distfiles."Devel-Tokenizer-C-0.11.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 177: build: perl-Devel-Tokenizer-C-0.11
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Devel-Tokenizer-C-0.11-pass8";
   index = 124;
@@ -21,12 +21,6 @@
     sha256 = "77aee4df9eb2271c3b4e450f216af83c5844078d93702eae60ec1141816622d4";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Devel-Tokenizer-C-0.11.tar.gz";
-      sha256 = "5222da582ba59be26a9443a11c525c52aa070daf3bff08516805142b362ba48c";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/M/MH/MHX/Devel-Tokenizer-C-0.11.tar.gz"
-      ];
-    })
+    distfiles."Devel-Tokenizer-C-0.11.tar.gz"
   ];
 }

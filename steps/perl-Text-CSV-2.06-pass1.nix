@@ -4,7 +4,7 @@
 
 # steps/manifest line 202: build: perl-Text-CSV-2.06
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl-Text-CSV-2.06-pass1";
   index = 149;
@@ -21,12 +21,6 @@
     sha256 = "d4c9a81583ac16fd51992d40736459b2f9d907f79da0c719a0abdecb7aff99a5";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Text-CSV-2.06.tar.gz";
-      sha256 = "dfcaec925a788b0ba41e51bc6d16e21b0e98b4c7af9b79395090add75f5e506f";
-      urls = [
-        "https://cpan.metacpan.org/authors/id/I/IS/ISHIGAKI/Text-CSV-2.06.tar.gz"
-      ];
-    })
+    distfiles."Text-CSV-2.06.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 85: build: perl5.004-05
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl5.004-05-pass1";
   index = 43;
@@ -21,12 +21,6 @@
     sha256 = "e8707f598b909ae01a5dc480fc9867ddb6254d22538f8f6cb65734294d92d728";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl5.004_05.tar.gz";
-      sha256 = "1184478b298978b164a383ed5661e3a117c48ab97d6d0ab7ef614cdbe918b9eb";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl5.004_05.tar.gz"
-      ];
-    })
+    distfiles."perl5.004_05.tar.gz"
   ];
 }

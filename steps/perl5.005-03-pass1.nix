@@ -4,7 +4,7 @@
 
 # steps/manifest line 86: build: perl5.005-03
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "perl5.005-03-pass1";
   index = 44;
@@ -21,12 +21,6 @@
     sha256 = "335cd8ac4424ff5506b1a733a0e1fd38ae360249ad224100f25cde82b7c2f4db";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "perl5.005_03.tar.gz";
-      sha256 = "93f41cd87ab8ee83391cfa39a63b076adeb7c3501d2efa31b98d0ef037122bd1";
-      urls = [
-        "https://www.cpan.org/src/5.0/perl5.005_03.tar.gz"
-      ];
-    })
+    distfiles."perl5.005_03.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 149: build: pkg-config-0.29.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "pkg-config-0.29.2-pass1";
   index = 96;
@@ -21,54 +21,12 @@
     sha256 = "dfd2e494cc1c13ac241668d7489895984100bd14848281d2a4881d15436525fc";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "pkg-config-0.29.2.tar.gz";
-      sha256 = "6fc69c01688c9458a57eb9a1664c9aba372ccda420a02bf4429fe610e7e7d591";
-      urls = [
-        "https://pkgconfig.freedesktop.org/releases/pkg-config-0.29.2.tar.gz"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-6.2.0.txt";
-      sha256 = "8b2cd18247527aa08ec320c3352b6a01b95d63199f20b3b593ea5d5217bdd170";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-6.2.0.txt";
-      sha256 = "5e2eb009b078569e7954789b2d7b5c026b0b40be6fb9400c6e1ecc7d13f4a13f";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/LineBreak.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-6.2.0.txt";
-      sha256 = "707209a69d7f760e3cc461ce26d789f83d6fb694336c83b14652cd44413aa334";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/SpecialCasing.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-6.2.0.txt";
-      sha256 = "5cbd9afdddd91fee53871c9b36a34899b0a5bcdf4569ca1a3c98cae3ec3d6333";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/CaseFolding.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-6.2.0.txt";
-      sha256 = "3b3f5051bd74e21df7f2b1b264ead48be626cdeefb061c04ce7280a2358efff9";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Scripts-6.2.0.txt";
-      sha256 = "4cdeb69b6bfead1c170a81b544e7488549575493715ab632bd7492bc92c4823e";
-      urls = [
-        "http://ftp.unicode.org/Public/6.2.0/ucd/Scripts.txt"
-      ];
-    })
+    distfiles."pkg-config-0.29.2.tar.gz"
+    distfiles."UnicodeData-6.2.0.txt"
+    distfiles."LineBreak-6.2.0.txt"
+    distfiles."SpecialCasing-6.2.0.txt"
+    distfiles."CaseFolding-6.2.0.txt"
+    distfiles."CompositionExclusions-6.2.0.txt"
+    distfiles."Scripts-6.2.0.txt"
   ];
 }

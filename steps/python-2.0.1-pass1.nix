@@ -4,7 +4,7 @@
 
 # steps/manifest line 196: build: python-2.0.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "python-2.0.1-pass1";
   index = 143;
@@ -22,19 +22,7 @@
     sha256 = "541d75be65f3daedc44df145556aacb3debbb7029635d8ccc9e96d839c8c6815";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Python-2.0.1.tgz";
-      sha256 = "98557b819a42d2093b41d8637302d1311b81f627af9ad20036357d7eb2813872";
-      urls = [
-        "https://www.python.org/ftp/python/2.0.1/Python-2.0.1.tgz"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-3.0.0.txt";
-      sha256 = "f41d967bc458ee106f0c3948bfad71cd0860d96c49304e3fd02eaf2bbae4b6d9";
-      urls = [
-        "http://ftp.unicode.org/Public/3.0-Update/UnicodeData-3.0.0.txt"
-      ];
-    })
+    distfiles."Python-2.0.1.tgz"
+    distfiles."UnicodeData-3.0.0.txt"
   ];
 }

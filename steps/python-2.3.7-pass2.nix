@@ -4,7 +4,7 @@
 
 # steps/manifest line 199: build: python-2.3.7
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "python-2.3.7-pass2";
   index = 146;
@@ -22,26 +22,8 @@
     sha256 = "2914530a437c138d125d9d167e3b1615e46e4d85195a9a1f9998c267deb76b3f";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Python-2.3.7.tgz";
-      sha256 = "969a9891dce9f50b13e54f9890acaf2be66715a5895bf9b11111f320c205b90e";
-      urls = [
-        "https://www.python.org/ftp/python/2.3.7/Python-2.3.7.tgz"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-3.2.0.txt";
-      sha256 = "5e444028b6e76d96f9dc509609c5e3222bf609056f35e5fcde7e6fb8a58cd446";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/UnicodeData-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-3.2.0.txt";
-      sha256 = "1d3a450d0f39902710df4972ac4a60ec31fbcb54ffd4d53cd812fc1200c732cb";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/CompositionExclusions-3.2.0.txt"
-      ];
-    })
+    distfiles."Python-2.3.7.tgz"
+    distfiles."UnicodeData-3.2.0.txt"
+    distfiles."CompositionExclusions-3.2.0.txt"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 205: build: python-2.5.6
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "python-2.5.6-pass1";
   index = 152;
@@ -22,54 +22,12 @@
     sha256 = "1418b7f5c1a95d4ac8e24b5b0720745f4ddf075167566f5793a145d159fbff74";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Python-2.5.6.tar.bz2";
-      sha256 = "57e04484de051decd4741fb4a4a3f543becc9a219af8b8063b5541e270f26dcc";
-      urls = [
-        "https://www.python.org/ftp/python/2.5.6/Python-2.5.6.tar.bz2"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-3.2.0.txt";
-      sha256 = "5e444028b6e76d96f9dc509609c5e3222bf609056f35e5fcde7e6fb8a58cd446";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/UnicodeData-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-3.2.0.txt";
-      sha256 = "1d3a450d0f39902710df4972ac4a60ec31fbcb54ffd4d53cd812fc1200c732cb";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/CompositionExclusions-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-3.2.0.txt";
-      sha256 = "ce19f35ffca911bf492aab6c0d3f6af3d1932f35d2064cf2fe14e10be29534cb";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/EastAsianWidth-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-4.1.0.txt";
-      sha256 = "a9f03f6a061ee210c53e33782288a208bed48c65c70d307b2b214989cedfdab0";
-      urls = [
-        "http://ftp.unicode.org/Public/4.1.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-4.1.0.txt";
-      sha256 = "1003a6896078e77532a017b135762501ff0a540ba33694e32b6177f093ebe6b2";
-      urls = [
-        "http://ftp.unicode.org/Public/4.1.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-4.1.0.txt";
-      sha256 = "089ed5b2becd3196e61124d36e968474d3b7152cb5a3fb56594c34ab1e698e92";
-      urls = [
-        "http://ftp.unicode.org/Public/4.1.0/ucd/EastAsianWidth.txt"
-      ];
-    })
+    distfiles."Python-2.5.6.tar.bz2"
+    distfiles."UnicodeData-3.2.0.txt"
+    distfiles."CompositionExclusions-3.2.0.txt"
+    distfiles."EastAsianWidth-3.2.0.txt"
+    distfiles."UnicodeData-4.1.0.txt"
+    distfiles."CompositionExclusions-4.1.0.txt"
+    distfiles."EastAsianWidth-4.1.0.txt"
   ];
 }

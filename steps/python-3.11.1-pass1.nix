@@ -4,7 +4,7 @@
 
 # steps/manifest line 211: build: python-3.11.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "python-3.11.1-pass1";
   index = 158;
@@ -22,173 +22,29 @@
     sha256 = "2899a012098f4529187d4483969314e22ce7853b161482c3d0c49fcbd2d86450";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "Python-3.11.1.tar.xz";
-      sha256 = "85879192f2cffd56cb16c092905949ebf3e5e394b7f764723529637901dfb58f";
-      urls = [
-        "https://www.python.org/ftp/python/3.11.1/Python-3.11.1.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-3.2.0.txt";
-      sha256 = "5e444028b6e76d96f9dc509609c5e3222bf609056f35e5fcde7e6fb8a58cd446";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/UnicodeData-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-3.2.0.txt";
-      sha256 = "1d3a450d0f39902710df4972ac4a60ec31fbcb54ffd4d53cd812fc1200c732cb";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/CompositionExclusions-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-3.2.0.txt";
-      sha256 = "ce19f35ffca911bf492aab6c0d3f6af3d1932f35d2064cf2fe14e10be29534cb";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/EastAsianWidth-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties-3.2.0.txt";
-      sha256 = "787419dde91701018d7ad4f47432eaa55af14e3fe3fe140a11e4bbf3db18bb4c";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/DerivedCoreProperties-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedNormalizationProps-3.2.0.txt";
-      sha256 = "bab49295e5f9064213762447224ccd83cea0cced0db5dcfc96f9c8a935ef67ee";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/DerivedNormalizationProps-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-3.2.0.txt";
-      sha256 = "d693ef2a603d07e20b769ef8ba29afca39765588a03e3196294e5be8638ca735";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/LineBreak-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-3.2.0.txt";
-      sha256 = "1f7913b74dddff55ee566f6220aa9e465bae6f27709fc21d353b04adb8572b37";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/SpecialCasing-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-3.2.0.txt";
-      sha256 = "370f3d1e79a52791c42065946711f4eddb6d9820726afd0e436a3c50360475a9";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/CaseFolding-3.2.0.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Unihan-3.2.0.zip";
-      sha256 = "0582b888c4ebab6e3ce8d340c74788f1a68ca662713a1065b9a007f24bb4fe46";
-      urls = [
-        "http://ftp.unicode.org/Public/3.2-Update/Unihan-3.2.0.zip"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-14.0.0.txt";
-      sha256 = "36018e68657fdcb3485f636630ffe8c8532e01c977703d2803f5b89d6c5feafb";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-14.0.0.txt";
-      sha256 = "3360762fc3295cea54ab251c31df621d05ba4b94d46c60eaac29aa16d70ad1e0";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-14.0.0.txt";
-      sha256 = "f901ac011aa32a09224d6555da71e2532c59c1d3381322829de0e3b880507250";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/EastAsianWidth.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties-14.0.0.txt";
-      sha256 = "e3eddd7d469cd1b0feed7528defad1a1cc7c6a9ceb0ae4446a6d10921ed2e7bc";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/DerivedCoreProperties.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedNormalizationProps-14.0.0.txt";
-      sha256 = "b2c444c20730b097787fdf50bd7d6dd3fc5256ab8084f5b35b11c8776eca674c";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/DerivedNormalizationProps.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-14.0.0.txt";
-      sha256 = "9e06e9f35c6959fb91dcc7993f90d58523c3079bc62c6b25f828b4cdebc5d70c";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/LineBreak.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "NameAliases-14.0.0.txt";
-      sha256 = "14b3b677d33f95c51423dce6eef4a6a28b4b160451ecedee4b91edb6745cf4a3";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/NameAliases.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "NamedSequences-14.0.0.txt";
-      sha256 = "db5745688affcdc0c3927a1ee0667018a96a7b24513f866d5235e98fef6c2436";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/NamedSequences.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-14.0.0.txt";
-      sha256 = "c667b45908fd269af25fd55d2fc5bbc157fb1b77675936e25c513ce32e080334";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/SpecialCasing.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-14.0.0.txt";
-      sha256 = "a566cd48687b2cd897e02501118b2413c14ae86d318f9abbbba97feb84189f0f";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/CaseFolding.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Unihan-14.0.0.zip";
-      sha256 = "2ae4519b2b82cd4d15379c17e57bfb12c33c0f54da4977de03b2b04bcf11852d";
-      urls = [
-        "http://ftp.unicode.org/Public/14.0.0/ucd/Unihan.zip"
-      ];
-    })
-    (fetchDistfile {
-      name = "CP437.TXT";
-      sha256 = "6bad4dabcdf5940227c7d81fab130dcb18a77850b5d79de28b5dc4e047b0aaac";
-      urls = [
-        "http://ftp.unicode.org/Public/MAPPINGS/VENDORS/MICSFT/PC/CP437.TXT"
-      ];
-    })
-    (fetchDistfile {
-      name = "rfc3454.txt";
-      sha256 = "eb722fa698fb7e8823b835d9fd263e4cdb8f1c7b0d234edf7f0e3bd2ccbb2c79";
-      urls = [
-        "https://www.ietf.org/rfc/rfc3454.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "openssl-3.6.0.tar.gz";
-      sha256 = "b6a5f44b7eb69e3fa35dbf15524405b44837a481d43d81daddde3ff21fcbb8e9";
-      urls = [
-        "https://github.com/openssl/openssl/releases/download/openssl-3.6.0/openssl-3.6.0.tar.gz"
-      ];
-    })
+    distfiles."Python-3.11.1.tar.xz"
+    distfiles."UnicodeData-3.2.0.txt"
+    distfiles."CompositionExclusions-3.2.0.txt"
+    distfiles."EastAsianWidth-3.2.0.txt"
+    distfiles."DerivedCoreProperties-3.2.0.txt"
+    distfiles."DerivedNormalizationProps-3.2.0.txt"
+    distfiles."LineBreak-3.2.0.txt"
+    distfiles."SpecialCasing-3.2.0.txt"
+    distfiles."CaseFolding-3.2.0.txt"
+    distfiles."Unihan-3.2.0.zip"
+    distfiles."UnicodeData-14.0.0.txt"
+    distfiles."CompositionExclusions-14.0.0.txt"
+    distfiles."EastAsianWidth-14.0.0.txt"
+    distfiles."DerivedCoreProperties-14.0.0.txt"
+    distfiles."DerivedNormalizationProps-14.0.0.txt"
+    distfiles."LineBreak-14.0.0.txt"
+    distfiles."NameAliases-14.0.0.txt"
+    distfiles."NamedSequences-14.0.0.txt"
+    distfiles."SpecialCasing-14.0.0.txt"
+    distfiles."CaseFolding-14.0.0.txt"
+    distfiles."Unihan-14.0.0.zip"
+    distfiles."CP437.TXT"
+    distfiles."rfc3454.txt"
+    distfiles."openssl-3.6.0.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 50: build: sed-4.0.9
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "sed-4.0.9-pass1";
   index = 10;
@@ -18,12 +18,6 @@
   stepDir = "steps/sed-4.0.9";
   checksums = "steps/sed-4.0.9/sed-4.0.9.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "sed-4.0.9.tar.gz";
-      sha256 = "c365874794187f8444e5d22998cd5888ffa47f36def4b77517a808dec27c0600";
-      urls = [
-        "https://mirrors.kernel.org/gnu/sed/sed-4.0.9.tar.gz"
-      ];
-    })
+    distfiles."sed-4.0.9.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 69: build: sed-4.0.9
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "sed-4.0.9-pass2";
   index = 27;
@@ -22,12 +22,6 @@
     sha256 = "18d517fa1195aa82e3e0eb7f261eb3addb9a43492040b16be04571639781577e";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "sed-4.0.9.tar.gz";
-      sha256 = "c365874794187f8444e5d22998cd5888ffa47f36def4b77517a808dec27c0600";
-      urls = [
-        "https://mirrors.kernel.org/gnu/sed/sed-4.0.9.tar.gz"
-      ];
-    })
+    distfiles."sed-4.0.9.tar.gz"
   ];
 }

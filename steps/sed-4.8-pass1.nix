@@ -4,7 +4,7 @@
 
 # steps/manifest line 218: build: sed-4.8
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "sed-4.8-pass1";
   index = 165;
@@ -21,19 +21,7 @@
     sha256 = "24519735491cf6e8fa79f1c3e123c830ca3529ddb61dfe393584dad32732a594";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "sed-4.8.tar.xz";
-      sha256 = "f79b0cfea71b37a8eeec8490db6c5f7ae7719c35587f21edb0617f370eeff633";
-      urls = [
-        "https://mirrors.kernel.org/gnu/sed/sed-4.8.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-d279bc.tar.gz";
-      sha256 = "12cfa21abf618a274017d6b18e95fc6582519d7c08e2403e5c5772ccdd5b85f4";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "d279bc"; };
-    })
+    distfiles."sed-4.8.tar.xz"
+    distfiles."gnulib-d279bc.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 228: build: shadow-4.14.3
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "shadow-4.14.3-pass1";
   index = 172;
@@ -21,12 +21,6 @@
     sha256 = "fe8bbc246d82e99c482337f1443c5313268823667dccebca6cd004e6cf6b4a7c";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "shadow-4.14.3.tar.xz";
-      sha256 = "6969279236fe3152768573a38c9f83cb9ca109851a5a990aec1fc672ac2cfcd2";
-      urls = [
-        "https://github.com/shadow-maint/shadow/releases/download/4.14.3/shadow-4.14.3.tar.xz"
-      ];
-    })
+    distfiles."shadow-4.14.3.tar.xz"
   ];
 }

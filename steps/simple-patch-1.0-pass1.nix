@@ -4,7 +4,7 @@
 
 # steps/manifest line 35: build: simple-patch-1.0
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "simple-patch-1.0-pass1";
   index = 1;

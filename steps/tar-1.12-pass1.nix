@@ -4,7 +4,7 @@
 
 # steps/manifest line 49: build: tar-1.12
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tar-1.12-pass1";
   index = 9;
@@ -18,12 +18,6 @@
   stepDir = "steps/tar-1.12";
   checksums = "steps/tar-1.12/tar-1.12.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "tar-1.12.tar.gz";
-      sha256 = "c6c37e888b136ccefab903c51149f4b7bd659d69d4aea21245f61053a57aa60a";
-      urls = [
-        "https://mirrors.kernel.org/gnu/tar/tar-1.12.tar.gz"
-      ];
-    })
+    distfiles."tar-1.12.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 147: build: tar-1.34
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tar-1.34-pass1";
   index = 94;
@@ -21,19 +21,7 @@
     sha256 = "daf24af74bf78e7e0d1351113a76aea7aff1effd5219ee6fc775f59eff6d2437";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "tar-1.34.tar.xz";
-      sha256 = "63bebd26879c5e1eea4352f0d03c991f966aeb3ddeb3c7445c902568d5411d28";
-      urls = [
-        "http://mirrors.kernel.org/gnu/tar/tar-1.34.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-30820c.tar.gz";
-      sha256 = "df807e694deea2dcba0c43af318394f3e3fcd52658c3b71b61dad0ce0c0cfb77";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "30820c"; };
-    })
+    distfiles."tar-1.34.tar.xz"
+    distfiles."gnulib-30820c.tar.gz"
   ];
 }

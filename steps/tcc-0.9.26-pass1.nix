@@ -4,7 +4,7 @@
 
 # steps/manifest line 37: build: tcc-0.9.26
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.26-pass1";
   index = 3;
@@ -18,12 +18,6 @@
   stepDir = "steps/tcc-0.9.26";
   checksums = "steps/tcc-0.9.26/tcc-0.9.26.x86.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.26.tar.gz";
-      sha256 = "6b8cbd0a5fed0636d4f0f763a603247bc1935e206e1cc5bda6a2818bab6e819f";
-      urls = [
-        "https://lilypond.org/janneke/tcc/tcc-0.9.26-1147-gee75a10c.tar.gz"
-      ];
-    })
+    distfiles."tcc-0.9.26.tar.gz"
   ];
 }

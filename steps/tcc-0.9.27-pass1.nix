@@ -4,7 +4,7 @@
 
 # steps/manifest line 38: build: tcc-0.9.27
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.27-pass1";
   index = 4;
@@ -19,12 +19,6 @@
   patchesDir = "steps/tcc-0.9.27/patches";
   checksums = "steps/tcc-0.9.27/tcc-0.9.27.checksums";
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.27.tar.bz2";
-      sha256 = "de23af78fca90ce32dff2dd45b3432b2334740bb9bb7b05bf60fdbfc396ceb9c";
-      urls = [
-        "https://download.savannah.gnu.org/releases/tinycc/tcc-0.9.27.tar.bz2"
-      ];
-    })
+    distfiles."tcc-0.9.27.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 61: build: tcc-0.9.27
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.27-pass2";
   index = 19;
@@ -23,12 +23,6 @@
     sha256 = "b3675b0d72677f30559386e1756e85a0a5065d738bb6206457a5a8d51b8bd0ce";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.27.tar.bz2";
-      sha256 = "de23af78fca90ce32dff2dd45b3432b2334740bb9bb7b05bf60fdbfc396ceb9c";
-      urls = [
-        "https://download.savannah.gnu.org/releases/tinycc/tcc-0.9.27.tar.bz2"
-      ];
-    })
+    distfiles."tcc-0.9.27.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 64: build: tcc-0.9.27
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.27-pass3";
   index = 22;
@@ -23,12 +23,6 @@
     sha256 = "03454c87049198998bc2c8c2c04b7c3312551a7c233097eabc5e67a4a07bd056";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.27.tar.bz2";
-      sha256 = "de23af78fca90ce32dff2dd45b3432b2334740bb9bb7b05bf60fdbfc396ceb9c";
-      urls = [
-        "https://download.savannah.gnu.org/releases/tinycc/tcc-0.9.27.tar.bz2"
-      ];
-    })
+    distfiles."tcc-0.9.27.tar.bz2"
   ];
 }

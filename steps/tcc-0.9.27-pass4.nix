@@ -4,7 +4,7 @@
 
 # steps/manifest line 66: build: tcc-0.9.27
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.27-pass4";
   index = 24;
@@ -23,12 +23,6 @@
     sha256 = "ab49972345d0c05f79b9370530829792e8c5c3b7fe283fc90e1dff26c2d0f6db";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.27.tar.bz2";
-      sha256 = "de23af78fca90ce32dff2dd45b3432b2334740bb9bb7b05bf60fdbfc396ceb9c";
-      urls = [
-        "https://download.savannah.gnu.org/releases/tinycc/tcc-0.9.27.tar.bz2"
-      ];
-    })
+    distfiles."tcc-0.9.27.tar.bz2"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 111: build: tcc-0.9.27
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "tcc-0.9.27-pass5";
   index = 69;
@@ -23,12 +23,6 @@
     sha256 = "8576a7c99802bb462dd044ef7df7263192f1acfabde47462afd6145ffec1e4f1";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "tcc-0.9.27.tar.bz2";
-      sha256 = "de23af78fca90ce32dff2dd45b3432b2334740bb9bb7b05bf60fdbfc396ceb9c";
-      urls = [
-        "https://download.savannah.gnu.org/releases/tinycc/tcc-0.9.27.tar.bz2"
-      ];
-    })
+    distfiles."tcc-0.9.27.tar.bz2"
   ];
 }

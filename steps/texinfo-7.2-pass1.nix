@@ -4,7 +4,7 @@
 
 # steps/manifest line 203: build: texinfo-7.2
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "texinfo-7.2-pass1";
   index = 150;
@@ -22,159 +22,27 @@
     sha256 = "252cc7226bef56e9dc591433ab2176cf1dd54dd18de20535edb708d5c6c21dce";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "texinfo-7.2.tar.xz";
-      sha256 = "0329d7788fbef113fa82cb80889ca197a344ce0df7646fe000974c5d714363a6";
-      urls = [
-        "https://mirrors.kernel.org/gnu/texinfo/texinfo-7.2.tar.xz"
-      ];
-    })
-    (fetchDistfile {
-      name = "gnulib-d82702e.tar.gz";
-      sha256 = "6c6e35a6028317dcea2ddacc9551e2d03308fb9c85c5b7f636a866689d304629";
-      urls = [
-      ];
-      git = { repo = "https://https.git.savannah.gnu.org/git/gnulib.git"; ref = "d82702e"; };
-    })
-    (fetchDistfile {
-      name = "UnicodeData-16.0.0.txt";
-      sha256 = "ff58e5823bd095166564a006e47d111130813dcf8bf234ef79fa51a870edb48f";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/UnicodeData.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-16.0.0.txt";
-      sha256 = "53d614508e2a0b2305a8aa21cd60d993de9326cdf65993660dfcce4503548583";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/PropList.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "DerivedCoreProperties-16.0.0.txt";
-      sha256 = "39d35161f2954497f69e08bdb9e701493f476a3d30222de20028feda36c1dabd";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/DerivedCoreProperties.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "emoji-data-16.0.0.txt";
-      sha256 = "f1365a5173eee18e1f98b240cdc492e84a25f1ce7e0c9d1094eb29c41a22696a";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/emoji/emoji-data.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "ArabicShaping-16.0.0.txt";
-      sha256 = "764f420cedfc8b43d9fec251c957a5d55fc45d40f6573f162990ed1dce7e36e0";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/ArabicShaping.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Scripts-16.0.0.txt";
-      sha256 = "9e88f0a677df47311106340be8ede2ecdacd9c1c931831218d2be6d5508e0039";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/Scripts.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Blocks-16.0.0.txt";
-      sha256 = "f3907b395d410f1b97342292ca6bc83dd12eb4b205f2a0c48efdef99e517d7b0";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/Blocks.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "PropList-3.0.1.txt";
-      sha256 = "909eef4adbeddbdddcd9487c856fe8cdbb8912aa8eb315ed7885b6ef65f4dc4c";
-      urls = [
-        "http://ftp.unicode.org/Public/3.0-Update1/PropList-3.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "BidiMirroring-16.0.0.txt";
-      sha256 = "d7afdadd1bbd66f5a663ac0e8f7958f18fd9491fc0bc59ec5877cb82db71db7d";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/BidiMirroring.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "EastAsianWidth-16.0.0.txt";
-      sha256 = "43adc76c0686a42cb370764eb8cfe2b2a45b10b855e5572a2db4a0eecce15d5b";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/EastAsianWidth.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "LineBreak-16.0.0.txt";
-      sha256 = "e97e4259d0d20fab150b9c7b4b28abfae5cd78ca97e7f4ac6ed20d685d5f4a7c";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/LineBreak.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "WordBreakProperty-16.0.0.txt";
-      sha256 = "476464e71a4b7b779b8ba7c5671f4338fea77da8e6b6b05fb82b3fdd14603779";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/auxiliary/WordBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "GraphemeBreakProperty-16.0.0.txt";
-      sha256 = "c29360bd6f7132811d701d29069541e827eb44bfc4c8fbde8c370d6982689dc1";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/auxiliary/GraphemeBreakProperty.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CompositionExclusions-16.0.0.txt";
-      sha256 = "89e83cf9cc8bef6c1f8bf77e42cf6f0341dfa42e66261f4dbe9b492e7a23c8ee";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/CompositionExclusions.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "SpecialCasing-16.0.0.txt";
-      sha256 = "8d5de354eef79f2395a54c9c7dcebbaf3d30fc962d0f85611ea97aa973a0c451";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/SpecialCasing.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "CaseFolding-16.0.0.txt";
-      sha256 = "6f1f9c588eb4a5c718d9e8f93b782685e5c7fec872cf05e8e6878053599e09bb";
-      urls = [
-        "http://ftp.unicode.org/Public/16.0.0/ucd/CaseFolding.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "Blocks-4.0.1.txt";
-      sha256 = "c9dba71655b8787c381b3421ba2bf9a3df9e6168b5835f93fd3931c1eeff90cf";
-      urls = [
-        "http://ftp.unicode.org/Public/4.0-Update1/Blocks-4.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "UnicodeData-4.0.1.txt";
-      sha256 = "de54d68f2df927a20ea4a83dfd74a543ca7f3e3df2441576e7f6a185ec6fa217";
-      urls = [
-        "http://ftp.unicode.org/Public/4.0-Update1/UnicodeData-4.0.1.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "ISO-639-2_utf-8.txt";
-      sha256 = "42b71885e4dc885559fda5ad059fd81838cf4782cedb5fd08cc3431f7d067371";
-      urls = [
-        "https://www.loc.gov/standards/iso639-2/ISO-639-2_utf-8.txt"
-      ];
-    })
-    (fetchDistfile {
-      name = "country-codes.csv";
-      sha256 = "bc34b498d87dfaadc10a2fa52e38dacc72a16fbc9ae477a294450667fa8abf49";
-      urls = [
-        "https://raw.githubusercontent.com/datasets/country-codes/1991017dfce2e8cdea0c1d6f20341bd0f9baa225/data/country-codes.csv"
-      ];
-    })
+    distfiles."texinfo-7.2.tar.xz"
+    distfiles."gnulib-d82702e.tar.gz"
+    distfiles."UnicodeData-16.0.0.txt"
+    distfiles."PropList-16.0.0.txt"
+    distfiles."DerivedCoreProperties-16.0.0.txt"
+    distfiles."emoji-data-16.0.0.txt"
+    distfiles."ArabicShaping-16.0.0.txt"
+    distfiles."Scripts-16.0.0.txt"
+    distfiles."Blocks-16.0.0.txt"
+    distfiles."PropList-3.0.1.txt"
+    distfiles."BidiMirroring-16.0.0.txt"
+    distfiles."EastAsianWidth-16.0.0.txt"
+    distfiles."LineBreak-16.0.0.txt"
+    distfiles."WordBreakProperty-16.0.0.txt"
+    distfiles."GraphemeBreakProperty-16.0.0.txt"
+    distfiles."CompositionExclusions-16.0.0.txt"
+    distfiles."SpecialCasing-16.0.0.txt"
+    distfiles."CaseFolding-16.0.0.txt"
+    distfiles."Blocks-4.0.1.txt"
+    distfiles."UnicodeData-4.0.1.txt"
+    distfiles."ISO-639-2_utf-8.txt"
+    distfiles."country-codes.csv"
   ];
 }

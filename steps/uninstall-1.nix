@@ -4,7 +4,7 @@
 
 # steps/manifest line 75: uninstall: heirloom-devtools-070527
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "uninstall-1";
   index = 33;

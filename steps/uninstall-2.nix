@@ -4,7 +4,7 @@
 
 # steps/manifest line 88: uninstall: perl-5.000 perl-5.003 perl5.004-05 perl5.005-03
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "uninstall-2";
   index = 46;

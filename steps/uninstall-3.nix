@@ -4,7 +4,7 @@
 
 # steps/manifest line 188: uninstall: perl-5.6.2 perl-5.8.9
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "uninstall-3";
   index = 135;

@@ -4,7 +4,7 @@
 
 # steps/manifest line 212: uninstall: python-2.0.1 python-2.3.7 python-3.1.5 python-3.3.7 python-3.4.10 python-3.8.16
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "uninstall-4";
   index = 159;

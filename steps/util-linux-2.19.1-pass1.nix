@@ -4,7 +4,7 @@
 
 # steps/manifest line 118: build: util-linux-2.19.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "util-linux-2.19.1-pass1";
   index = 76;
@@ -22,12 +22,6 @@
     sha256 = "b54b1aa40dc08eec51982fd581a64a900e2598ba29acc6ca9c2b1b2321603b49";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "util-linux-2.19.1.tar.xz";
-      sha256 = "d12e0f1be0257eadca6a2653acfb4792571c9f7189ed642873363f9b6797bb51";
-      urls = [
-        "https://mirrors.kernel.org/pub/linux/utils/util-linux/v2.19/util-linux-2.19.1.tar.xz"
-      ];
-    })
+    distfiles."util-linux-2.19.1.tar.xz"
   ];
 }

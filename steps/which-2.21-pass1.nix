@@ -4,7 +4,7 @@
 
 # steps/manifest line 216: build: which-2.21
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "which-2.21-pass1";
   index = 163;
@@ -21,12 +21,6 @@
     sha256 = "9075b6832d8d7b094775c8e6ead763851aec96f4559d8cd62ce0a25e7a8a70ab";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "which-2.21.tar.gz";
-      sha256 = "f4a245b94124b377d8b49646bf421f9155d36aa7614b6ebf83705d3ffc76eaad";
-      urls = [
-        "https://carlowood.github.io/which/which-2.21.tar.gz"
-      ];
-    })
+    distfiles."which-2.21.tar.gz"
   ];
 }

@@ -4,7 +4,7 @@
 
 # steps/manifest line 144: build: xz-5.6.4
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "xz-5.6.4-pass1";
   index = 91;
@@ -21,12 +21,6 @@
     sha256 = "d7357c5a73e4a0adb07220392316185716c42003fe7e63b63ba8493f12f3621b";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "xz-5.6.4.tar.bz2";
-      sha256 = "176d510c30d80a23b8050bbc048f2ecaacb823ae48b6821727ed6591f0df9200";
-      urls = [
-        "https://github.com/tukaani-project/xz/releases/download/v5.6.4/xz-5.6.4.tar.bz2"
-      ];
-    })
+    distfiles."xz-5.6.4.tar.bz2"
   ];
 }

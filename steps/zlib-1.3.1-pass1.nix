@@ -4,7 +4,7 @@
 
 # steps/manifest line 157: build: zlib-1.3.1
 
-{ fetchDistfile }:
+{ distfiles }:
 {
   attrName = "zlib-1.3.1-pass1";
   index = 104;
@@ -21,12 +21,6 @@
     sha256 = "9b10db90e06129fd174d48edb60a6d1e2fa72944fccef420431f8e836adcf972";
   };
   distfiles = [
-    (fetchDistfile {
-      name = "zlib-1.3.1.tar.gz";
-      sha256 = "9a93b2b7dfdac77ceba5a558a580e74667dd6fede4585b91eefb60f03b72df23";
-      urls = [
-        "https://zlib.net/fossils/zlib-1.3.1.tar.gz"
-      ];
-    })
+    distfiles."zlib-1.3.1.tar.gz"
   ];
 }

@@ -87,7 +87,8 @@ def setup(tmp_path: Path, pinned_fixture: Path, nix: str) -> dict[str, Path]:
 def distfile_drvs(repo: Path, step: str) -> list[dict[str, str]]:
     expr = (
         f"let f = import {repo}/nix/fetchers.nix {{ }}; "
-        f"s = import {repo}/steps/{step}.nix {{ inherit (f) fetchDistfile; }}; "
+        f"c = import {repo}/nix/steps.nix {{ steps = {repo}/steps; inherit (f) fetchDistfile; }}; "
+        f's = builtins.head (builtins.filter (x: x.attrName == "{step}") c.chainSteps); '
         "in map (d: { name = d.fileName; drv = d.drvPath; out = d.outPath; }) s.distfiles"
     )
     return json.loads(run_nix("eval", "--json", "--impure", "--expr", expr).stdout)
@@ -116,7 +117,8 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert f"prefetched gcc-16.1.0.tar.gz with {tool}" in captured.err
     if tool != "nix-prefetch":
         assert f"nix-prefetch is not installed: prefetching with {tool}" in captured.err
-    assert '+      name = "gcc-16.1.0.tar.gz";' in captured.out  # the diff is shown
+    assert '+    name = "gcc-16.1.0.tar.gz";' in captured.out  # the diff is shown
+    assert '+    distfiles."gcc-16.1.0.tar.gz"' in captured.out
 
     # the override, as data
     override = json.loads((steps / "overrides" / f"{PKG}.json").read_text())
@@ -131,11 +133,16 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
 
     # the regenerated step: new distfile, no upstream package pin, the override marker
     text = (steps / f"{STEP}.nix").read_text()
-    assert f'sha256 = "{want_sha}";' in text
+    assert 'distfiles."gcc-16.1.0.tar.gz"' in text
+    assert f'sha256 = "{want_sha}";' in (steps / "distfiles.nix").read_text()
     assert "sha256 = null;" in text and 'packageCheck = "no upstream pin";' in text
     assert 'version = "16.1.0";' in text and 'upstreamVersion = "15.2.0";' in text
     changed = {p for p in steps.rglob("*") if p.is_file() and before_files.get(p) != p.read_bytes()}
-    assert changed == {steps / f"{STEP}.nix", steps / "overrides" / f"{PKG}.json"}
+    assert changed == {
+        steps / f"{STEP}.nix",
+        steps / "distfiles.nix",
+        steps / "overrides" / f"{PKG}.json",
+    }
 
     # real evaluation: the derivation changed, and its fixed output is exactly what was prefetched
     after = distfile_drvs(repo, STEP)

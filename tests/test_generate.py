@@ -144,9 +144,11 @@ def test_nix_significant_characters_evaluate_to_themselves(tmp_path: Path, nix: 
 
     chain = load_chain(SourceTree.open(root), Profile(name="t", variables=[("X", '${y}\\"')]))
     files = render_steps(SourceTree.open(root), chain)
-    step = tmp_path / "step.nix"
-    step.write_text(files["pkg-1-pass1.nix"])
-    expr = f"(import {step} {{ fetchDistfile = x: x; }})"
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    step = tmp_path / "pkg-1-pass1.nix"
+    distfiles = f"(import {tmp_path}/distfiles.nix {{ fetchDistfile = x: x; }})"
+    expr = f"(import {step} {{ distfiles = {distfiles}; }})"
     got = json.loads(run_nix("eval", "--json", "--impure", "--expr", expr).stdout)
     assert got["predicate"] == '( X == ${y}\\" )'
     expected_urls = [
@@ -154,7 +156,6 @@ def test_nix_significant_characters_evaluate_to_themselves(tmp_path: Path, nix: 
     ]
     assert got["distfiles"][0]["urls"] == expected_urls
     meta = tmp_path / "meta.nix"
-    meta.write_text(files["meta.nix"])
     got_meta = json.loads(run_nix("eval", "--json", "--file", str(meta)).stdout)
     assert ["X", '${y}\\"'] in [[c["name"], c["value"]] for c in got_meta["config"]]
 

@@ -423,8 +423,9 @@ let
   lib = import (repo + "/nix/lib.nix");
   fetchers = import (repo + "/nix/fetchers.nix") { };
   runnerLib = import (repo + "/nix/runner.nix") { inherit lib; };
-  meta = import (steps + "/meta.nix");
-  data = map (f: import f { inherit (fetchers) fetchDistfile; }) (import (steps + "/default.nix"));
+  loaded = import (repo + "/nix/steps.nix") { inherit steps; inherit (fetchers) fetchDistfile; };
+  inherit (loaded) meta;
+  data = loaded.chainSteps;
   chain = runnerLib.mkChain {
     system = builtins.currentSystem;
     runner = builtins.storePath runner;
