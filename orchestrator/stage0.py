@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -576,7 +576,7 @@ class Interpreter:
         )
 
     def _execute(self, frame: _Frame, script: str, tokens: list[str], line: int) -> str | None:
-        where = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
         head = tokens[0]
         if "=" in head:  # kaem.c is_envar: an assignment, the rest of the line is ignored
             name, _, value = head.partition("=")
@@ -623,7 +623,7 @@ class Interpreter:
 
     def _find_program(self, frame: _Frame, script: str, name: str, line: int) -> str:
         """kaem.c find_executable, over the virtual tree."""
-        where = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
         if name.startswith("/"):
             raise ParseError(f"{name}: an absolute program path is outside stage0-posix", **where)
         if name.startswith("."):
@@ -648,7 +648,7 @@ class Interpreter:
 
     def _kaem(self, frame: _Frame, script: str, program: str, args: list[str], line: int) -> None:
         """A nested kaem: interpret its script in a child frame (kaem.c main's options)."""
-        where = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
         file = "kaem.run"
         init_mode = False
         i = 0
@@ -687,7 +687,7 @@ class Interpreter:
         self._run_script(target, child)
 
     def _record(self, frame: _Frame, script: str, program: str, args: list[str], line: int) -> None:
-        where = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
         classified: list[Arg] = []
         for text in args:
             classified.append(self._classify(frame.cwd, text, where))

@@ -31,7 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="table: also show entries whose predicate is false, and defines",
     )
-    p.add_argument("--steps", type=Path, default=REPO_ROOT / "steps", metavar="DIR", help="generated steps/ whose snapshot and overrides to read")
+    p.add_argument(
+        "--steps",
+        type=Path,
+        default=REPO_ROOT / "steps",
+        metavar="DIR",
+        help="generated steps/ whose snapshot and overrides to read",
+    )
     p.set_defaults(func=run)
 
 
@@ -79,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             str(s.index),
             s.directive,
-            f"{s.name} [override {info.override.version}: no upstream pin]" if info.override else s.name,
+            f"{s.name} [override {info.override.version}: no upstream pin]"
+            if info.override
+            else s.name,
             str(s.pass_no or ""),
             s.era,
             str(sources[s.index]),
