@@ -33,7 +33,10 @@
       packages = forSystems (system:
         (chain system).packages // { orchestrator = (tooling system).orchestrator; });
 
-      checks = forSystems (system: (chain system).checks);
+      # The chain's checks need no nixpkgs; lint and typecheck come from the tooling.
+      checks = forSystems (system: (chain system).checks // {
+        inherit ((tooling system).checks) lint typecheck;
+      });
 
       hydraJobs = (chain "x86_64-linux").hydraJobs;
 

@@ -26,4 +26,20 @@ in
   };
 
   formatter = pkgs.nixpkgs-fmt;
+
+  # The same strictness tests/test_lint.py applies, as flake checks.
+  checks = {
+    lint = pkgs.runCommand "orchestrator-lint" { nativeBuildInputs = [ pkgs.ruff ]; } ''
+      cd ${src}
+      ruff check --no-cache .
+      ruff format --no-cache --check .
+      touch $out
+    '';
+    typecheck = pkgs.runCommand "orchestrator-typecheck"
+      { nativeBuildInputs = [ (python.withPackages (ps: with ps; [ mypy pydantic jinja2 rich httpx cryptography ])) ]; } ''
+      cd ${src}
+      MYPY_CACHE_DIR=$TMPDIR/mypy mypy orchestrator
+      touch $out
+    '';
+  };
 }
