@@ -228,6 +228,12 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "the build needs no network. Exit 1 when a file has the wrong hash.",
     )
     p.add_argument("dir", metavar="DIR", help="live-bootstrap's distfiles/ or a mirror.sh mirror")
+    add_selection_arguments(p)
+    p.set_defaults(func=run_seed)
+
+
+def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    """Which distfiles a command works on (shared by seed and mirror), and --json."""
     p.add_argument("--until", metavar="STEP", help="only the distfiles of the chain up to STEP")
     p.add_argument(
         "--list",
@@ -238,7 +244,6 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "--live-bootstrap", metavar="PATH", help="read this tree instead of the committed steps/"
     )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=run_seed)
 
 
 def specs_from_args(args: argparse.Namespace) -> list[DistfileSpec]:

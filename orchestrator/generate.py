@@ -95,11 +95,14 @@ def unified(new: dict[str, str], old: dict[str, str], path: str, context: int = 
     )
 
 
-def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
+def stage_steps(
+    steps_dir: Path, files: dict[str, str], override_changes: dict[str, str | None] | None = None
+) -> Path:
+    """Write the new steps/ beside the old one: ``files``, plus ``overrides/`` carried over with
+    ``override_changes`` applied (file name -> new text, or None to remove it)."""
     steps_dir = steps_dir.resolve()
-    parent = steps_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".steps-new-", dir=parent))
+    steps_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".steps-new-", dir=steps_dir.parent))
     try:
         for rel, text in files.items():
             target = staging / rel
@@ -108,9 +111,30 @@ def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
         for keep in PRESERVED:
             if (steps_dir / keep).exists():
                 shutil.copytree(steps_dir / keep, staging / keep, symlinks=True)
+        for name, content in (override_changes or {}).items():
+            path = staging / "overrides" / name
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(content)
+        overrides = staging / "overrides"
+        if overrides.is_dir() and not any(overrides.iterdir()):
+            overrides.rmdir()
         os.chmod(staging, 0o755)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
+    """Stage the new steps/ beside the old one, then swap it in by rename."""
+    steps_dir = steps_dir.resolve()
+    staging = stage_steps(steps_dir, files)
+    try:
         if steps_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=".steps-old-", dir=parent))
+            retired = Path(tempfile.mkdtemp(prefix=".steps-old-", dir=steps_dir.parent))
             os.rmdir(retired)
             os.rename(steps_dir, retired)
             os.rename(staging, steps_dir)

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .distfiles_store import DistfileSpec, sha256_file, specs_from_args
+from .distfiles_store import DistfileSpec, add_selection_arguments, sha256_file, specs_from_args
 from .errors import OrchestratorError
 
 out = Console(highlight=False)
@@ -208,16 +208,7 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "Exit 1 when a distfile could not be downloaded.",
     )
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--until", metavar="STEP", help="only the distfiles of the chain up to STEP")
-    p.add_argument(
-        "--list",
-        metavar="FILE",
-        help="distfiles from this JSON (as `distfiles list --json` prints)",
-    )
-    p.add_argument(
-        "--live-bootstrap", metavar="PATH", help="read this tree instead of the committed steps/"
-    )
-    p.add_argument("--json", action="store_true")
+    add_selection_arguments(p)
     p.set_defaults(func=run_mirror)
 
 

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .generate import PRESERVED
+from .generate import stage_steps
 
 
 class Transaction:
@@ -82,31 +82,7 @@ class Transaction:
     def _stage_steps(
         steps_dir: Path, files: dict[str, str], override_changes: dict[str, str | None]
     ) -> tuple[Path, Path]:
-        steps_dir = steps_dir.resolve()
-        staging = Path(tempfile.mkdtemp(prefix=".steps-new-", dir=steps_dir.parent))
-        try:
-            for rel, text in files.items():
-                target = staging / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
-            for keep in PRESERVED:
-                if (steps_dir / keep).exists():
-                    shutil.copytree(steps_dir / keep, staging / keep, symlinks=True)
-            for name, content in override_changes.items():
-                path = staging / "overrides" / name
-                if content is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(content)
-            overrides = staging / "overrides"
-            if overrides.is_dir() and not any(overrides.iterdir()):
-                overrides.rmdir()
-            os.chmod(staging, 0o755)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return staging, steps_dir
+        return stage_steps(steps_dir, files, override_changes), steps_dir.resolve()
 
 
 def _remove(path: Path) -> None:
