@@ -3,7 +3,8 @@
 
 Targets: `generate` over the full manifest < 1 s; `nix eval` of every step's drvPath < 5 s.
 Run from the repository root: python bench/bench_generate.py [LIVE_BOOTSTRAP_TREE]
-(default: the pinned data-only fixture beside the repository).
+(default: the pinned flake input, as `generate` finds it; evaluation needs a real tree, since
+stage0 and the runner read files a data-only snapshot does not have).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.chain import load_chain  # noqa: E402
 from orchestrator.generate import render_all, write_atomically  # noqa: E402
-from orchestrator.tree import SourceTree  # noqa: E402
+from orchestrator.locate import locate_tree  # noqa: E402
 
 FLAGS = ["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""]
 
@@ -36,17 +37,13 @@ def timed(fn, repeat: int = 5) -> float:
 
 
 def main() -> None:
-    tree_path = (
-        Path(sys.argv[1])
-        if len(sys.argv) > 1
-        else REPO.parent / "shared/fixtures/live-bootstrap/984b8322"
-    )
+    tree_path = locate_tree(sys.argv[1] if len(sys.argv) > 1 else None).root
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "steps"
 
         def gen() -> None:
-            tree = SourceTree.open(tree_path)
-            files, _ = render_all(tree, load_chain(tree), None)
+            tree = locate_tree(tree_path)
+            files, _ = render_all(tree, load_chain(tree), REPO / "steps")
             write_atomically(out, files)
 
         t_gen = timed(gen)
