@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import generate, stage0
+from orchestrator import generate, kaem, stage0
 from orchestrator.errors import ParseError, TreeError
 from orchestrator.tree import SourceTree
 
@@ -21,7 +21,7 @@ from .conftest import LB_FIXTURES, PINNED, REPO
 
 
 def tokens(text: str, env: dict[str, str] | None = None) -> list[list[str]]:
-    return [t for t, _ in stage0.parse_script(text, env=env)]
+    return [t for t, _ in kaem.parse_script(text, env=env)]
 
 
 # -- the reader ----------------------------------------------------------------------------------
@@ -84,8 +84,8 @@ def test_alias_is_expanded_when_defined_and_split_when_used() -> None:
 
 def test_dollar_at_is_kaems_arguments_from_double_dash() -> None:
     # variable.c variable_all: joins from "--" on (the "--" included) and replaces the token
-    assert stage0.expand("pre$@", lambda _: None, ["kaem", "-f", "s", "--", "a", "b"]) == "-- a b"
-    assert stage0.expand("$@", lambda _: None, ["kaem"]) == ""
+    assert kaem.expand("pre$@", lambda _: None, ["kaem", "-f", "s", "--", "a", "b"]) == "-- a b"
+    assert kaem.expand("$@", lambda _: None, ["kaem"]) == ""
 
 
 # -- the interpreter over a synthetic tree ------------------------------------------------------
