@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import nixcli
+from .storepath import STORE_DIR
 
-STORE_DIR = "/nix/store"
 FETCHURL = "builtin:fetchurl"
 SEED_DIR = "bootstrap-seeds/"
 ELF_MAGIC = b"\x7fELF"

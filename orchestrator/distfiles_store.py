@@ -33,8 +33,7 @@ from rich.table import Table
 
 from . import nix32, nixcli
 from .errors import NixError, OrchestratorError
-
-STORE_DIR = "/nix/store"
+from .storepath import STORE_DIR
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,13 +42,13 @@ from .errors import NixError, OrchestratorError
 from .hashes import Hash, HashError, parse_hash
 from .hydra import Build
 from .nar import NarError, dump_nar, make_writable, nar_hash, unpack_nar
+from .nardiff import DiffReport, run_diff
 from .narinfo import NarInfo, PublicKey, check_signatures
 from .nixcli import nix_json, run_nix
+from .pairs import HashRewriter, Pair, pair_mapping, rewritten_nar_hash
+from .storepath import STORE_DIR, hash_part, store_name, store_path_of
 
 SCHEMA_VERSION = 1
-STORE_DIR = os.environ.get("NIX_STORE_DIR", "/nix/store")
-HASH_LEN = 32
-_HASH_RE = re.compile(r"^[0-9a-df-np-sv-z]{32}$")
 
 
 class Status(StrEnum):
@@ -121,25 +119,6 @@ class LocalPath(BaseModel):
             ca=entry.get("ca"),
             installable=installable,
         )
-
-
-class FileDiff(BaseModel):
-    """One difference between two unpacked trees (built-in diff)."""
-
-    path: str  # relative to the store path; "" is the top
-    change: Literal["only-ours", "only-theirs", "type", "executable", "symlink-target", "content"]
-    ours_size: int | None = None
-    theirs_size: int | None = None
-    first_difference: int | None = None  # byte offset of the first differing byte
-    detail: str | None = None
-
-
-class DiffReport(BaseModel):
-    tool: Literal["builtin", "diffoscope"]
-    files: list[FileDiff] = Field(default_factory=list)
-    truncated: bool = False
-    output: str | None = None  # diffoscope's text report (cut at 64 KiB)
-    error: str | None = None
 
 
 class PathResult(BaseModel):
@@ -315,25 +294,6 @@ def load_results(path: str | os.PathLike[str]) -> Report:
 # Local store
 
 
-def store_path_of(target: str, store_dir: str = STORE_DIR) -> str | None:
-    """``/nix/store/<hash>-<name>[/sub/path]`` -> the store path; anything else -> ``None``."""
-    prefix = store_dir.rstrip("/") + "/"
-    if not target.startswith(prefix):
-        return None
-    base = target[len(prefix) :].split("/", 1)[0]
-    if len(base) < HASH_LEN + 2 or not _HASH_RE.match(base[:HASH_LEN]) or base[HASH_LEN] != "-":
-        return None
-    return prefix + base
-
-
-def hash_part(path: str) -> str:
-    return Path(path).name[:HASH_LEN]
-
-
-def store_name(path: str) -> str:
-    return Path(path).name[HASH_LEN + 1 :]
-
-
 def query_local(
     targets: Sequence[str], *, closure: bool = False, store_dir: str = STORE_DIR
 ) -> list[LocalPath]:
@@ -363,268 +323,6 @@ def query_local(
                 info = LocalPath.from_path_info(entry)
                 found.setdefault(info.path, info)
     return list(found.values())
-
-
-# --------------------------------------------------------------------------------------------
-# Store-path rewriting (cross-bootstrap pairs)
-
-
-class HashRewriter:
-    """Streaming byte-exact replacement of 32-character store hash parts.
-
-    Feed chunks with ``write``; rewritten bytes go to ``sink``; call ``close`` at the end.
-    A hash split across two chunks is still found (the last 31 bytes are held back)."""
-
-    def __init__(self, mapping: dict[str, str], sink: Callable[[Any], object]) -> None:
-        for a, b in mapping.items():
-            if len(a) != HASH_LEN or len(b) != HASH_LEN:
-                raise ValueError(f"hash parts must be {HASH_LEN} characters: {a!r} -> {b!r}")
-        self.map = {a.encode(): b.encode() for a, b in mapping.items() if a != b}
-        self.sink = sink
-        self.tail = b""
-        self.count = 0
-        keys = sorted(self.map)
-        self.regex = re.compile(b"|".join(re.escape(k) for k in keys)) if keys else None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.regex is None:
-            self.sink(data)
-            return
-        buf = self.tail + bytes(data)
-        cut = len(buf) - (HASH_LEN - 1)
-        if cut <= 0:
-            self.tail = buf
-            return
-        out = bytearray()
-        pos = 0
-        for m in self.regex.finditer(buf):
-            if m.start() >= cut:
-                break
-            out += buf[pos : m.start()]
-            out += self.map[m.group()]
-            pos = m.end()
-            self.count += 1
-        emit = max(cut, pos)
-        out += buf[pos:emit]
-        self.tail = buf[emit:]
-        self.sink(bytes(out))
-
-    def close(self) -> None:
-        if self.regex is not None and self.tail:
-            tail = self.tail
-            out, n = self.regex.subn(lambda m: self.map[m.group()], tail)
-            self.count += n
-            self.sink(out)
-            self.tail = b""
-
-
-def rewritten_nar_hash(path: str, mapping: dict[str, str]) -> tuple[Hash, int, int]:
-    """sha256 and size of ``path``'s NAR after rewriting, and the number of rewrites."""
-    h = hashlib.sha256()
-    size = 0
-
-    def sink(b: bytes) -> None:
-        nonlocal size
-        h.update(b)
-        size += len(b)
-
-    rw = HashRewriter(mapping, sink)
-    dump_nar(path, rw.write)
-    rw.close()
-    return Hash(algo="sha256", digest=h.digest()), size, rw.count
-
-
-class Pair(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    ours: str
-    theirs: str
-
-
-class PairsFile(BaseModel):
-    """``--pairs FILE.json``: ``{"pairs": [{"ours": P, "theirs": Q}, ...]}`` or ``{P: Q, ...}``."""
-
-    pairs: list[Pair]
-
-
-def parse_pair(text: str) -> Pair:
-    ours, sep, theirs = text.partition("=")
-    if not sep:
-        raise OrchestratorError(f"--pair {text!r} is not OURS=THEIRS")
-    return _check_pair(Pair(ours=ours.strip(), theirs=theirs.strip()), where="--pair")
-
-
-def _check_pair(pair: Pair, *, where: str, line: int | None = None) -> Pair:
-    for side in (pair.ours, pair.theirs):
-        sp = store_path_of(side)
-        if sp is None or sp != side.rstrip("/"):
-            raise OrchestratorError(
-                f"{side!r} is not a store path",
-                file=where,
-                line=line,
-                hint=f"pairs name store paths: {STORE_DIR}/<hash>-<name>",
-            )
-    return Pair(ours=pair.ours.rstrip("/"), theirs=pair.theirs.rstrip("/"))
-
-
-def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OrchestratorError(f"cannot read pairs: {exc.strerror}", file=str(path)) from None
-    except ValueError as exc:
-        raise OrchestratorError(f"not JSON: {exc}", file=str(path)) from None
-    if isinstance(data, dict) and "pairs" not in data:
-        data = {"pairs": [{"ours": k, "theirs": v} for k, v in data.items()]}
-    try:
-        parsed = PairsFile.model_validate(data)
-    except ValidationError as exc:
-        raise OrchestratorError(
-            f"not a pairs file: {exc.errors()[0]['msg']}",
-            file=str(path),
-            hint='expected {"pairs": [{"ours": "/nix/store/...", "theirs": "/nix/store/..."}]}',
-        ) from None
-    return [_check_pair(p, where=str(path)) for p in parsed.pairs]
-
-
-def pair_mapping(
-    pairs: Iterable[Pair],
-    ours_refs: Iterable[str] = (),
-    theirs_refs: Iterable[str] = (),
-) -> dict[str, str]:
-    """Hash-part mapping: every explicit pair, plus references paired by name when a name
-    occurs exactly once on each side and neither side is paired already."""
-    mapping = {hash_part(p.ours): hash_part(p.theirs) for p in pairs}
-    taken = set(mapping.values())
-
-    def by_name(refs: Iterable[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for r in refs:
-            out.setdefault(store_name(r), []).append(r)
-        return out
-
-    ours_by, theirs_by = by_name(ours_refs), by_name(theirs_refs)
-    for name, ours in ours_by.items():
-        theirs = theirs_by.get(name, [])
-        if len(ours) == 1 and len(theirs) == 1:
-            a, b = hash_part(ours[0]), hash_part(theirs[0])
-            if a not in mapping and b not in taken:
-                mapping[a] = b
-                taken.add(b)
-    return mapping
-
-
-# --------------------------------------------------------------------------------------------
-# Diffs
-
-
-_MAX_FILE_DIFFS = 200
-
-
-def _first_difference(a: Path, b: Path) -> int | None:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        offset = 0
-        while True:
-            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
-            if ca != cb:
-                n = min(len(ca), len(cb))
-                for i in range(n):
-                    if ca[i] != cb[i]:
-                        return offset + i
-                return offset + n
-            if not ca:
-                return None
-            offset += len(ca)
-
-
-def diff_trees(ours: Path, theirs: Path) -> DiffReport:
-    """Which files differ between two unpacked store paths, with sizes and first offsets."""
-    files: list[FileDiff] = []
-
-    def kind(p: Path) -> str | None:
-        try:
-            mode = os.lstat(p).st_mode
-        except FileNotFoundError:
-            return None
-        if stat.S_ISLNK(mode):
-            return "symlink"
-        if stat.S_ISDIR(mode):
-            return "directory"
-        return "regular"
-
-    def walk(rel: str) -> None:
-        a, b = ours / rel if rel else ours, theirs / rel if rel else theirs
-        ka, kb = kind(a), kind(b)
-        if ka is None or kb is None:
-            p = b if ka is None else a
-            size = os.lstat(p).st_size if kind(p) == "regular" else None
-            change: Literal["only-ours", "only-theirs"] = (
-                "only-theirs" if ka is None else "only-ours"
-            )
-            files.append(
-                FileDiff(
-                    path=rel,
-                    change=change,
-                    ours_size=size if ka else None,
-                    theirs_size=size if kb else None,
-                    detail=(ka or kb),
-                )
-            )
-            return
-        if ka != kb:
-            files.append(FileDiff(path=rel, change="type", detail=f"{ka} vs {kb}"))
-            return
-        if ka == "symlink":
-            ta, tb = os.readlink(a), os.readlink(b)
-            if ta != tb:
-                files.append(FileDiff(path=rel, change="symlink-target", detail=f"{ta} vs {tb}"))
-        elif ka == "regular":
-            sa, sb = os.lstat(a), os.lstat(b)
-            if bool(sa.st_mode & stat.S_IXUSR) != bool(sb.st_mode & stat.S_IXUSR):
-                files.append(FileDiff(path=rel, change="executable"))
-            first = _first_difference(a, b)
-            if first is not None:
-                files.append(
-                    FileDiff(
-                        path=rel,
-                        change="content",
-                        ours_size=sa.st_size,
-                        theirs_size=sb.st_size,
-                        first_difference=first,
-                    )
-                )
-        else:
-            names = sorted(set(os.listdir(a)) | set(os.listdir(b)))
-            for n in names:
-                walk(f"{rel}/{n}" if rel else n)
-
-    walk("")
-    truncated = len(files) > _MAX_FILE_DIFFS
-    return DiffReport(tool="builtin", files=files[:_MAX_FILE_DIFFS], truncated=truncated)
-
-
-def run_diff(ours: Path, theirs: Path, *, tool: str = "auto") -> DiffReport:
-    """diffoscope when installed (and ``tool`` allows), else the built-in report."""
-    builtin = diff_trees(ours, theirs)
-    exe = shutil.which("diffoscope") if tool in ("auto", "diffoscope") else None
-    if exe is None:
-        return builtin
-    try:
-        proc = subprocess.run(
-            [exe, "--no-progress", "--text", "-", str(ours), str(theirs)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        builtin.error = f"diffoscope failed: {exc}"
-        return builtin
-    text = proc.stdout
-    if len(text) > 65536:
-        text = text[:65536] + "\n[... cut at 64 KiB]\n"
-    return DiffReport(
-        tool="diffoscope", files=builtin.files, truncated=builtin.truncated, output=text
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,18 +22,16 @@ from ..binary_cache import DEFAULT_CACHE, BinaryCache
 from ..errors import OrchestratorError
 from ..hydra import DEFAULT_HYDRA, HydraClient
 from ..narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
+from ..pairs import Pair, load_pairs, parse_pair
 from ..verify import (
     LocalPath,
-    Pair,
     PathResult,
     Report,
     ResultsFile,
     Status,
     Summary,
     Verifier,
-    load_pairs,
     now,
-    parse_pair,
     plan_hydra,
     query_local,
     rebuild_target,
