@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,3 +99,17 @@ def materialize(snapshot: Path, dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def materialized_pinned(tmp_path_factory: pytest.TempPathFactory, pinned_fixture: Path) -> Path:
     return materialize(pinned_fixture, tmp_path_factory.mktemp("lb-pinned"))
+
+
+def flake_package_names(system: str = "x86_64-linux") -> list[str] | None:
+    """Attribute names of the repository flake's packages, or None when it cannot evaluate
+    (e.g. the pinned live-bootstrap input is not in the store and there is no network)."""
+    proc = run_nix(
+        "eval",
+        "--json",
+        f"{REPO}#packages.{system}",
+        "--apply",
+        "builtins.attrNames",
+        check=False,
+    )
+    return json.loads(proc.stdout) if proc.returncode == 0 else None

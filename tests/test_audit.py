@@ -20,6 +20,7 @@ import pytest
 from orchestrator.audit import classify_file, is_binary, parse_derivations
 from orchestrator.cli import main
 from orchestrator.locate import REPO_ROOT, locate_tree
+from tests.conftest import flake_package_names
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
 
@@ -196,20 +197,8 @@ def test_current_nix_layout(tmp_path: Path) -> None:
 
 def _real(attr: str) -> Path:
     """The pinned live-bootstrap tree, when the flake has ``attr`` and the tree has its seeds."""
-    attrs = subprocess.run(
-        [
-            "nix",
-            *NIX_FLAGS,
-            "eval",
-            "--json",
-            f"{REPO_ROOT}#packages.x86_64-linux",
-            "--apply",
-            "builtins.attrNames",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if attrs.returncode != 0 or attr not in json.loads(attrs.stdout):
+    names = flake_package_names()
+    if names is None or attr not in names:
         pytest.skip(f"the flake has no {attr} yet")
     try:
         tree = Path(locate_tree(None).root)

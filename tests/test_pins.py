@@ -18,6 +18,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.commands.build import installable
 from orchestrator.pins import TREE_DIR
+from tests.conftest import flake_package_names
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, write_flake
 
@@ -222,24 +223,12 @@ def test_real_chain_first_step(capsys) -> None:
     """The real chain: build its first step from the seed with `build`, then its installed files
     match live-bootstrap's own checksums file."""
     from orchestrator.chain import load_chain
-    from orchestrator.locate import REPO_ROOT, read_tree
+    from orchestrator.locate import read_tree
 
     first = load_chain(read_tree(None)).steps[0]
     attr = first.step.attr_name
-    names = subprocess.run(
-        [
-            "nix",
-            *NIX_FLAGS,
-            "eval",
-            "--json",
-            f"{REPO_ROOT}#packages.x86_64-linux",
-            "--apply",
-            "builtins.attrNames",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if names.returncode != 0 or attr not in json.loads(names.stdout):
+    names = flake_package_names()
+    if names is None or attr not in names:
         pytest.skip(f"the flake does not expose the chain's steps yet ({attr})")
     assert first.checksums_file, "the first step is a kaem-era build with a checksums file"
     rc = main(["build", attr, "--json"])
