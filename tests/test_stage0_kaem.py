@@ -291,3 +291,16 @@ def test_real_self_reproductions_are_seeds(checkout: SourceTree) -> None:
             rel = seed.removeprefix("bootstrap-seeds/")
             if rel in blobs:
                 assert blobs[rel] == blob
+
+
+def test_a_missing_seed_input_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """The x86 hex0 seed waits forever for an input file that is not there: generation must
+    refuse such a command up front, naming the script and line."""
+    files = dict(BASE_FILES)
+    files["kaem.x86"] = (
+        "./bootstrap-seeds/POSIX/x86/hex0-seed ./x86/not-there.hex0 ./x86/artifact/hex0\n"
+    )
+    tree = make_tree(tmp_path / "a", files)
+    with pytest.raises((ParseError, TreeError)) as exc:
+        stage0.interpret(tree, stage0.ARCHES["x86"])
+    assert exc.value.line == 1 and exc.value.file and exc.value.file.endswith("kaem.x86")
