@@ -105,18 +105,11 @@ def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> 
         "era": step.era,
         "output": output,
     }
+    no_pins = PinCheck(
+        **base, kind="none", file=None, expected=None, actual=None, status="no-pins", pinned_in=None
+    )
     if step.directive != "build":
-        return [
-            PinCheck(
-                **base,
-                kind="none",
-                file=None,
-                expected=None,
-                actual=None,
-                status="no-pins",
-                pinned_in=None,
-            )
-        ]
+        return [no_pins]
     if step.era == "bash":
         if info.package_file is None:
             return []
@@ -134,17 +127,7 @@ def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> 
             )
         ]
     if info.checksums_file is None:
-        return [
-            PinCheck(
-                **base,
-                kind="none",
-                file=None,
-                expected=None,
-                actual=None,
-                status="no-pins",
-                pinned_in=None,
-            )
-        ]
+        return [no_pins]
     pins = parse_checksums(read_text(info.checksums_file), info.checksums_file)
     out = []
     for pin in pins:
