@@ -20,7 +20,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .errors import OrchestratorError, ParseError
+from .errors import NixError, OrchestratorError, ParseError
+from .nixcli import run_nix
 from .tree import SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,29 +54,14 @@ def _from_store(lock: LockedInput) -> Path | None:
     """The pinned input's store path if Nix has it already (never downloads)."""
     expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(lock.locked))})).outPath"
     try:
-        proc = subprocess.run(
-            [
-                "nix",
-                "--extra-experimental-features",
-                "nix-command flakes",
-                "--option",
-                "substituters",
-                "",
-                "--option",
-                "connect-timeout",
-                "1",
-                "eval",
-                "--raw",
-                "--impure",
-                "--expr",
-                expr,
-            ],
-            capture_output=True,
-            text=True,
+        proc = run_nix(
+            ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],
+            check=False,
             timeout=60,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "file"},
+            # never prompt, never reach for the network through git
+            env={"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "file"},
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (NixError, OSError, subprocess.TimeoutExpired):
         return None
     if proc.returncode != 0:
         return None

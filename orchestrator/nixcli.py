@@ -46,7 +46,10 @@ def run_nix(
     capture: bool = True,
     cwd: str | os.PathLike[str] | None = None,
     input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run nix; ``env`` adds to the environment, ``timeout`` raises TimeoutExpired."""
     cmd = [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args]
     proc = subprocess.run(
         cmd,
@@ -54,6 +57,8 @@ def run_nix(
         input=input,
         text=True,
         capture_output=capture,
+        env={**os.environ, **env} if env else None,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-30:])

@@ -56,10 +56,16 @@ def test_freshness_check_fails_when_the_input_moved(
 
 @pytest.mark.parametrize("system", ["x86_64-linux", "i686-linux"])
 def test_both_systems_are_exposed(materialized_pinned: Path, nix: str, system: str) -> None:
-    names = json.loads(
+    checks = json.loads(
         flake_eval(f"checks.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout
     )
-    assert names
+    packages = json.loads(
+        flake_eval(f"packages.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout
+    )
+    # the x86 chain on both systems; AMD64 stage0 only where it can run
+    assert {"steps-fresh", "stage0-answers", "stage0-self-reproduction"} <= set(checks)
+    assert {"stage0", "live-bootstrap", "mes-0.27.1-pass1"} <= set(packages)
+    assert ("stage0-amd64" in packages) == (system == "x86_64-linux")
 
 
 def test_flake_lock_pins_the_fixture_commit_with_submodules(pinned_fixture: Path) -> None:
