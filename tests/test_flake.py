@@ -60,7 +60,9 @@ def test_both_systems_are_exposed(materialized_pinned: Path, nix: str, system: s
         flake_eval(f"checks.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout
     )
     packages = json.loads(
-        flake_eval(f"packages.{system}", materialized_pinned, "--apply", "builtins.attrNames").stdout
+        flake_eval(
+            f"packages.{system}", materialized_pinned, "--apply", "builtins.attrNames"
+        ).stdout
     )
     # the x86 chain on both systems; AMD64 stage0 only where it can run
     assert {"steps-fresh", "stage0-answers", "stage0-self-reproduction"} <= set(checks)
