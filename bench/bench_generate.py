@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.chain import load_chain  # noqa: E402
-from orchestrator.generate import render_all, write_atomically  # noqa: E402
-from orchestrator.locate import locate_tree  # noqa: E402
+from orchestrator.generate.write import render_all, write_atomically  # noqa: E402
+from orchestrator.upstream.chain import load_chain  # noqa: E402
+from orchestrator.upstream.locate import locate_tree  # noqa: E402
 
 FLAGS = ["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""]
 

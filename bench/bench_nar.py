@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.nar import nar_hash  # noqa: E402
+from orchestrator.formats.nar import nar_hash  # noqa: E402
 
 NIX = ["nix", "--extra-experimental-features", "nix-command"]
 

@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.locate import _from_store, read_lock  # noqa: E402
-from orchestrator.stage0 import ARCHES, STAGE0  # noqa: E402
+from orchestrator.stage0.translate import ARCHES, STAGE0  # noqa: E402
+from orchestrator.upstream.locate import _from_store, read_lock  # noqa: E402
 
 FLAGS = ["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""]
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .errors import OrchestratorError
+from orchestrator import __version__
+from orchestrator.errors import OrchestratorError
 
 # Subcommand modules, in the order `--help` lists them.
 COMMANDS = [

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import NixError
+from orchestrator.errors import NixError
 
 FEATURES = ["--extra-experimental-features", "nix-command flakes"]
 

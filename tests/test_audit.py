@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.audit import classify_file, is_binary, parse_derivations
 from orchestrator.cli import main
-from orchestrator.locate import REPO_ROOT, locate_tree
+from orchestrator.upstream.locate import REPO_ROOT, locate_tree
+from orchestrator.verify.audit import classify_file, is_binary, parse_derivations
 from tests.conftest import flake_package_names
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake

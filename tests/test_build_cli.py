@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
+from orchestrator.build.distfiles import fixed_output_path
+from orchestrator.build.progress import Durations
 from orchestrator.cli import main
 from orchestrator.commands.build import installable, quote_attr
-from orchestrator.distfiles_store import fixed_output_path
-from orchestrator.locate import REPO_ROOT, read_tree
-from orchestrator.progress import Durations
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
 
 
@@ -248,7 +248,7 @@ def _synth_build(capsys, synth, *argv: str, prefix: str = "synth-") -> tuple[int
 
 
 def test_runner_chain_progress_and_steps(synth, capsys) -> None:
-    from orchestrator.tree import SourceTree
+    from orchestrator.upstream.tree import SourceTree
 
     chain = load_chain(SourceTree.open(synth.tree))
     last = synth.attrs[-1]

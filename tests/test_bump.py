@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
 from orchestrator.cli import main
 from orchestrator.commands.bump import plan_distfiles, prefetch_tool
-from orchestrator.tree import SourceTree
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
 
 PKG = "gcc-15.2.0"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
+from orchestrator.build.distfiles import fixed_output_path, sha256_file
 from orchestrator.cli import main
-from orchestrator.distfiles_store import fixed_output_path, sha256_file
-from orchestrator.locate import REPO_ROOT, read_tree
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS
 
 DEBIAN_SOURCES = ["bzip2", "m4"]  # orig tarballs identical to live-bootstrap's distfiles

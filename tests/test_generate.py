@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
 from orchestrator.cli import main
-from orchestrator.generate import generate, write_atomically
-from orchestrator.render import render_steps
-from orchestrator.tree import SourceTree
+from orchestrator.generate.render import render_steps
+from orchestrator.generate.write import generate, write_atomically
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
 from tests.synthetic import make_tree
 
@@ -140,7 +140,7 @@ def test_nix_significant_characters_evaluate_to_themselves(tmp_path: Path, nix: 
     root = nasty_tree(tmp_path / "lb")
     chain = load_chain(SourceTree.open(root), "nix")
     assert chain.steps == []  # predicate false under nix: now force it true
-    from orchestrator.profiles import Profile
+    from orchestrator.upstream.profiles import Profile
 
     chain = load_chain(SourceTree.open(root), Profile(name="t", variables=[("X", '${y}\\"')]))
     files = render_steps(SourceTree.open(root), chain)

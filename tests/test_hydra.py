@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.hydra import (
+from orchestrator.verify.hydra import (
     HydraClient,
     HydraError,
     parse_build,

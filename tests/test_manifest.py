@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
 from orchestrator.errors import ParseError
-from orchestrator.manifest import parse_manifest, tokenize_line
-from orchestrator.plan import resolve
-from orchestrator.predicates import evaluate, parse_predicate
-from orchestrator.profiles import Profile, load_profile
-from orchestrator.tree import SourceTree
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.manifest import parse_manifest, tokenize_line
+from orchestrator.upstream.plan import resolve
+from orchestrator.upstream.predicates import evaluate, parse_predicate
+from orchestrator.upstream.profiles import Profile, load_profile
+from orchestrator.upstream.tree import SourceTree
 
 
 def plan_of(text: str, **variables: str):

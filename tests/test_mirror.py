@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build.distfiles import DistfileSpec
+from orchestrator.build.mirror import mirror
 from orchestrator.cli import main
-from orchestrator.distfiles_store import DistfileSpec
-from orchestrator.mirror import mirror
 
 
 class Server:

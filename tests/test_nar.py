@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.nar import NarError, nar_bytes, nar_hash, unpack_nar
+from orchestrator.formats.nar import NarError, nar_bytes, nar_hash, unpack_nar
 from tests.helpers_cache import needs_nix, nix
 
 

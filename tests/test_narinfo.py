@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orchestrator.cli import main
 from orchestrator.errors import ParseError
-from orchestrator.narinfo import (
+from orchestrator.formats.narinfo import (
     DEFAULT_TRUSTED_KEY,
     SigStatus,
     check_signatures,

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from orchestrator import nix32
-from orchestrator.hashes import Hash, HashError, parse_hash
+from orchestrator.formats import nix32
+from orchestrator.formats.hashes import Hash, HashError, parse_hash
 from tests.helpers_cache import needs_nix, nix
 
 

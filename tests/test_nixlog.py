@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.nixlog import (
+from orchestrator.build.nixlog import (
     ActivityType,
     BuildLog,
     MsgEvent,

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.commands.build import installable
-from orchestrator.pins import TREE_DIR
+from orchestrator.verify.pins import TREE_DIR
 from tests.conftest import flake_package_names
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, write_flake
@@ -175,9 +175,9 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
     UPDATE_CHECKSUMS, build again with them pinned, every pin holds; a changed pin is reported."""
     import os
 
-    from orchestrator.chain import load_chain
-    from orchestrator.pins import REPO_DIR, verify
-    from orchestrator.tree import SourceTree
+    from orchestrator.upstream.chain import load_chain
+    from orchestrator.upstream.tree import SourceTree
+    from orchestrator.verify.pins import REPO_DIR, verify
     from tests.runner_support.synth import Synth, missing_tools, write_tree
 
     missing = missing_tools()
@@ -222,8 +222,8 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
 def test_real_chain_first_step(capsys) -> None:
     """The real chain: build its first step from the seed with `build`, then its installed files
     match live-bootstrap's own checksums file."""
-    from orchestrator.chain import load_chain
-    from orchestrator.locate import read_tree
+    from orchestrator.upstream.chain import load_chain
+    from orchestrator.upstream.locate import read_tree
 
     first = load_chain(read_tree(None)).steps[0]
     attr = first.step.attr_name

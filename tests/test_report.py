@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
-from orchestrator.report import (
+from orchestrator.maintain.report import (
     SCHEMA_VERSION,
     ChangeReport,
     compare_chains,
     pair_versions,
     split_name,
-    to_json,
-    to_markdown,
 )
-from orchestrator.tree import SourceTree
+from orchestrator.maintain.report_render import to_json, to_markdown
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.tree import SourceTree
 
 
 def report_between(old: Path, new: Path, profile: str = "nix") -> ChangeReport:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.chain import load_chain
 from orchestrator.errors import ParseError
-from orchestrator.sources import parse_sources
-from orchestrator.tree import SourceTree
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.sources import parse_sources
+from orchestrator.upstream.tree import SourceTree
 
 SHA = "a" * 64
 SHB = "b" * 64

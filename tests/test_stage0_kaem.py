@@ -1,4 +1,4 @@
-"""The kaem reader and the stage0 interpreter/translation (orchestrator.stage0), no Nix.
+"""The kaem reader and the stage0 interpreter/translation (orchestrator.stage0.translate), no Nix.
 
 Synthetic scripts always; stage0-posix's real scripts when LIVE_BOOTSTRAP_CHECKOUT points at a
 live-bootstrap checkout with submodules (or the pinned flake input is in the store).
@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import generate, kaem, stage0
 from orchestrator.errors import ParseError, TreeError
-from orchestrator.tree import SourceTree
+from orchestrator.generate import write as generate
+from orchestrator.stage0 import kaem
+from orchestrator.stage0 import translate as stage0
+from orchestrator.upstream.tree import SourceTree
 
 from .conftest import LB_FIXTURES, PINNED, REPO
 

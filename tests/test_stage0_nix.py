@@ -1,7 +1,7 @@
 """The kaem -> derivations translation, built for real by Nix in the sandbox.
 
 1. A small synthetic chain that CI can run: its kaem scripts are written here, translated by
-   orchestrator.stage0 into JSON and built with the real nix/stage0.nix. **Stand-ins:** Debian's
+   orchestrator.stage0.translate into JSON and built with the real nix/stage0.nix. **Stand-ins:** Debian's
    `busybox-static` and `mescc-tools` (1.4.0: kaem, M1, hex2, catm) stand in for the seeds and
    the chain's programs, because the real stage0 sources are code that CI does not have. The
    Debian mescc-tools are dynamically linked, so only this test exposes the host's dynamic
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import stage0
-from orchestrator.tree import SourceTree
+from orchestrator.stage0 import translate as stage0
+from orchestrator.upstream.tree import SourceTree
 
 from .conftest import LB_FIXTURES, NIX_FLAGS, PINNED, REPO
 

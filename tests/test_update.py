@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.commands.update import nar_hash_without_git
-from orchestrator.locate import LockedInput, _from_store
+from orchestrator.upstream.locate import LockedInput, _from_store
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 
 GIT_ENV = {
@@ -311,7 +311,7 @@ CHECKOUT = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
 def test_real_checkout_matches_the_committed_lock(nix: str, tmp_path: Path, capsys) -> None:
     """The real tree hashes to the committed narHash, and its data is what steps/ was made from."""
     from orchestrator.commands.update import LockedCheckout, is_git_checkout
-    from orchestrator.locate import read_lock
+    from orchestrator.upstream.locate import read_lock
 
     path = Path(CHECKOUT or "")
     lock = read_lock()
@@ -339,7 +339,7 @@ def test_a_failure_while_swapping_in_rolls_everything_back(
 ) -> None:
     """steps/ is swapped in first; if flake.lock then cannot be replaced, steps/ (and flake.nix)
     come back as they were: the three change together or not at all."""
-    import orchestrator.transaction as transaction
+    import orchestrator.maintain.transaction as transaction
 
     repo = checkout(synthetic, synthetic["c1"])
     digest = tree_digest(flake)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.hashes import Hash
-from orchestrator.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
-from orchestrator.verify import Report, load_results, report_schema
+from orchestrator.formats.hashes import Hash
+from orchestrator.formats.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
+from orchestrator.verify.cache import Report, load_results, report_schema
 from tests.helpers_cache import (
     World,
     narinfo_file,

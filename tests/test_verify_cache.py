@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.binary_cache import BinaryCache, CacheError, decompress_file, zstd_backend
-from orchestrator.nar import nar_bytes, nar_hash, unpack_nar
-from orchestrator.narinfo import parse_narinfo
+from orchestrator.formats.binary_cache import BinaryCache, CacheError, decompress_file, zstd_backend
+from orchestrator.formats.nar import nar_bytes, nar_hash, unpack_nar
+from orchestrator.formats.narinfo import parse_narinfo
 from tests.helpers_cache import (
     build,
     copy_to_cache,
@@ -86,7 +86,7 @@ def test_corrupt_nar_is_refused(built: tuple[Path, str, Path], tmp_path: Path) -
 def test_zstd_without_backend_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.binary_cache as bc
+    import orchestrator.formats.binary_cache as bc
 
     monkeypatch.setattr(bc, "zstd_backend", lambda: None)
     src = tmp_path / "x.zst"
@@ -99,7 +99,7 @@ def test_zstd_without_backend_is_a_clear_error(
 def test_zstd_cli_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
-    import orchestrator.binary_cache as bc
+    import orchestrator.formats.binary_cache as bc
 
     payload = bytes(range(256)) * 5000
     src = tmp_path / "p.zst"

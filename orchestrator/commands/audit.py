@@ -1,7 +1,7 @@
 """``orchestrator audit TARGET [--json]``: every input of TARGET's closure that is not built.
 
 Evaluation only (``nix show-derivation -r``): works offline on a fresh clone. Exit 1 when an
-unexpected binary is found, else 0. See :mod:`orchestrator.audit` for the classes.
+unexpected binary is found, else 0. See :mod:`orchestrator.verify.audit` for the classes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..audit import BINARY_KINDS, AuditReport, Finding, TreeIndex, audit, distinct_seeds
-from ..locate import locate_tree
-from .build import add_source_arguments, chain_steps, closure_of, installable_args
+from orchestrator.commands.build import (
+    add_source_arguments,
+    chain_steps,
+    closure_of,
+    installable_args,
+)
+from orchestrator.upstream.locate import locate_tree
+from orchestrator.verify.audit import (
+    BINARY_KINDS,
+    AuditReport,
+    Finding,
+    TreeIndex,
+    audit,
+    distinct_seeds,
+)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -6,7 +6,7 @@ quotes them: ``.#"mes-0.27.1-pass1"``. ``--until STEP`` builds the chain up to t
 
 Before building, the derivation closure is evaluated (no build) to learn what Nix will build and
 which distfiles are missing from the store. Then ``nix build -L --log-format internal-json`` runs;
-its events (:mod:`orchestrator.nixlog`) drive a live view on stderr (a terminal) or one line per
+its events (:mod:`orchestrator.build.nixlog`) drive a live view on stderr (a terminal) or one line per
 started/finished derivation (anything else). Exit code: the build's.
 """
 
@@ -26,13 +26,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from .. import nixcli
-from ..audit import FETCHURL, Derivation, load_closure
-from ..chain import load_chain
-from ..errors import NixError, OrchestratorError
-from ..locate import REPO_ROOT, read_tree
-from ..nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
-from ..progress import (
+from orchestrator import nixcli
+from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
+from orchestrator.build.progress import (
     Durations,
     LiveView,
     StepIndex,
@@ -42,9 +38,12 @@ from ..progress import (
     fmt_seconds,
     summary_table,
 )
+from orchestrator.build.targets import DEFAULT_TARGET, SPECIAL_TARGETS, default_flake
+from orchestrator.errors import NixError, OrchestratorError
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import read_tree
+from orchestrator.verify.audit import FETCHURL, Derivation, load_closure
 
-SPECIAL_TARGETS = ("live-bootstrap", "stage0")
-DEFAULT_TARGET = "live-bootstrap"
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 SEED_COMMAND = "python -m orchestrator distfiles seed DIR"
 MIRROR_COMMAND = "python -m orchestrator distfiles mirror DIR"
@@ -106,10 +105,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- targets -------------------------------------------------------------------------------------
-def default_flake() -> str:
-    return str(REPO_ROOT) if (REPO_ROOT / "flake.nix").is_file() else "."
-
-
 _PLAIN_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
 
 

@@ -25,16 +25,22 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from ..chain import Chain, load_chain
-from ..errors import GenerateError, NixError, OrchestratorError
-from ..generate import compare, read_existing, render_all, unified
-from ..hashes import HashError, parse_hash
-from ..locate import REPO_ROOT, committed_tree, locate_tree
-from ..nixcli import base_args, nix_binary
-from ..overrides import OVERRIDES_DIR, Override, OverrideDistfile, apply_overrides, load_overrides
-from ..report import split_name
-from ..transaction import Transaction
-from ..tree import SourceTree
+from orchestrator.errors import GenerateError, NixError, OrchestratorError
+from orchestrator.formats.hashes import HashError, parse_hash
+from orchestrator.generate.write import compare, read_existing, render_all, unified
+from orchestrator.maintain.report import split_name
+from orchestrator.maintain.transaction import Transaction
+from orchestrator.nixcli import base_args, nix_binary
+from orchestrator.upstream.chain import Chain, load_chain
+from orchestrator.upstream.locate import REPO_ROOT, committed_tree, locate_tree
+from orchestrator.upstream.overrides import (
+    OVERRIDES_DIR,
+    Override,
+    OverrideDistfile,
+    apply_overrides,
+    load_overrides,
+)
+from orchestrator.upstream.tree import SourceTree
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

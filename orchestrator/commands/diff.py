@@ -20,14 +20,20 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..chain import load_chain
-from ..errors import OrchestratorError
-from ..locate import REPO_ROOT, _from_store, _snapshot_dirs, committed_tree, read_lock
-from ..nixcli import run_nix
-from ..profiles import DEFAULT_PROFILE, available_profiles
-from ..render import SNAPSHOT_FILE
-from ..report import compare_chains, print_rich, to_json, to_markdown
-from ..tree import SourceTree
+from orchestrator.errors import OrchestratorError
+from orchestrator.maintain.report import compare_chains
+from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
+from orchestrator.nixcli import run_nix
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import (
+    REPO_ROOT,
+    _from_store,
+    _snapshot_dirs,
+    committed_tree,
+    read_lock,
+)
+from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
+from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

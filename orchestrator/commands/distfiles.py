@@ -8,9 +8,10 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from .. import distfiles_store, mirror
-from ..chain import load_chain
-from ..locate import read_tree
+from orchestrator.build import distfiles as distfiles_store
+from orchestrator.build import mirror
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import read_tree
 
 out = Console(highlight=False)
 

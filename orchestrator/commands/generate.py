@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..errors import StaleError
-from ..generate import generate, read_existing, unified, write_atomically
-from ..locate import REPO_ROOT, locate_tree
+from orchestrator.errors import StaleError
+from orchestrator.generate.write import generate, read_existing, unified, write_atomically
+from orchestrator.upstream.locate import REPO_ROOT, locate_tree
 
 err = Console(stderr=True, highlight=False)
 

@@ -9,8 +9,8 @@ import os
 import sys
 from typing import Any
 
-from ..errors import OrchestratorError
-from ..nar import NarError, dump_nar, nar_hash
+from orchestrator.errors import OrchestratorError
+from orchestrator.formats.nar import NarError, dump_nar, nar_hash
 
 
 def register(subparsers: Any) -> None:

@@ -16,8 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import OrchestratorError
-from ..narinfo import DEFAULT_TRUSTED_KEY, check_signatures, parse_narinfo, parse_public_key
+from orchestrator.errors import OrchestratorError
+from orchestrator.formats.narinfo import (
+    DEFAULT_TRUSTED_KEY,
+    check_signatures,
+    parse_narinfo,
+    parse_public_key,
+)
 
 
 class NarinfoCheck(BaseModel):

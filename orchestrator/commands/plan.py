@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..chain import load_chain
-from ..locate import REPO_ROOT, committed_tree, read_tree
-from ..overrides import apply_overrides, load_overrides
-from ..profiles import DEFAULT_PROFILE, available_profiles
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import REPO_ROOT, committed_tree, read_tree
+from orchestrator.upstream.overrides import apply_overrides, load_overrides
+from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
 out = Console(highlight=False)
 

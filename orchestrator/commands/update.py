@@ -32,16 +32,22 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..chain import load_chain
-from ..errors import NixError, OrchestratorError, ParseError
-from ..generate import compare, read_existing, render_all
-from ..locate import INPUT_NAME, REPO_ROOT, LockedInput, _from_store, committed_tree
-from ..nixcli import run_nix
-from ..overrides import apply_overrides, load_overrides
-from ..report import compare_chains
-from ..transaction import Transaction
-from ..tree import SourceTree
-from .diff import add_report_options, emit, report_format
+from orchestrator.commands.diff import add_report_options, emit, report_format
+from orchestrator.errors import NixError, OrchestratorError, ParseError
+from orchestrator.generate.write import compare, read_existing, render_all
+from orchestrator.maintain.report import compare_chains
+from orchestrator.maintain.transaction import Transaction
+from orchestrator.nixcli import run_nix
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import (
+    INPUT_NAME,
+    REPO_ROOT,
+    LockedInput,
+    _from_store,
+    committed_tree,
+)
+from orchestrator.upstream.overrides import apply_overrides, load_overrides
+from orchestrator.upstream.tree import SourceTree
 
 err = Console(stderr=True, highlight=False)
 

@@ -17,13 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import pins
-from ..binary_cache import DEFAULT_CACHE, BinaryCache
-from ..errors import OrchestratorError
-from ..hydra import DEFAULT_HYDRA, HydraClient
-from ..narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
-from ..pairs import Pair, load_pairs, parse_pair
-from ..verify import (
+from orchestrator.errors import OrchestratorError
+from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
+from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
+from orchestrator.verify import pins
+from orchestrator.verify.cache import (
     LocalPath,
     PathResult,
     Report,
@@ -38,6 +36,8 @@ from ..verify import (
     report_schema,
     verify_against_cache,
 )
+from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
+from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 
 DEFAULT_RESULTS = "verify-results.jsonl"
 _SHOW_ALL_UP_TO = 50

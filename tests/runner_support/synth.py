@@ -472,8 +472,8 @@ class Synth:
         write_tree(self.tree, pins, update_checksums=update_checksums)
         generate(self.tree, self.steps)
         sys.path.insert(0, str(REPO))
-        from orchestrator.chain import load_chain
-        from orchestrator.tree import SourceTree
+        from orchestrator.upstream.chain import load_chain
+        from orchestrator.upstream.tree import SourceTree
 
         chain = load_chain(SourceTree.open(self.tree), "nix")
         self.attrs = [s.step.attr_name for s in chain.steps]

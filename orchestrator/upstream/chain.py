@@ -1,0 +1,262 @@
+"""The whole chain as one model: tree + manifest + profile -> steps with distfiles and pins.
+
+This is the single place that reads a live-bootstrap tree; the generator, ``plan``, ``distfiles``
+and the maintainers' reports all take a ``Chain``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import ParseError, TreeError
+from orchestrator.upstream.checksums import Pin, parse_checksums, pins_by_name
+from orchestrator.upstream.manifest import Manifest, parse_manifest
+from orchestrator.upstream.plan import Plan, PlanStep, resolve
+from orchestrator.upstream.profiles import Profile, load_profile
+from orchestrator.upstream.sources import SourceLine, parse_sources
+from orchestrator.upstream.tree import SourceTree
+
+
+class Distfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    filename: str
+    sha256: str
+    kind: str  # "f" or "g"
+    urls: list[str]  # every alternative URL, in order of first appearance
+    git_repo: str | None = None
+    git_ref: str | None = None
+    first_step: str  # package whose sources first name it (manifest order)
+    steps: list[str]  # every package naming it
+    pre_network: bool  # needed before the first ``improve: *network*`` (live-bootstrap's rule)
+    origins: list[str]  # "steps/<pkg>/sources:<line>" for every line naming it
+
+
+class StepOverride(BaseModel):
+    """Marks a step whose distfiles come from ``steps/overrides/<pkg>.json``, not upstream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    upstream_version: str
+    file: str  # steps/overrides/<pkg>.json
+
+
+class StepInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    step: PlanStep
+    script: str | None  # path in the tree of what runs (pass script, improve/jump script)
+    script_exists: bool
+    step_dir: str | None  # steps/<pkg> for builds
+    patches_dir: str | None
+    distfiles: list[str]  # file names, in sources order
+    checksums_file: str | None  # kaem era: installed-file pins
+    package_file: str | None  # bash era: <pkg>_<rev>.tar.bz2
+    package_sha256: str | None  # its pin in SHA256SUMS.pkgs
+    override: StepOverride | None = None  # set by overrides.apply_overrides (then no pin)
+
+
+class Chain(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    commit: str | None
+    profile: str
+    arch: str
+    manifest: Manifest
+    plan: Plan
+    steps: list[StepInfo]
+    distfiles: list[Distfile]
+    env: str  # steps/env as upstream ships it
+    package_pins: dict[str, str] = Field(default_factory=dict)  # SHA256SUMS.pkgs
+
+    def distfile(self, filename: str) -> Distfile:
+        return next(d for d in self.distfiles if d.filename == filename)
+
+
+def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    manifest = parse_manifest(tree.read_text("steps/manifest"), tree.root / "steps" / "manifest")
+    plan = resolve(manifest, profile)
+    arch = dict(plan.final_config).get("ARCH", "x86")
+    sources = _all_sources(tree, manifest)
+    distfiles = _distfiles(manifest, sources)
+    package_pins = _package_pins(tree)
+    steps = _steps(tree, plan, sources, package_pins, arch)
+    env = tree.read_text("steps/env") if tree.has_content("steps/env") else ""
+    return Chain(
+        commit=tree.commit,
+        profile=profile.name,
+        arch=arch,
+        manifest=manifest,
+        plan=plan,
+        steps=steps,
+        distfiles=distfiles,
+        env=env,
+        package_pins={k: v.sha256 for k, v in package_pins.items()},
+    )
+
+
+def _all_sources(tree: SourceTree, manifest: Manifest) -> dict[str, list[SourceLine]]:
+    """Sources of every package any ``build:`` line names, predicates regardless (as upstream)."""
+    out: dict[str, list[SourceLine]] = {}
+    for entry in manifest.entries:
+        if entry.kind != "build" or entry.arg in out:
+            continue
+        path = f"steps/{entry.arg}/sources"
+        if tree.exists(path):
+            out[entry.arg] = parse_sources(tree.read_text(path), str(tree.root / path))
+        else:
+            out[entry.arg] = []
+    return out
+
+
+def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list[Distfile]:
+    network_line = next(
+        (e.line for e in manifest.entries if e.kind == "improve" and "network" in e.arg), None
+    )
+    by_name: dict[str, dict] = {}
+    order: list[str] = []
+    for entry in manifest.entries:
+        if entry.kind != "build":
+            continue
+        pre_network = network_line is None or entry.line < network_line
+        for src in sources.get(entry.arg, []):
+            origin = f"{_rel(src.file)}:{src.line}"
+            d = by_name.get(src.filename)
+            if d is None:
+                d = by_name[src.filename] = {
+                    "filename": src.filename,
+                    "sha256": src.sha256,
+                    "kind": src.kind,
+                    "urls": [],
+                    "git_repo": src.git_repo,
+                    "git_ref": src.git_ref,
+                    "first_step": entry.arg,
+                    "steps": [],
+                    "pre_network": pre_network,
+                    "origins": [],
+                    "_first": src,
+                }
+                order.append(src.filename)
+            elif d["sha256"] != src.sha256:
+                first: SourceLine = d["_first"]
+                raise ParseError(
+                    f"{src.filename} has sha256 {src.sha256}, but {_rel(first.file)}:{first.line} "
+                    f"pins it as {first.sha256}",
+                    file=src.file,
+                    line=src.line,
+                    hint="one file name must have one hash across all sources files",
+                )
+            if src.url is not None and src.url not in d["urls"]:
+                d["urls"].append(src.url)
+            if entry.arg not in d["steps"]:
+                d["steps"].append(entry.arg)
+            if origin not in d["origins"]:
+                d["origins"].append(origin)
+            d["pre_network"] = d["pre_network"] or pre_network
+    out = []
+    for name in order:
+        d = dict(by_name[name])
+        d.pop("_first")
+        out.append(Distfile(**d))
+    return out
+
+
+def _rel(path: str) -> str:
+    i = path.rfind("steps/")
+    return path[i:] if i >= 0 else path
+
+
+def _package_pins(tree: SourceTree) -> dict[str, Pin]:
+    path = "steps/SHA256SUMS.pkgs"
+    if not tree.has_content(path):
+        return {}
+    return pins_by_name(parse_checksums(tree.read_text(path), path), path)
+
+
+def _steps(
+    tree: SourceTree,
+    plan: Plan,
+    sources: dict[str, list[SourceLine]],
+    package_pins: dict[str, Pin],
+    arch: str,
+) -> list[StepInfo]:
+    out: list[StepInfo] = []
+    built_packages: list[str] = []  # bash-era package tarballs, as /external/repo fills up
+    for step in plan.steps:
+        script, step_dir, patches_dir, checksums = _paths(tree, step, arch)
+        package_file = package_sha = None
+        if step.directive == "build" and step.era == "bash":
+            # helpers.sh get_revision: `ls -1 "${pkg}"* | wc -l` in /external/repo
+            revision = sum(1 for f in built_packages if f.startswith(step.name))
+            package_file = f"{step.name}_{revision}.tar.bz2"
+            built_packages.append(package_file)
+            pin = package_pins.get(package_file)
+            package_sha = pin.sha256 if pin else None
+        out.append(
+            StepInfo(
+                step=step,
+                script=script,
+                script_exists=script is not None and tree.exists(script),
+                step_dir=step_dir,
+                patches_dir=patches_dir,
+                distfiles=list(dict.fromkeys(s.filename for s in sources.get(step.name, [])))
+                if step.directive == "build"
+                else [],
+                checksums_file=checksums,
+                package_file=package_file,
+                package_sha256=package_sha,
+            )
+        )
+    return out
+
+
+def _paths(
+    tree: SourceTree, step: PlanStep, arch: str
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """(script, step dir, patches dir, checksums file) of one step; errors name the manifest line."""
+    manifest_path = str(tree.root / "steps" / "manifest")
+    if step.directive == "build":
+        step_dir = f"steps/{step.name}"
+        if not tree.is_dir(step_dir):
+            raise TreeError(
+                f"build: {step.name} has no directory {step_dir}",
+                file=manifest_path,
+                line=step.line,
+            )
+        ext = "kaem" if step.era == "kaem" else "sh"
+        script = f"{step_dir}/pass{step.occurrence}.{ext}"
+        if step.era == "kaem" and not tree.exists(script):
+            # kaem has no defaults: `kaem --file passN.kaem` on a missing file fails the chain
+            raise TreeError(
+                f"build: {step.name} (pass {step.occurrence}) needs {script}, which is missing",
+                file=manifest_path,
+                line=step.line,
+            )
+        # helpers.sh: `[ -e patches-passN ]`, else patches/ (which may not exist)
+        patches = None
+        for candidate in (f"{step_dir}/patches-pass{step.occurrence}", f"{step_dir}/patches"):
+            if tree.exists(candidate):
+                patches = candidate
+                break
+        checksums = None
+        for candidate in (
+            f"{step_dir}/{step.name}.{arch}.checksums",
+            f"{step_dir}/{step.name}.checksums",
+        ):
+            if tree.exists(candidate):
+                checksums = candidate
+                break
+        return script, step_dir, patches, checksums
+    if step.directive in ("improve", "jump"):
+        script = f"steps/{step.directive}/{step.name}.sh"
+        if not tree.exists(script):
+            raise TreeError(
+                f"{step.directive}: {step.name} needs {script}, which is missing",
+                file=manifest_path,
+                line=step.line,
+            )
+        return script, None, None, None
+    return None, None, None, None

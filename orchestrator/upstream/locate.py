@@ -1,0 +1,134 @@
+"""Finding the live-bootstrap tree to read, in a fixed order of preference.
+
+1. ``--live-bootstrap PATH`` (a checkout, or a data-only snapshot);
+2. the ``LIVE_BOOTSTRAP`` environment variable;
+3. the pinned flake input (``flake.lock``), when Nix already has it in the store -- Nix
+   answers from the store for a locked input with a narHash, without touching the network;
+4. a data-only snapshot of exactly the pinned revision (a directory whose ``COMMIT`` names it)
+   under ``$ORCHESTRATOR_SNAPSHOTS`` or the project's shared fixtures beside the repository.
+
+Commands that only read the chain (plan, distfiles list, audit) do not need any of this: they
+read the committed steps/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from orchestrator.errors import NixError, OrchestratorError, ParseError
+from orchestrator.nixcli import run_nix
+from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INPUT_NAME = "live-bootstrap"
+
+
+class LockedInput(BaseModel):
+    locked: dict[str, object]
+    original: dict[str, object]
+
+    @property
+    def rev(self) -> str | None:
+        rev = self.locked.get("rev")
+        return str(rev) if rev else None
+
+
+def read_lock(repo: Path = REPO_ROOT) -> LockedInput:
+    lock_path = repo / "flake.lock"
+    try:
+        data = json.loads(lock_path.read_text())
+        node = data["nodes"][data["nodes"][data["root"]]["inputs"][INPUT_NAME]]
+        return LockedInput(locked=node["locked"], original=node["original"])
+    except FileNotFoundError:
+        raise OrchestratorError("no flake.lock", file=lock_path) from None
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"cannot read the {INPUT_NAME} input: {exc}", file=lock_path) from None
+
+
+def _from_store(lock: LockedInput) -> Path | None:
+    """The pinned input's store path if Nix has it already (never downloads)."""
+    expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(lock.locked))})).outPath"
+    try:
+        proc = run_nix(
+            ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],
+            check=False,
+            timeout=60,
+            # never prompt, never reach for the network through git
+            env={"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "file"},
+        )
+    except (NixError, OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    path = Path(proc.stdout.strip())
+    return path if (path / "steps" / "manifest").is_file() else None
+
+
+def _snapshot_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("ORCHESTRATOR_SNAPSHOTS", "").split(os.pathsep) if p]
+    dirs.append(REPO_ROOT.parent / "shared" / "fixtures" / "live-bootstrap")
+    return dirs
+
+
+def _from_snapshots(rev: str) -> Path | None:
+    for base in _snapshot_dirs():
+        if not base.is_dir():
+            continue
+        for d in sorted(base.iterdir()):
+            commit = d / "COMMIT"
+            if commit.is_file() and commit.read_text().split()[:1] == [rev]:
+                return d
+    return None
+
+
+def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
+    say = log or (lambda msg: None)
+    if explicit:
+        say(f"reading live-bootstrap from {explicit}")
+        return SourceTree.open(Path(explicit))
+    env = os.environ.get("LIVE_BOOTSTRAP")
+    if env:
+        say(f"reading live-bootstrap from $LIVE_BOOTSTRAP ({env})")
+        return SourceTree.open(env)
+    lock = read_lock()
+    store = _from_store(lock)
+    if store is not None:
+        say(f"reading the pinned live-bootstrap input {lock.rev} from {store}")
+        return SourceTree.open(store, commit=lock.rev)
+    if lock.rev:
+        snap = _from_snapshots(lock.rev)
+        if snap is not None:
+            say(f"reading a data-only snapshot of the pinned revision {lock.rev} ({snap})")
+            return SourceTree.open(snap)
+    raise OrchestratorError(
+        f"the pinned live-bootstrap input ({lock.rev}) is not available offline",
+        hint="pass --live-bootstrap PATH (a checkout with submodules), or run "
+        "`nix flake archive` once with network access",
+    )
+
+
+def committed_tree(steps_dir: Path | None = None) -> SourceTree:
+    """The embedded default: the snapshot committed with steps/ (works offline, fresh clone)."""
+    from orchestrator.upstream.tree import Snapshot
+
+    steps_dir = steps_dir or REPO_ROOT / "steps"
+    path = steps_dir / SNAPSHOT_FILE
+    try:
+        snap = Snapshot.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise OrchestratorError(
+            "no committed snapshot", file=path, hint="run `python -m orchestrator generate`"
+        ) from None
+    return snap.to_tree(steps_dir)
+
+
+def read_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
+    """For read-only commands: an explicit tree if given, else the committed snapshot."""
+    if explicit:
+        return locate_tree(explicit, log=log)
+    return committed_tree()

@@ -1,0 +1,112 @@
+"""``steps/<pkg>/sources``: the distfiles a step needs, in every syntax history has used.
+
+- typed (since 2025-10):   ``f|file <url> <sha256> [name]`` and ``g|git <repo>~<ref> <url|_> <sha256> [name]``
+- untyped (2025):          ``<url> <sha256> [name]`` and ``git://<repo>~<ref> <url|_> <sha256> [name]``
+- plain (2024):            ``<url> <sha256> [name]``
+
+The file name defaults to the URL's basename. Lines naming the same file are alternative URLs of
+one distfile. ``g`` entries whose URL is ``_`` have no HTTP snapshot: only a mirror or a seeded
+store can provide them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import ParseError
+
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+# Characters Nix accepts in a store path name.
+STORE_NAME_RE = re.compile(r"^[A-Za-z0-9+\-._?=]+$")
+
+
+class SourceLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    line: int
+    kind: Literal["f", "g"]
+    url: str | None  # None for a git entry without snapshot URL ("_")
+    sha256: str
+    filename: str
+    git_repo: str | None = None
+    git_ref: str | None = None
+
+
+def parse_sources(text: str, path: str) -> list[SourceLine]:
+    out: list[SourceLine] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        tokens = raw.split()
+        if not tokens:
+            continue
+        out.append(_parse_line(tokens, path, lineno))
+    return out
+
+
+def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
+    def fail(msg: str, hint: str | None = None) -> ParseError:
+        return ParseError(msg, file=path, line=lineno, hint=hint)
+
+    head = tokens[0]
+    kind: Literal["f", "g"]
+    git_repo = git_ref = None
+    if head in ("f", "file"):
+        kind, rest = "f", tokens[1:]
+    elif head in ("g", "git"):
+        kind, rest = "g", tokens[1:]
+    elif head.startswith("git://"):
+        kind, rest = "g", tokens
+    else:
+        kind, rest = "f", tokens
+
+    if kind == "g":
+        if len(rest) < 3:
+            raise fail("a git source needs '<repo>~<ref> <url|_> <sha256> [name]'")
+        spec, rest = rest[0], rest[1:]
+        if "~" not in spec:
+            raise fail(f"git source {spec!r} has no '~<ref>'")
+        git_repo, git_ref = spec.rsplit("~", 1)
+    if len(rest) not in (2, 3):
+        raise fail(
+            f"expected '<url> <sha256> [name]', found {len(rest)} fields",
+            hint="typed lines: f <url> <sha256> [name] | g <repo>~<ref> <url|_> <sha256> [name]",
+        )
+    url: str | None = rest[0]
+    sha = rest[1]
+    if not SHA256_RE.match(sha):
+        raise fail(f"sha256 {sha!r} is not 64 hexadecimal digits")
+    if url == "_":
+        if kind != "g":
+            raise fail("'_' instead of a URL is only allowed for git sources")
+        url = None
+    if len(rest) == 3:
+        filename = rest[2]
+    elif url is not None:
+        filename = posixpath.basename(url)  # as live-bootstrap's source_manifest does
+    else:
+        raise fail("a git source without URL must name its file")
+    check_filename(filename, path, lineno)
+    return SourceLine(
+        file=path,
+        line=lineno,
+        kind=kind,
+        url=url,
+        sha256=sha.lower(),
+        filename=filename,
+        git_repo=git_repo,
+        git_ref=git_ref,
+    )
+
+
+def check_filename(name: str, path: str, lineno: int) -> None:
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ParseError(
+            f"distfile name {name!r} is not a plain file name",
+            file=path,
+            line=lineno,
+            hint="names may not be empty, '.', '..', or contain '/' or NUL",
+        )

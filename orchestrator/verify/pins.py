@@ -1,0 +1,265 @@
+"""``verify --against-live-bootstrap``: every step's outputs against live-bootstrap's own pins.
+
+* bash era: the package tarball ``/external/repo/<pkg>_<rev>.tar.bz2`` a ``build`` step leaves
+  against its line in ``steps/SHA256SUMS.pkgs`` (the generated step carries it as
+  ``package = { file; sha256; }``), as helpers.sh's ``src_checksum`` checks it;
+* kaem era: every installed file that ``steps/<pkg>/<pkg>[.<arch>].checksums`` pins (the
+  generated step's ``checksums``), as the pass script's ``sha256sum -c`` checks it.
+
+Where the files are: a step's output holds the files it added or changed under ``tree/``, rooted
+at ``/`` (plus ``deletions`` and ``state/``; the runner's layout, ``docs/runner.md``), so
+``/usr/bin/mes-m2`` of step ``mes-0.27.1-pass1`` is ``<out>/tree/usr/bin/mes-m2``. Nothing is
+built here: a step whose output is not in the store is reported ``not-built``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator import nixcli
+from orchestrator.build.targets import DEFAULT_TARGET, default_flake
+from orchestrator.errors import NixError, OrchestratorError
+from orchestrator.upstream.chain import Chain, StepInfo, load_chain
+from orchestrator.upstream.checksums import parse_checksums
+from orchestrator.upstream.locate import read_tree
+
+TREE_DIR = "tree"  # where a step output keeps its files, rooted at /
+REPO_DIR = "/external/repo"  # where helpers.sh leaves package tarballs
+
+Status = Literal["ok", "mismatch", "missing", "not-built", "unpinned", "no-pins"]
+STYLE = {
+    "ok": "green",
+    "mismatch": "bold red",
+    "missing": "bold red",
+    "not-built": "yellow",
+    "unpinned": "yellow",
+    "no-pins": "dim",
+}
+
+
+class PinCheck(BaseModel):
+    step: str
+    index: int  # from 1
+    era: str
+    kind: Literal["package", "installed", "none"]
+    file: str | None  # path in the step's root filesystem
+    expected: str | None
+    actual: str | None
+    status: Status
+    output: str | None  # the step's store path
+    pinned_in: str | None  # steps/SHA256SUMS.pkgs or the checksums file
+
+
+class Report(BaseModel):
+    target: str
+    checks: list[PinCheck]
+    counts: dict[str, int]
+
+    def exit_code(self, strict: bool = False) -> int:
+        if self.counts.get("mismatch", 0) or self.counts.get("missing", 0):
+            return 1
+        if strict and self.counts.get("not-built", 0):
+            return 2
+        return 0
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def in_output(output: str, path: str) -> Path:
+    return Path(output) / TREE_DIR / path.lstrip("/")
+
+
+def _check_file(output: str | None, path: str, expected: str | None) -> tuple[str | None, Status]:
+    if expected is None:
+        return None, "unpinned"
+    if output is None:
+        return None, "not-built"
+    f = in_output(output, path)
+    if not f.is_file():
+        return None, "missing"
+    actual = sha256_file(f)
+    return actual, "ok" if actual == expected.lower() else "mismatch"
+
+
+def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> list[PinCheck]:
+    """The checks of one step. ``read_text(path)`` reads a file of the live-bootstrap tree."""
+    step = info.step
+    base = {
+        "step": step.attr_name,
+        "index": step.index + 1,
+        "era": step.era,
+        "output": output,
+    }
+    no_pins = PinCheck(
+        **base, kind="none", file=None, expected=None, actual=None, status="no-pins", pinned_in=None
+    )
+    if step.directive != "build":
+        return [no_pins]
+    if step.era == "bash":
+        if info.package_file is None:
+            return []
+        path = f"{REPO_DIR}/{info.package_file}"
+        actual, status = _check_file(output, path, info.package_sha256)
+        return [
+            PinCheck(
+                **base,
+                kind="package",
+                file=path,
+                expected=info.package_sha256,
+                actual=actual,
+                status=status,
+                pinned_in="steps/SHA256SUMS.pkgs" if info.package_sha256 else None,
+            )
+        ]
+    if info.checksums_file is None:
+        return [no_pins]
+    pins = parse_checksums(read_text(info.checksums_file), info.checksums_file)
+    out = []
+    for pin in pins:
+        path = pin.path if pin.path.startswith("/") else f"/steps/{step.name}/{pin.path}"
+        actual, status = _check_file(output, path, pin.sha256)
+        out.append(
+            PinCheck(
+                **base,
+                kind="installed",
+                file=path,
+                expected=pin.sha256,
+                actual=actual,
+                status=status,
+                pinned_in=f"{info.checksums_file}:{pin.line}",
+            )
+        )
+    return out
+
+
+def current_system() -> str:
+    proc = nixcli.run_nix(["eval", "--impure", "--raw", "--expr", "builtins.currentSystem"])
+    return proc.stdout.strip()
+
+
+def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
+    """Output paths of the step packages that exist in the flake and are in the store."""
+    names = json.dumps(attrs)
+    apply = (
+        f"ps: builtins.listToAttrs (map (n: {{ name = n; value = if ps ? ${{n}} then "
+        f"ps.${{n}}.outPath else null; }}) (builtins.fromJSON {json.dumps(names)}))"
+    )
+    try:
+        paths = nixcli.nix_json(["eval", f"{flake}#packages.{current_system()}", "--apply", apply])
+    except NixError as exc:
+        raise OrchestratorError(
+            f"cannot evaluate the step outputs of {flake}: {exc.message}",
+            hint="is the runner wired into the flake's packages?",
+        ) from None
+    present = [p for p in paths.values() if p]
+    invalid = nixcli.invalid_paths(present) if present else set()
+    return {a: (p if p and p not in invalid else None) for a, p in paths.items()}
+
+
+def verify(chain: Chain, target: str, outputs: dict[str, str | None], read_text) -> Report:
+    attrs = [s.step.attr_name for s in chain.steps]
+    steps = chain.steps
+    if target in attrs:
+        steps = steps[: attrs.index(target) + 1]
+    checks: list[PinCheck] = []
+    for info in steps:
+        checks.extend(step_checks(chain, info, outputs.get(info.step.attr_name), read_text))
+    counts: dict[str, int] = {}
+    for c in checks:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    return Report(target=target, checks=checks, counts=dict(sorted(counts.items())))
+
+
+# -- CLI (mounted on ``verify`` by orchestrator.commands.verify) ---------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``--against-live-bootstrap`` that ``verify`` does not have already."""
+    have = set(parser._option_string_actions)
+    if "--flake" not in have:
+        parser.add_argument(
+            "--flake", metavar="REF", help="flake with the step outputs (default: this repository)"
+        )
+    if "--live-bootstrap" not in have:
+        parser.add_argument(
+            "--live-bootstrap",
+            metavar="PATH",
+            help="take the pins from this tree (default: the committed steps/upstream.json)",
+        )
+    if "--json" not in have:
+        parser.add_argument("--json", action="store_true")
+    if "--strict" not in have:
+        parser.add_argument("--strict", action="store_true")
+
+
+def verify_against_live_bootstrap(args: argparse.Namespace) -> int:
+
+    targets = list(
+        getattr(args, "targets", None) or ([args.target] if getattr(args, "target", None) else [])
+    )
+    if len(targets) > 1:
+        raise OrchestratorError("--against-live-bootstrap takes at most one TARGET")
+    target = targets[0] if targets else DEFAULT_TARGET
+    tree = read_tree(getattr(args, "live_bootstrap", None))
+    chain = load_chain(tree)
+    attrs = [s.step.attr_name for s in chain.steps]
+    if target not in attrs and target != DEFAULT_TARGET:
+        raise OrchestratorError(
+            f"{target} is not a step of the chain", hint=f"name a step or {DEFAULT_TARGET}"
+        )
+    wanted = attrs[: attrs.index(target) + 1] if target in attrs else attrs
+    outputs = step_outputs(getattr(args, "flake", None) or default_flake(), wanted)
+    report = verify(chain, target, outputs, tree.read_text)
+    if getattr(args, "json", False):
+        sys.stdout.write(report.model_dump_json(indent=1) + "\n")
+    else:
+        print_report(report)
+    return report.exit_code(strict=getattr(args, "strict", False))
+
+
+def print_report(report: Report) -> None:
+    console = Console(highlight=False)
+    table = Table(title=f"{report.target} against live-bootstrap's pins", title_justify="left")
+    table.add_column("#", justify="right")
+    for col in ("step", "file", "expected", "actual", "status"):
+        table.add_column(col, overflow="fold")
+    for c in report.checks:
+        table.add_row(
+            str(c.index),
+            escape(c.step),
+            escape(c.file or ""),
+            _short(c.expected),
+            _short(c.actual),
+            f"[{STYLE[c.status]}]{c.status}[/]",
+        )
+    console.print(table)
+    for c in report.checks:
+        if c.status in ("mismatch", "missing"):
+            console.print(
+                f"[{STYLE[c.status]}]{c.status}[/]: {escape(c.step)} {escape(c.file or '')}"
+                f" (pinned in {escape(c.pinned_in or '?')})",
+                soft_wrap=True,
+            )
+            console.print(f"  expected {c.expected}", soft_wrap=True)
+            console.print(
+                f"  actual   {c.actual or '(no such file in the step output)'}", soft_wrap=True
+            )
+    console.print(", ".join(f"{v} {k}" for k, v in report.counts.items()))
+
+
+def _short(h: str | None) -> str:
+    return h[:12] + "…" if h else ""
