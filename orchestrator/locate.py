@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from .errors import NixError, OrchestratorError, ParseError
 from .nixcli import run_nix
+from .nixstr import nix_json
 from .tree import SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def read_lock(repo: Path = REPO_ROOT) -> LockedInput:
 
 def _from_store(lock: LockedInput) -> Path | None:
     """The pinned input's store path if Nix has it already (never downloads)."""
-    expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(lock.locked))})).outPath"
+    expr = f"(builtins.fetchTree {nix_json(lock.locked)}).outPath"
     try:
         proc = run_nix(
             ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Literal
@@ -31,6 +30,7 @@ from .chain import Chain, StepInfo, load_chain
 from .checksums import parse_checksums
 from .errors import NixError, OrchestratorError
 from .locate import read_tree
+from .nixstr import flake_installable, nix_json
 
 TREE_DIR = "tree"  # where a step output keeps its files, rooted at /
 REPO_DIR = "/external/repo"  # where helpers.sh leaves package tarballs
@@ -154,13 +154,14 @@ def current_system() -> str:
 
 def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     """Output paths of the step packages that exist in the flake and are in the store."""
-    names = json.dumps(attrs)
+    # The names reach Nix as JSON data; the expression around them is fixed text.
     apply = (
-        f"ps: builtins.listToAttrs (map (n: {{ name = n; value = if ps ? ${{n}} then "
-        f"ps.${{n}}.outPath else null; }}) (builtins.fromJSON {json.dumps(names)}))"
+        "ps: builtins.listToAttrs (map (n: { name = n; value = if ps ? ${n} then "
+        f"ps.${{n}}.outPath else null; }}) {nix_json(attrs)})"
     )
+    installable = flake_installable(flake, ["packages", current_system()])
     try:
-        paths = nixcli.nix_json(["eval", f"{flake}#packages.{current_system()}", "--apply", apply])
+        paths = nixcli.nix_json(["eval", installable, "--apply", apply])
     except NixError as exc:
         raise OrchestratorError(
             f"cannot evaluate the step outputs of {flake}: {exc.message}",

@@ -14,7 +14,6 @@ OLD and NEW each name a live-bootstrap tree:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..chain import load_chain
 from ..errors import OrchestratorError
 from ..locate import REPO_ROOT, _from_store, _snapshot_dirs, committed_tree, read_lock
 from ..nixcli import run_nix
+from ..nixstr import nix_json
 from ..profiles import DEFAULT_PROFILE, available_profiles
 from ..render import SNAPSHOT_FILE
 from ..report import compare_chains, print_rich, to_json, to_markdown
@@ -126,7 +126,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
         )
     url = str(lock.locked.get("url")) if lock else "https://github.com/fosslinux/live-bootstrap"
     spec = {"type": "git", "url": url, "rev": rev, "submodules": True}
-    expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(spec))})).outPath"
+    expr = f"(builtins.fetchTree {nix_json(spec)}).outPath"
     say(f"revision {rev}: fetching {url} with Nix")
     proc = run_nix(
         ["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"],
