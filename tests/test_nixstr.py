@@ -450,3 +450,24 @@ def test_attribute_paths_select_exactly_the_named_attribute(nix: str, names: lis
         )
     assert by_file == sorted(usable)
     assert by_flake == sorted(usable)
+
+
+def test_step_outputs_passes_hostile_names_as_data(nix: str, tmp_path: Path) -> None:
+    """pins.step_outputs used to paste json.dumps into a Nix string: `${` in a name ran code."""
+    from orchestrator.pins import current_system, step_outputs
+
+    hostile = "x${builtins.trace ''INJECTED'' ''''}"
+    names = [hostile, "a.b", "back\\slash", '"q"', "ü"]
+    (tmp_path / "names.json").write_text(json.dumps(names))
+    (tmp_path / "flake.nix").write_text(
+        "{ outputs = _: { packages.${builtins.head (builtins.fromJSON (builtins.readFile ./system.json))} ="
+        " builtins.listToAttrs (map (n: { name = n; value = { outPath = builtins.toFile \"o\" n; }; })"
+        " (builtins.fromJSON (builtins.readFile ./names.json))); }; }"
+    )
+    (tmp_path / "system.json").write_text(json.dumps([current_system()]))
+    got = step_outputs(f"path:{tmp_path}", [*names, "absent"])
+    assert list(got) == sorted([*names, "absent"])
+    assert got["absent"] is None
+    for n in names:
+        out = got[n]
+        assert out is not None and Path(out).read_text() == n

@@ -267,6 +267,10 @@ def test_rev_offline_fails_cleanly(flake: Path, capsys) -> None:
     assert tree_digest(flake) == digest
     assert main(["update", "--rev", "not-a-rev", "--flake", str(flake)]) == 2
     assert "not a 40-digit" in capsys.readouterr().err
+    # the revision is written into flake.nix: a trailing newline must not pass as `$`
+    assert main(["update", "--rev", "0" * 40 + "\n", "--flake", str(flake)]) == 2
+    assert "not a 40-digit" in capsys.readouterr().err
+    assert tree_digest(flake) == digest
 
 
 def test_stale_override_refuses_the_update(
