@@ -15,9 +15,9 @@ import json
 import jinja2
 
 from . import __version__
-from .chain import Chain
+from .chain import Chain, Distfile
 from .errors import GenerateError
-from .nixstr import FILTERS, NixText, path_segment
+from .nixstr import FILTERS, NixText, nix_string, path_segment
 from .tree import SourceTree, snapshot_of
 
 SNAPSHOT_FILE = "upstream.json"
@@ -82,11 +82,37 @@ def upstream_inputs(tree: SourceTree, chain: Chain) -> list[tuple[str, str]]:
     return out
 
 
+def _at_sources_line(
+    exc: GenerateError, distfiles: list[Distfile], tree: SourceTree
+) -> GenerateError:
+    """``exc`` located at the sources line of the first distfile Nix cannot hold."""
+    for d in distfiles:
+        for value in (d.filename, d.sha256, *d.urls, d.git_repo or "", d.git_ref or ""):
+            try:
+                nix_string(value)
+            except GenerateError:
+                path, _, line = d.origins[0].rpartition(":") if d.origins else ("", "", "")
+                return GenerateError(
+                    f"distfile {d.filename!r}: {exc.message}",
+                    file=tree.root / path if path else None,
+                    line=int(line) if line.isdigit() else None,
+                    hint=exc.hint,
+                )
+    return exc
+
+
 def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
     """Relative path under steps/ -> file text, for every file the chain generator owns."""
     common = {"commit": chain.commit, "profile": chain.profile}
     files: dict[str, str] = {}
     step_t = template("step.nix.j2")
+    # Distfiles first: a value Nix cannot hold is reported at its sources line, not at a step.
+    used = sorted({name for s in chain.steps for name in s.distfiles})
+    distfiles = [chain.distfile(name) for name in used]
+    try:
+        distfiles_text = template("distfiles.nix.j2").render(distfiles=distfiles, **common)
+    except GenerateError as exc:
+        raise _at_sources_line(exc, distfiles, tree) from None
     for s in chain.steps:
         distfiles = [chain.distfile(name) for name in s.distfiles]
         try:
@@ -101,10 +127,7 @@ def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
                 hint=exc.hint,
             ) from None
     files["default.nix"] = template("index.nix.j2").render(steps=chain.steps, **common)
-    used = sorted({name for s in chain.steps for name in s.distfiles})
-    files["distfiles.nix"] = template("distfiles.nix.j2").render(
-        distfiles=[chain.distfile(name) for name in used], **common
-    )
+    files["distfiles.nix"] = distfiles_text
     inputs = upstream_inputs(tree, chain)
     files["meta.nix"] = template("meta.nix.j2").render(
         arch=chain.arch,

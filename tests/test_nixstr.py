@@ -254,6 +254,7 @@ def render_batch(values: list[str], out: Path) -> Path:
 @PROPERTY
 @given(BATCH)
 @example(["${abort ''x''}", "''${x}", "\\", '"', "a\nb", "\r\n", "ü", "", "in", INJECTION])
+@example(["a''", "a'", "a''${x}", "a-", "-a", "_", "or", "__curPos", "a.b", "0", "a b", "$"])
 def test_upstream_strings_round_trip_through_every_template_site(
     nix: str, values: list[str]
 ) -> None:
@@ -461,7 +462,7 @@ def test_step_outputs_passes_hostile_names_as_data(nix: str, tmp_path: Path) -> 
     (tmp_path / "names.json").write_text(json.dumps(names))
     (tmp_path / "flake.nix").write_text(
         "{ outputs = _: { packages.${builtins.head (builtins.fromJSON (builtins.readFile ./system.json))} ="
-        " builtins.listToAttrs (map (n: { name = n; value = { outPath = builtins.toFile \"o\" n; }; })"
+        ' builtins.listToAttrs (map (n: { name = n; value = { outPath = builtins.toFile "o" n; }; })'
         " (builtins.fromJSON (builtins.readFile ./names.json))); }; }"
     )
     (tmp_path / "system.json").write_text(json.dumps([current_system()]))
@@ -471,3 +472,29 @@ def test_step_outputs_passes_hostile_names_as_data(nix: str, tmp_path: Path) -> 
     for n in names:
         out = got[n]
         assert out is not None and Path(out).read_text() == n
+
+
+@pytest.mark.parametrize(
+    "manifest, sources, where",
+    [
+        (
+            "build: a-1\n",
+            f"f https://example.org/a\0b.tar.gz {'c' * 64} a-1.tar.gz\n",
+            "steps/a-1/sources:1",
+        ),
+        ("build: a-1 ( ARCH == x86 || ARCH == a\0b )\n", "", "steps/manifest:1"),
+    ],
+    ids=["nul-in-url", "nul-in-predicate"],
+)
+def test_a_value_nix_cannot_hold_is_refused_at_its_line(
+    tmp_path: Path, capsys, manifest: str, sources: str, where: str
+) -> None:
+    root = make_tree(
+        tmp_path / "lb", manifest=manifest, steps={"a-1": {"pass1.kaem": "", "sources": sources}}
+    )
+    out = tmp_path / "out"
+    rc = main(["generate", "--live-bootstrap", str(root), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert where in err and "Traceback" not in err
+    assert not out.exists()
