@@ -22,6 +22,7 @@ from orchestrator.chain import load_chain
 from orchestrator.cli import main
 from orchestrator.distfiles_store import fixed_output_path, sha256_file
 from orchestrator.locate import REPO_ROOT, read_tree
+from orchestrator.nixstr import nix_json
 from tests.test_nixlog import NIX_FLAGS
 
 DEBIAN_SOURCES = ["bzip2", "m4"]  # orig tarballs identical to live-bootstrap's distfiles
@@ -74,7 +75,7 @@ def eval_out_paths(names: list[str], attr: str = "outPath") -> dict[str, str]:
         "l: let ds = builtins.concatLists (map (s: s.distfiles or [ ]) "
         '(l.chain "x86_64-linux").chainSteps); in '
         f"builtins.listToAttrs (map (d: {{ name = d.fileName; value = d.{attr}; }}) "
-        f"(builtins.filter (d: builtins.elem d.fileName (builtins.fromJSON {json.dumps(json.dumps(names))})) ds))"
+        f"(builtins.filter (d: builtins.elem d.fileName {nix_json(names)}) ds))"
     )
     proc = subprocess.run(
         ["nix", *NIX_FLAGS, "eval", "--json", f"{REPO_ROOT}#lib", "--apply", apply],

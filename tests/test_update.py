@@ -20,6 +20,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.commands.update import nar_hash_without_git
 from orchestrator.locate import LockedInput, _from_store
+from orchestrator.nixstr import nix_json
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 
 GIT_ENV = {
@@ -115,9 +116,9 @@ def flake(tmp_path: Path, pinned_fixture: Path, nix: str) -> Path:
 
 def nix_git_fetch(repo: Path, rev: str) -> dict:
     """What Nix's own git fetcher computes for this commit, with submodules."""
-    spec = json.dumps({"type": "git", "url": repo.as_uri(), "rev": rev, "submodules": True})
+    spec = {"type": "git", "url": repo.as_uri(), "rev": rev, "submodules": True}
     expr = (
-        f"let t = builtins.fetchTree (builtins.fromJSON {json.dumps(spec)}); in "
+        f"let t = builtins.fetchTree {nix_json(spec)}; in "
         "{ inherit (t) narHash lastModified revCount; path = toString t.outPath; }"
     )
     proc = subprocess.run(
