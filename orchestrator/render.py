@@ -4,7 +4,8 @@ Templates emit values only through the filters of ``nixstr`` (``nix_str``, ``nix
 ``nix_comment``, ``nix_path_segment``), and this is enforced, not a convention: the environment's
 ``finalize`` hook lets through only ``NixText`` (what those filters return) and refuses anything
 else -- a raw string, an int, a filter result concatenated with text -- so a template that
-interpolates a value unquoted fails to render. ``StrictUndefined`` turns a typo into an error.
+interpolates a value unquoted fails to render. A macro's output is plain text too, so share
+template code with ``{% include %}``. ``StrictUndefined`` turns a typo into an error.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def only_nix_text(context: jinja2.runtime.Context, value: object) -> NixText:
         return value
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined names the missing variable
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
     raise GenerateError(
-        f"template {context.name}: {{{{ ... }}}} produced {type(value).__name__} {value!r}, "
+        f"template {context.name}: {{{{ ... }}}} produced {type(value).__name__} {shown}, "
         "not the output of a nixstr filter",
         hint="end the expression with | nix_str, | nix_attr, | nix, | nix_comment or "
         "| nix_path_segment",
