@@ -20,6 +20,7 @@ import pytest
 
 from orchestrator.build.distfiles import fixed_output_path, sha256_file
 from orchestrator.cli import main
+from orchestrator.generate.nixstr import nix_json
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS
@@ -74,7 +75,7 @@ def eval_out_paths(names: list[str], attr: str = "outPath") -> dict[str, str]:
         "l: let ds = builtins.concatLists (map (s: s.distfiles or [ ]) "
         '(l.chain "x86_64-linux").chainSteps); in '
         f"builtins.listToAttrs (map (d: {{ name = d.fileName; value = d.{attr}; }}) "
-        f"(builtins.filter (d: builtins.elem d.fileName (builtins.fromJSON {json.dumps(json.dumps(names))})) ds))"
+        f"(builtins.filter (d: builtins.elem d.fileName {nix_json(names)}) ds))"
     )
     proc = subprocess.run(
         ["nix", *NIX_FLAGS, "eval", "--json", f"{REPO_ROOT}#lib", "--apply", apply],

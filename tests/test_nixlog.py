@@ -7,7 +7,6 @@ rather than answer from the store. The helpers are shared with the build CLI and
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from orchestrator.build.nixlog import (
     parse_line,
     store_name,
 )
+from orchestrator.generate import nixstr
 
 NIX_FLAGS = [
     "--extra-experimental-features",
@@ -74,7 +74,8 @@ def busybox_binary() -> Path:
 
 
 def nix_string(s: str) -> str:
-    return json.dumps(s).replace("${", "\\${")
+    # JSON is not Nix: its \uXXXX escapes mean nothing to Nix, so quote with the real module
+    return nixstr.nix_string(s)
 
 
 def write_flake(

@@ -19,6 +19,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.commands.update import nar_hash_without_git
+from orchestrator.generate.nixstr import nix_json
 from orchestrator.upstream.locate import LockedInput, _from_store
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 
@@ -115,9 +116,9 @@ def flake(tmp_path: Path, pinned_fixture: Path, nix: str) -> Path:
 
 def nix_git_fetch(repo: Path, rev: str) -> dict:
     """What Nix's own git fetcher computes for this commit, with submodules."""
-    spec = json.dumps({"type": "git", "url": repo.as_uri(), "rev": rev, "submodules": True})
+    spec = {"type": "git", "url": repo.as_uri(), "rev": rev, "submodules": True}
     expr = (
-        f"let t = builtins.fetchTree (builtins.fromJSON {json.dumps(spec)}); in "
+        f"let t = builtins.fetchTree {nix_json(spec)}; in "
         "{ inherit (t) narHash lastModified revCount; path = toString t.outPath; }"
     )
     proc = subprocess.run(
@@ -267,6 +268,10 @@ def test_rev_offline_fails_cleanly(flake: Path, capsys) -> None:
     assert tree_digest(flake) == digest
     assert main(["update", "--rev", "not-a-rev", "--flake", str(flake)]) == 2
     assert "not a 40-digit" in capsys.readouterr().err
+    # the revision is written into flake.nix: a trailing newline must not pass as `$`
+    assert main(["update", "--rev", "0" * 40 + "\n", "--flake", str(flake)]) == 2
+    assert "not a 40-digit" in capsys.readouterr().err
+    assert tree_digest(flake) == digest
 
 
 def test_stale_override_refuses_the_update(

@@ -16,7 +16,6 @@ import argparse
 import difflib
 import json
 import queue
-import re
 import subprocess
 import threading
 import time
@@ -40,6 +39,7 @@ from orchestrator.build.progress import (
 )
 from orchestrator.build.targets import DEFAULT_TARGET, SPECIAL_TARGETS, default_flake
 from orchestrator.errors import NixError, OrchestratorError
+from orchestrator.generate.nixstr import attr_path, flake_installable
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import read_tree
 from orchestrator.verify.audit import FETCHURL, Derivation, load_closure
@@ -105,18 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- targets -------------------------------------------------------------------------------------
-_PLAIN_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
-
-
-def quote_attr(attr: str) -> str:
-    """Flake attribute paths split at dots: quote names that contain one."""
-    return attr if _PLAIN_ATTR.fullmatch(attr) else '"' + attr.replace('"', '\\"') + '"'
-
-
 def installable(target: str, flake: str | None = None) -> str:
+    """TARGET as given when it is an installable already, else the flake's attribute TARGET
+    (one name: a step attribute's dots are part of it)."""
     if "#" in target or target.startswith("/"):
         return target
-    return f"{flake or default_flake()}#{quote_attr(target)}"
+    return flake_installable(flake or default_flake(), [target])
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,7 +126,7 @@ def installable_args(target: str, args: argparse.Namespace) -> list[str]:
     extra = [x for name, value in getattr(args, "arg", []) for x in ("--arg", name, value)]
     extra += [x for name, value in getattr(args, "argstr", []) for x in ("--argstr", name, value)]
     if getattr(args, "file", None):
-        return ["--file", args.file, quote_attr(target), *extra]
+        return ["--file", args.file, attr_path([target]), *extra]
     return [installable(target, getattr(args, "flake", None)), *extra]
 
 

@@ -14,13 +14,13 @@ OLD and NEW each name a live-bootstrap tree:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 from rich.console import Console
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.generate.nixstr import nix_json
 from orchestrator.maintain.report import compare_chains
 from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
 from orchestrator.nixcli import run_nix
@@ -132,7 +132,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
         )
     url = str(lock.locked.get("url")) if lock else "https://github.com/fosslinux/live-bootstrap"
     spec = {"type": "git", "url": url, "rev": rev, "submodules": True}
-    expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(spec))})).outPath"
+    expr = f"(builtins.fetchTree {nix_json(spec)}).outPath"
     say(f"revision {rev}: fetching {url} with Nix")
     proc = run_nix(
         ["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"],

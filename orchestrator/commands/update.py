@@ -51,7 +51,7 @@ from orchestrator.upstream.tree import SourceTree
 
 err = Console(stderr=True, highlight=False)
 
-_REV_RE = re.compile(r"^[0-9a-f]{40}$")
+_REV_RE = re.compile(r"[0-9a-f]{40}")  # fullmatch: written into flake.nix
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
@@ -308,7 +308,7 @@ def lock_with_nix(flake: FlakeFiles, rev: str | None) -> tuple[dict, Path, str]:
     node = new_lock["nodes"][new_lock["nodes"][new_lock["root"]]["inputs"][INPUT_NAME]]
     locked = node["locked"]
     got = str(locked.get("rev", ""))
-    if not _REV_RE.match(got):
+    if not _REV_RE.fullmatch(got):
         raise NixError(f"Nix locked live-bootstrap without a revision: {locked}")
     store = _from_store(LockedInput(locked=locked, original=node.get("original", {})))
     if store is None:
@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     flake_dir: Path = args.flake
     steps_dir = flake_dir / "steps"
     flake = FlakeFiles(flake_dir)
-    if args.rev is not None and not _REV_RE.match(args.rev):
+    if args.rev is not None and not _REV_RE.fullmatch(args.rev):
         raise OrchestratorError(f"--rev {args.rev!r} is not a 40-digit hexadecimal revision")
     say = lambda m: err.print(m, markup=False)  # noqa: E731
     old_tree = committed_tree(steps_dir)

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from orchestrator.errors import NixError, OrchestratorError, ParseError
+from orchestrator.generate.nixstr import nix_json
 from orchestrator.nixcli import run_nix
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
@@ -52,7 +53,7 @@ def read_lock(repo: Path = REPO_ROOT) -> LockedInput:
 
 def _from_store(lock: LockedInput) -> Path | None:
     """The pinned input's store path if Nix has it already (never downloads)."""
-    expr = f"(builtins.fetchTree (builtins.fromJSON {json.dumps(json.dumps(lock.locked))})).outPath"
+    expr = f"(builtins.fetchTree {nix_json(lock.locked)}).outPath"
     try:
         proc = run_nix(
             ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],

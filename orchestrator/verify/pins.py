@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Literal
@@ -29,6 +28,7 @@ from rich.table import Table
 from orchestrator import nixcli
 from orchestrator.build.targets import DEFAULT_TARGET, default_flake
 from orchestrator.errors import NixError, OrchestratorError
+from orchestrator.generate.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.checksums import parse_checksums
 from orchestrator.upstream.locate import read_tree
@@ -155,13 +155,14 @@ def current_system() -> str:
 
 def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     """Output paths of the step packages that exist in the flake and are in the store."""
-    names = json.dumps(attrs)
+    # The names reach Nix as JSON data; the expression around them is fixed text.
     apply = (
-        f"ps: builtins.listToAttrs (map (n: {{ name = n; value = if ps ? ${{n}} then "
-        f"ps.${{n}}.outPath else null; }}) (builtins.fromJSON {json.dumps(names)}))"
+        "ps: builtins.listToAttrs (map (n: { name = n; value = if ps ? ${n} then "
+        f"ps.${{n}}.outPath else null; }}) {nix_json(attrs)})"
     )
+    installable = flake_installable(flake, ["packages", current_system()])
     try:
-        paths = nixcli.nix_json(["eval", f"{flake}#packages.{current_system()}", "--apply", apply])
+        paths = nixcli.nix_json(["eval", installable, "--apply", apply])
     except NixError as exc:
         raise OrchestratorError(
             f"cannot evaluate the step outputs of {flake}: {exc.message}",
