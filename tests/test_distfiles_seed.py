@@ -20,7 +20,7 @@ import pytest
 
 from orchestrator.build.distfiles import fixed_output_path, sha256_file
 from orchestrator.cli import main
-from orchestrator.generate.nixstr import nix_json
+from orchestrator.nixstr import nix_json
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS

@@ -13,6 +13,7 @@ PACKAGE = REPO / "orchestrator"
 ORDER = [
     "errors",
     "display",
+    "nixstr",
     "formats",
     "nixcli",
     "upstream",

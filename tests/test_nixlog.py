@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import nixstr
 from orchestrator.build.nixlog import (
     ActivityType,
     BuildLog,
@@ -26,7 +27,6 @@ from orchestrator.build.nixlog import (
     parse_line,
     store_name,
 )
-from orchestrator.generate import nixstr
 
 NIX_FLAGS = [
     "--extra-experimental-features",

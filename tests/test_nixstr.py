@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from orchestrator import nixstr
 from orchestrator.cli import main
 from orchestrator.errors import GenerateError
-from orchestrator.generate import nixstr
-from orchestrator.generate.nixstr import NixText, attr_path, flake_installable, nix_attr, nix_json
 from orchestrator.generate.render import environment, template
+from orchestrator.nixstr import NixText, attr_path, flake_installable, nix_attr, nix_json
 from orchestrator.upstream.chain import Distfile, StepInfo, StepOverride
 from orchestrator.upstream.plan import PlanStep
 from tests.conftest import NIX_FLAGS

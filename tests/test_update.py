@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.commands.update import nar_hash_without_git
-from orchestrator.generate.nixstr import nix_json
+from orchestrator.nixstr import nix_json
 from orchestrator.upstream.locate import LockedInput, _from_store
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 

@@ -39,7 +39,7 @@ from orchestrator.build.progress import (
 )
 from orchestrator.build.targets import DEFAULT_TARGET, SPECIAL_TARGETS, default_flake
 from orchestrator.errors import NixError, OrchestratorError
-from orchestrator.generate.nixstr import attr_path, flake_installable
+from orchestrator.nixstr import attr_path, flake_installable
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import read_tree
 from orchestrator.verify.audit import FETCHURL, Derivation, load_closure

@@ -20,10 +20,10 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.generate.nixstr import nix_json
 from orchestrator.maintain.report import compare_chains
 from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
 from orchestrator.nixcli import run_nix
+from orchestrator.nixstr import nix_json
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,

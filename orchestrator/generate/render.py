@@ -17,11 +17,10 @@ import jinja2
 
 from orchestrator import __version__
 from orchestrator.errors import GenerateError
-from orchestrator.generate.nixstr import FILTERS, NixText, nix_string, path_segment
+from orchestrator.nixstr import FILTERS, NixText, nix_string, path_segment
 from orchestrator.upstream.chain import Chain, Distfile
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree, snapshot_of
 
-SNAPSHOT_FILE = "upstream.json"
 MANIFEST = "steps/manifest"
 
 

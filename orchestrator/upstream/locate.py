@@ -21,8 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from orchestrator.errors import NixError, OrchestratorError, ParseError
-from orchestrator.generate.nixstr import nix_json
 from orchestrator.nixcli import run_nix
+from orchestrator.nixstr import nix_json
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

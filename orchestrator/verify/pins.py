@@ -28,7 +28,7 @@ from rich.table import Table
 from orchestrator import nixcli
 from orchestrator.build.targets import DEFAULT_TARGET, default_flake
 from orchestrator.errors import NixError, OrchestratorError
-from orchestrator.generate.nixstr import flake_installable, nix_json
+from orchestrator.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.checksums import parse_checksums
 from orchestrator.upstream.locate import read_tree
