@@ -38,7 +38,7 @@
       bridgedOn = system: attrs: if system == "x86_64-linux" then attrs else { };
     in
     {
-      lib = { inherit chain; bridge = { inherit (bridged) forbidden hydraPartners; }; };
+      lib = { inherit chain; bridge = { inherit (bridged) policy hydraPartners; }; };
 
       # `//` only needs the right side's names, so the chain's packages never force nixpkgs.
       packages = forSystems (system:

@@ -11,7 +11,7 @@
 let
   inherit (builtins) attrValues concatMap filter isAttrs concatStringsSep functionArgs
     intersectAttrs attrNames;
-  policy = builtins.fromJSON (builtins.readFile ./closure-policy.json);
+  data = builtins.fromJSON (builtins.readFile ./closure-policy.json);
   lib = import "${nixpkgs}/lib";
 
   isDrv = v: isAttrs v && (v.type or null) == "derivation";
@@ -43,11 +43,11 @@ let
     [ "x86_64-linux" "i686-linux" ];
 in
 {
-  forbidden = {
+  # for `orchestrator audit` (flake output lib.bridge.policy)
+  policy = {
     inherit rev;
-    drvPaths = forbiddenDrvs;
-    fodNames = policy.forbidden_fod_names;
-    urlPrefixes = policy.forbidden_url_prefixes;
+    forbidden_drv_paths = forbiddenDrvs;
+    inherit (data) forbidden_fod_names forbidden_url_prefixes binary_bootstraps;
   };
 
   check = name: target: derivation {
@@ -60,6 +60,6 @@ in
     exportReferencesGraph = [ "graph" target.drvPath ];
     # as text without context: naming them must not make them inputs of the check
     forbiddenDrvs = builtins.unsafeDiscardStringContext (concatStringsSep "\n" forbiddenDrvs);
-    forbiddenNames = concatStringsSep "\n" (attrNames policy.forbidden_fod_names);
+    forbiddenNames = concatStringsSep "\n" (attrNames data.forbidden_fod_names);
   };
 }

@@ -73,6 +73,7 @@ in
     no-nixpkgs-bootstrap-in-hello = guard (closure.check "hello" pkgs.hello);
   };
 
-  # nixpkgs' own bootstrap derivations (what the closure check forbids), for `orchestrator audit`.
-  forbidden = guard closure.forbidden;
+  # nixpkgs' own bootstrap (what the closure check forbids) and the binary bootstraps nixpkgs
+  # takes, for `orchestrator audit`.
+  policy = guard closure.policy;
 }
