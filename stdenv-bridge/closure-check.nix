@@ -50,16 +50,9 @@ in
     inherit (data) forbidden_fod_names forbidden_url_prefixes binary_bootstraps;
   };
 
-  check = name: target: derivation {
-    name = "no-nixpkgs-bootstrap-in-${name}";
-    inherit system;
-    builder = "${bridge.bash}/bin/bash";
-    args = [ ./closure-check.sh ];
-    PATH = "${bridge.coreutils}/bin:${bridge.gnugrep}/bin";
-    target = target.name;
-    exportReferencesGraph = [ "graph" target.drvPath ];
-    # as text without context: naming them must not make them inputs of the check
-    forbiddenDrvs = builtins.unsafeDiscardStringContext (concatStringsSep "\n" forbiddenDrvs);
-    forbiddenNames = concatStringsSep "\n" (attrNames data.forbidden_fod_names);
+  check = import ./closure-check-drv.nix {
+    inherit system forbiddenDrvs;
+    forbiddenNames = attrNames data.forbidden_fod_names;
+    inherit (bridge) bash coreutils gnugrep;
   };
 }
