@@ -49,11 +49,13 @@ class PairedClosure(BaseModel):
 
 def partner_roots(targets: Sequence[str]) -> list[Pair]:
     """Our outputs of each flake installable with the unbridged outputs of the same attribute,
-    by output name (needs a Nix that can evaluate the pinned nixpkgs)."""
+    by output name, plus the derivations' ``hydraPairRoots`` in order (the ISO names its
+    system's toplevel there: the image itself hides its store paths). Needs a Nix that can
+    evaluate the pinned nixpkgs."""
     pairs: list[Pair] = []
     apply = (
-        "d: builtins.listToAttrs (map (o: { name = o; value = d.${o}.outPath; })"
-        ' (d.outputs or [ "out" ]))'
+        "d: { outs = builtins.listToAttrs (map (o: { name = o; value = d.${o}.outPath; })"
+        ' (d.outputs or [ "out" ])); extra = map (e: e.outPath) (d.hydraPairRoots or [ ]); }'
     )
     for t in targets:
         if store_path_of(t) is not None or "#" not in t:
@@ -65,9 +67,11 @@ def partner_roots(targets: Sequence[str]) -> list[Pair]:
         flake, attr = t.split("#", 1)
         ours = nix_json(["eval", t, "--apply", apply])
         theirs = nix_json(["eval", f"{flake}#{PARTNERS_ATTR}.{attr}", "--apply", apply])
-        for out, path in sorted(ours.items()):
-            if out in theirs:
-                pairs.append(Pair(ours=path, theirs=theirs[out]))
+        for out, path in sorted(ours["outs"].items()):
+            if out in theirs["outs"]:
+                pairs.append(Pair(ours=path, theirs=theirs["outs"][out]))
+        extra = zip(ours["extra"], theirs["extra"], strict=False)  # nixpkgs gives both or neither
+        pairs += [Pair(ours=a, theirs=b) for a, b in extra]
     return pairs
 
 
@@ -155,8 +159,10 @@ def pair_with_hydra(
     jobs: int,
     timeout: float,
     retries: int,
-) -> tuple[dict[str, LocalPath], list[Pair], list[PathResult]]:
-    """The hook of ``verify``: (our closure's path info, every pair, ours missing on Hydra)."""
+) -> tuple[dict[str, LocalPath], list[Pair], list[LocalPath], list[PathResult]]:
+    """The hook of ``verify``: (our closure's path info, the pairs, the paths both sides share
+    -- fixed-output sources, mostly: checked against the cache directly --, ours missing on
+    Hydra)."""
     roots = list(job_pairs)
     if theirs is not None:
         sp = store_path_of(theirs)
@@ -178,4 +184,6 @@ def pair_with_hydra(
             return await pair_closures(roots, closure, c)
 
     paired = asyncio.run(walk())
-    return closure, paired.pairs, paired.missing
+    shared = [closure[p.ours] for p in paired.pairs if p.ours == p.theirs and p.ours in closure]
+    pairs = [p for p in paired.pairs if p.ours != p.theirs]
+    return closure, pairs, shared, paired.missing

@@ -26,22 +26,33 @@ let
   # nixpkgs as Hydra evaluates it (its own bootstrap): the partner of every bridged path.
   unbridged = import nixpkgs { localSystem = { inherit system; }; };
 
-  # Hydra's nixos.iso_minimal job (nixos/release.nix makeIso) is eval-config.nix with the
-  # installation-cd-minimal module; here the same, with nixpkgs.pkgs = the bridged set.
-  nixosSystem = nixpkgs.lib.nixosSystem or (args:
-    import "${nixpkgs}/nixos/lib/eval-config.nix" ({ system = null; } // args));
-  isoOf = pkgsModule: (nixosSystem {
-    modules = [
-      "${nixpkgs}/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix"
-      pkgsModule
-      ({ config, lib, ... }: {
-        # as release.nix's versionModule (its versionSuffix needs Hydra's revCount, which a
-        # GitHub input does not have: the ISO's version label differs from Hydra's)
-        system.nixos.revision = rev;
-        system.stateVersion = lib.mkDefault config.system.nixos.release;
-      })
-    ];
-  }).config.system.build.isoImage;
+  # Hydra's nixos.iso_minimal job, as nixos/release.nix's makeIso builds it: eval-config.nix
+  # with the installation-cd-minimal module and release.nix's versionModule. The same entry
+  # point for ours (only nixpkgs.pkgs differs), so that the two ISOs can differ only through
+  # the bootstrap. (lib.nixosSystem would add nixpkgs.flake.source, which puts the nixpkgs
+  # source path into the image's registry and NIX_PATH: a difference Hydra's job does not have.)
+  # versionSuffix needs the git revCount Hydra's jobset input has and a GitHub input lacks:
+  # nixpkgs-pin.json carries it (null: the version label, and so every path that embeds it,
+  # differs from Hydra's).
+  versionModule = { config, lib, ... }: {
+    system.nixos.versionSuffix = lib.mkIf ((pin.revCount or null) != null)
+      ".${toString pin.revCount}.${builtins.substring 0 7 rev}";
+    system.nixos.revision = rev;
+    system.stateVersion = config.system.nixos.release;
+  };
+  isoOf = extra:
+    let
+      evaluated = import "${nixpkgs}/nixos/lib/eval-config.nix" (extra // {
+        modules = [
+          "${nixpkgs}/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix"
+          versionModule
+        ] ++ extra.modules or [ ];
+      });
+      inherit (evaluated.config.system.build) isoImage toplevel;
+    in
+    # the image hides its store paths in a compressed squashfs: `verify --pair-with-hydra`
+    # pairs the system's closure through this root as well
+    isoImage // { hydraPairRoots = [ toplevel ]; };
 
   closure = import ./closure-check.nix { inherit nixpkgs rev system bridge; };
 in
@@ -57,7 +68,7 @@ in
   packages = {
     stdenv = guard pkgs.stdenv;
     hello = guard pkgs.hello;
-    nixos-iso = guard (isoOf { nixpkgs.pkgs = pkgs; });
+    nixos-iso = guard (isoOf { system = null; modules = [{ nixpkgs.pkgs = pkgs; }]; });
   };
 
   # The same attributes without the bridge: what Hydra built (orchestrator verify pairs ours
@@ -65,7 +76,7 @@ in
   hydraPartners = {
     stdenv = guard unbridged.stdenv;
     hello = guard unbridged.hello;
-    nixos-iso = guard (isoOf { nixpkgs.hostPlatform = system; });
+    nixos-iso = guard (isoOf { inherit system; });
   };
 
   checks = {

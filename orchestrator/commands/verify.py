@@ -213,7 +213,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     if args.pair_with_hydra:
         from ..hydrapair import ISO_NOTE, pair_with_hydra
 
-        pair_locals, pairs, missing_on_hydra = pair_with_hydra(
+        pair_locals, pairs, locals_, missing_on_hydra = pair_with_hydra(
             args.targets,
             locals_,
             pairs,
@@ -223,7 +223,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             retries=args.retries,
         )
-        locals_ = []  # every path of the closure is a pair now, or missing on Hydra
+        # every path of the closure is now a pair, a path both sides share, or missing on Hydra
         if products:
             _log(ISO_NOTE)
     if pairs:
