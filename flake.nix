@@ -32,8 +32,9 @@
       bridged = import ./stdenv-bridge {
         inherit nixpkgs;
         rev = (builtins.fromJSON (builtins.readFile ./flake.lock)).nodes.nixpkgs.locked.rev;
-        bridge = (chain "x86_64-linux").bridge
-          or (throw "the chain has no seed set yet (nix/default.nix `bridge`, stdenv-bridge part 1)");
+        # part 1's set: `.#bridge` carries every member as an attribute (`.#bridge.glibc`)
+        bridge = (chain "x86_64-linux").packages.bridge
+          or (throw "the chain has no seed set (.#bridge, stdenv-bridge part 1) in this tree");
       };
       bridgedOn = system: attrs: if system == "x86_64-linux" then attrs else { };
     in
