@@ -10,6 +10,7 @@
 , drop ? [ ]            # members to leave out of the seed set
 , toplevel ? { }        # stand-in top-level packages for checkBootstrapPackages
 , nixpkgs ? null        # a real nixpkgs checkout, for `real`
+, bridge ? null         # a real seed set (part 1's .#bridge) instead of the stand-in members
 }:
 let
   mk = name: version: derivation {
@@ -25,7 +26,9 @@ let
     gzip = "1.13"; bzip2 = "1.0.8"; xz = "5.4.3"; patchelf = "0.18.0"; binutils = "2.41";
     gcc = "13.3.0"; glibc = "2.40"; linux-headers = "6.12";
   };
-  members = builtins.removeAttrs (builtins.mapAttrs mk versions) drop;
+  members = builtins.removeAttrs
+    (if bridge == null then builtins.mapAttrs mk versions
+     else builtins.mapAttrs (n: _: bridge.${n}) versions) drop;
   localSystem = { inherit system libc; isLinux = true; };
   crossSystem = if cross then { system = "aarch64-linux"; libc = "glibc"; isLinux = true; } else localSystem;
   stagesOn = nixpkgs: import (repo + "/stdenv-bridge/stdenv-stages.nix") {
