@@ -15,12 +15,15 @@ let
   lib = import "${nixpkgs}/lib";
 
   isDrv = v: isAttrs v && (v.type or null) == "derivation";
-  # derivations of a scope, one level of nested scopes included (stage0-posix, ...)
+  # a value that throws (meta checks, unsupported systems) is not one of them
+  safe = f: v: let r = builtins.tryEval (f v); in r.success && r.value;
+  # derivations of the scope and of the sets one level down (stage0-posix's scope, mes,
+  # tinycc-*, tests: nixpkgs' minimal-bootstrap at 0150e189 nests them so)
   drvsOf = scope: concatMap
     (v:
-      if isDrv v then [ v ]
-      else if isAttrs v && (v.recurseForDerivations or false)
-      then filter isDrv (attrValues v) else [ ])
+      if safe isDrv v then [ v ]
+      else if safe isAttrs v then filter (safe isDrv) (attrValues v)
+      else [ ])
     (attrValues scope);
 
   nixpkgsStage0 = localSystem:

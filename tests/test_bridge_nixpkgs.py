@@ -303,6 +303,20 @@ def test_the_guard_reads_the_fetched_tree(nix: str, tmp_path: Path) -> None:
     assert f"this is Nix {found}" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "path", sorted(p.name for p in (REPO / "stdenv-bridge").glob("*.nix")), ids=str
+)
+def test_every_bridge_file_parses(nix: str, path: str) -> None:
+    """The files the tests above cannot evaluate without nixpkgs (default.nix,
+    closure-check.nix) at least parse with Nix 2.8."""
+    proc = subprocess.run(
+        ["nix-instantiate", "--parse", str(REPO / "stdenv-bridge" / path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 # -- part 1's real seed set through the stand-in consumer ---------------------------------------
 def test_part_1s_real_members_meet_the_contract(nix: str) -> None:
     """The contract with the seed set as part 1 builds it (its derivations instantiated from
