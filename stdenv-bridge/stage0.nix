@@ -30,7 +30,7 @@ let
     drv // extra // outputs;
 
   member = name:
-    if bridge ? ${name} then mark bridge.${name}
+    if bridge ? ${name} then mark (bridge.${name} // (data.attrs.${name} or { }))
     else throw ("stdenv-bridge: part 1's seed set has no member '${name}' (it has: "
       + builtins.concatStringsSep " " (builtins.attrNames bridge) + ")");
 

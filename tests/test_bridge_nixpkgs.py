@@ -98,6 +98,7 @@ def test_dummy_stdenv_overrides_give_what_stage1_takes(bridged: dict, member_drv
     }
     assert bridged["ccWrapperStdenv"] == "bootstrap-stage0-stdenv-linux"
     assert bridged["gccUnwrapped"] == member_drvs["gcc"]
+    assert bridged["gccLangs"] == [True, True, True]
     assert bridged["bintools"] == member_drvs["binutils"]
     # the libc of stage 1 links the seed glibc's lib and include (its own prefix, not gcc's)
     glibc_out = re.search(r"ln -s (/nix/store/[a-z0-9]{32}-glibc-2\.40)/lib ", bridged["libcBuild"])

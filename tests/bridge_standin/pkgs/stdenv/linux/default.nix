@@ -47,6 +47,8 @@ assert isFromBootstrapFiles stage1.gnugrep;
   libcBuild = libc.buildCommand;
   libcName = libc.name;
   gccUnwrapped = stage0Pkgs.gcc-unwrapped.drvPath;
+  # what cc-wrapper consults on the compiler (nixpkgs' bootstrap-tools always carried them)
+  gccLangs = with stage0Pkgs.gcc-unwrapped; [ (langC or false) (langCC or false) (isGNU or false) ];
   bintools = stage0Pkgs.binutils.bintools.drvPath;
   runtimeShell = stage0Pkgs.binutils.runtimeShell;
   wrapperArgs = stage0Pkgs.binutils.wrapperArgs;
