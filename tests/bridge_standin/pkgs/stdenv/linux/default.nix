@@ -48,7 +48,7 @@ assert isFromBootstrapFiles stage1.gnugrep;
   libcName = libc.name;
   gccUnwrapped = stage0Pkgs.gcc-unwrapped.drvPath;
   # what cc-wrapper consults on the compiler (nixpkgs' bootstrap-tools always carried them)
-  gccLangs = with stage0Pkgs.gcc-unwrapped; [ (langC or false) (langCC or false) (isGNU or false) ];
+  gccLangs = let cc = stage0Pkgs.gcc-unwrapped; in [ (cc.langC or false) (cc.langCC or false) (cc.isGNU or false) ];
   bintools = stage0Pkgs.binutils.bintools.drvPath;
   runtimeShell = stage0Pkgs.binutils.runtimeShell;
   wrapperArgs = stage0Pkgs.binutils.wrapperArgs;
