@@ -63,8 +63,12 @@ in
   # `.#hydraJobs.…`) in legacyPackages.<system> too, which forces this value: behind the guard it
   # would make every such lookup fail on an old Nix. So on a Nix older than the pin needs it is
   # empty (the chain's outputs still evaluate); on a new one it is the bridged nixpkgs, and that
-  # lookup evaluates nixpkgs' top level (docs/bridge-nixpkgs.md, "Laziness").
-  legacyPackages = if version.newEnough then version.forTree nixpkgs pkgs else { };
+  # lookup evaluates nixpkgs' top level (docs/bridge-nixpkgs.md, "Laziness") -- the names of
+  # the unbridged set, so that such a lookup never evaluates the bridge itself.
+  legacyPackages =
+    if version.newEnough
+    then version.forTree nixpkgs (builtins.mapAttrs (name: _: pkgs.${name}) unbridged)
+    else { };
   packages = {
     stdenv = guard pkgs.stdenv;
     hello = guard pkgs.hello;
