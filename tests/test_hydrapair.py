@@ -9,6 +9,7 @@ cannot be built here (docs/bridge-nixpkgs.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from orchestrator.cli import main
 from tests.helpers_cache import DERIVATIONS, World, needs_nix, nix, serve
+from tests.test_hydra import JOB, FakeHydra, hydra_build, iso_product
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +164,38 @@ def test_a_store_path_target_needs_theirs(capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == 2
     assert "--pair-with-hydra needs a flake attribute" in capsys.readouterr().err
+
+
+@needs_nix
+def test_with_a_hydra_job_the_roots_and_the_image_come_from_hydra(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--job: Hydra's build output is the root partner (as for the ISO, whose Hydra path cannot
+    be evaluated without Hydra's revCount), its closure is walked, and the build product's
+    sha256 is compared with a note on why an ISO's is expected to differ."""
+    sha = hashlib.sha256((Path(world.tool_a) / "iso/image.iso").read_bytes()).hexdigest()
+    fake = FakeHydra(hydra_build({"out": world.tool_b}, iso_product(world.tool_b, sha)))
+    with serve(routes=fake.routes) as hydra, serve(world.cache) as cache:
+        code, report, err = run(
+            capsys,
+            world.tool_a,
+            "--pair-with-hydra",
+            "--job",
+            JOB,
+            "--hydra",
+            hydra.url,
+            "--cache",
+            cache.url,
+            "--trusted-key",
+            world.public,
+        )
+    got = {(r["kind"], r["path"]): r["status"] for r in report["results"]}
+    assert got == {
+        ("pair", world.tool_a): "equal-modulo-store-paths",
+        ("pair", world.dep_a): "equal-modulo-store-paths",
+        ("product", f"{world.tool_a}/iso/image.iso"): "reproducible",
+    }
+    (product,) = [r for r in report["results"] if r["kind"] == "product"]
+    assert "expected to differ from Hydra's only through store paths" in product["reason"]
+    assert "expected to differ from Hydra's only through store paths" in err
+    assert code == 0
