@@ -199,3 +199,9 @@ def test_with_a_hydra_job_the_roots_and_the_image_come_from_hydra(
     assert "expected to differ from Hydra's only through store paths" in product["reason"]
     assert "expected to differ from Hydra's only through store paths" in err
     assert code == 0
+
+
+def test_theirs_needs_pair_with_hydra(capsys: pytest.CaptureFixture[str]) -> None:
+    path = "/nix/store/" + "a" * 32 + "-x"
+    assert main(["verify", "--against-hydra", "--no-results", path, "--theirs", path]) == 2
+    assert "--theirs goes with --pair-with-hydra" in capsys.readouterr().err

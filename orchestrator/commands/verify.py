@@ -159,8 +159,10 @@ def _results_file(args: argparse.Namespace) -> ResultsFile:
 def _run_rebuild(args: argparse.Namespace) -> int:
     if not args.targets:
         raise OrchestratorError("--rebuild needs at least one TARGET")
-    if args.pair or args.pairs or args.job:
-        raise OrchestratorError("--pair, --pairs and --job go with --against-hydra, not --rebuild")
+    if args.pair or args.pairs or args.job or args.pair_with_hydra:
+        raise OrchestratorError(
+            "--pair, --pairs, --pair-with-hydra and --job go with --against-hydra, not --rebuild"
+        )
     report = Report(mode="rebuild", started=now())
     sink = _results_file(args)
     sink.start(report)
@@ -177,6 +179,8 @@ def _run_rebuild(args: argparse.Namespace) -> int:
 
 
 def _run_against_hydra(args: argparse.Namespace) -> int:
+    if args.theirs and not args.pair_with_hydra:
+        raise OrchestratorError("--theirs goes with --pair-with-hydra")
     keys = [parse_public_key(k) for k in (args.trusted_key or [DEFAULT_TRUSTED_KEY])]
     pairs: list[Pair] = [parse_pair(p) for p in args.pair]
     if args.pairs:
