@@ -198,6 +198,12 @@ def test_every_other_configuration_gets_nixpkgs_default_stages(
 
 # -- (c) the flake on the real Nix 2.8: the guard and the laziness ----------------------------
 def _flake(tree: Path, attr: str, *extra: str):
+    """The real flake with the live-bootstrap input from a materialized snapshot and nixpkgs
+    replaced by a flake whose outputs throw: anything that forces nixpkgs fails (whether or not
+    the pinned nixpkgs happens to be in the store)."""
+    poison = tree.parent / "no-nixpkgs"
+    poison.mkdir(exist_ok=True)
+    (poison / "flake.nix").write_text('{ outputs = _: throw "nixpkgs was forced"; }\n')
     return run_nix(
         "eval",
         "--json",
@@ -205,6 +211,9 @@ def _flake(tree: Path, attr: str, *extra: str):
         "--override-input",
         "live-bootstrap",
         f"path:{tree}",
+        "--override-input",
+        "nixpkgs",
+        f"path:{poison}",
         "--no-write-lock-file",
         *extra,
         check=False,
@@ -240,6 +249,8 @@ def test_a_bridged_output_on_an_old_nix_fails_with_one_line(
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
+    # the guard comes first: nixpkgs (which throws here) is never reached
+    assert "nixpkgs was forced" not in proc.stderr
     assert f"needs Nix >= {PIN['nix_required']}" in errors[0]
     assert f"this is Nix {found}" in errors[0]
 
@@ -247,8 +258,7 @@ def test_a_bridged_output_on_an_old_nix_fails_with_one_line(
 def test_bridged_names_are_there_without_forcing_nixpkgs(
     materialized_pinned: Path, nix: str
 ) -> None:
-    # nixpkgs is locked but not in the store and there is no network: listing names and
-    # evaluating chain outputs must not fetch it.
+    # nixpkgs throws when forced: listing names and evaluating chain outputs must not force it
     names = json.loads(
         _flake(materialized_pinned, "packages.x86_64-linux", "--apply", "builtins.attrNames").stdout
     )
