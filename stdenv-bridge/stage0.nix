@@ -55,6 +55,10 @@ if localSystem.libc or "glibc" != "glibc" then
   throw "stdenv-bridge/stage0.nix: the seed set has a glibc, not ${localSystem.libc}; other libcs use nixpkgs' own stages"
 else {
   isMinimalBootstrap = true;
+  # What upstream's other branch (prebuilt bootstrapFiles) returns instead of minimal-bootstrap.
+  # default.nix reads it only when isMinimalBootstrap is false, but the contract check sees the
+  # read: present by name, an error if ever forced.
+  bootstrapTools = throw "stdenv-bridge/stage0.nix: the seed comes from live-bootstrap, there are no bootstrapTools (isMinimalBootstrap = true)";
   # Where upstream exposes nixpkgs' minimal-bootstrap scope, ours is the seed set.
   minimal-bootstrap = seed // { recurseForDerivations = true; };
 

@@ -138,6 +138,7 @@ def test_the_reads_are_found_in_all_three_forms(nix: str) -> None:
         "minimal-bootstrap",
         "isMinimalBootstrap",
         "checkBootstrapPackages",
+        "bootstrapTools",  # read only when isMinimalBootstrap is false: provided, never forced
     }
 
 

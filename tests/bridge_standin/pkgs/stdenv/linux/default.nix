@@ -40,6 +40,8 @@ assert isFromBootstrapFiles stage1.gnugrep;
   initialPathMarked = map isFromBootstrapFiles stage0.initialPath;
   disallowed = map (p: p.drvPath) stage0.disallowedInFinalStdenv;
   inherit isMinimalBootstrap;
+  # as nixpkgs keeps stdenv.bootstrapTools only for the prebuilt-bootstrapFiles systems
+  bootstrapTools = if isMinimalBootstrap then null else stage0.bootstrapTools;
   minimalBootstrap = builtins.attrNames stage0.minimal-bootstrap;
   versionsOk = checkBootstrapPackages config.toplevelStandIn;
   overrides = builtins.attrNames stage0Pkgs;
