@@ -14,12 +14,16 @@
 , nixVersion ? builtins.nixVersion
 }:
 let
+  # after the fetch: the tree's own revision (an --override-input path has none: its narHash)
+  treeRev = if builtins.isAttrs nixpkgs then nixpkgs.rev or nixpkgs.narHash or rev else rev;
+
   version = import ./nix-version.nix { inherit pin rev nixVersion; };
+  treeVersion = import ./nix-version.nix { inherit pin nixVersion; rev = treeRev; };
   # the pin's minimum first (no fetch), then the fetched tree's own
-  guard = value: version.beforeFetch (version.forTree nixpkgs value);
+  guard = value: version.beforeFetch (treeVersion.forTree nixpkgs value);
 
   stage0 = import ./stage0.nix { inherit bridge nixpkgs; };
-  stages = import ./stdenv-stages.nix { inherit nixpkgs rev stage0; };
+  stages = import ./stdenv-stages.nix { inherit nixpkgs stage0; rev = treeRev; };
 
   pkgs = import nixpkgs { localSystem = { inherit system; }; inherit (stages) stdenvStages; };
 
@@ -36,8 +40,8 @@ let
   # differs from Hydra's).
   versionModule = { config, lib, ... }: {
     system.nixos.versionSuffix = lib.mkIf ((pin.revCount or null) != null)
-      ".${toString pin.revCount}.${builtins.substring 0 7 rev}";
-    system.nixos.revision = rev;
+      ".${toString pin.revCount}.${builtins.substring 0 7 treeRev}";
+    system.nixos.revision = treeRev;
     system.stateVersion = config.system.nixos.release;
   };
   isoOf = extra:
@@ -54,7 +58,7 @@ let
     # pairs the system's closure through this root as well
     isoImage // { hydraPairRoots = [ toplevel ]; };
 
-  closure = import ./closure-check.nix { inherit nixpkgs rev system bridge; };
+  closure = import ./closure-check.nix { inherit nixpkgs system bridge; rev = treeRev; };
 in
 {
   inherit stages;
@@ -67,7 +71,7 @@ in
   # the unbridged set, so that such a lookup never evaluates the bridge itself.
   legacyPackages =
     if version.newEnough
-    then version.forTree nixpkgs (builtins.mapAttrs (name: _: pkgs.${name}) unbridged)
+    then treeVersion.forTree nixpkgs (builtins.mapAttrs (name: _: pkgs.${name}) unbridged)
     else { };
   packages = {
     stdenv = guard pkgs.stdenv;

@@ -197,6 +197,35 @@ def test_every_other_configuration_gets_nixpkgs_default_stages(
     assert result == {"stages": "nixpkgs-default", "system": system, "libc": libc, "cross": cross}
 
 
+def test_the_flakes_outputs_are_wired_through_nixpkgs_top_level(nix: str) -> None:
+    """stdenv-bridge/default.nix on the stand-in tree (its default.nix stands for nixpkgs' top
+    level), past the guard with a Nix version of 2.99 given as an argument: the bridged stdenv
+    and hello, Hydra's partners from the unbridged import, legacyPackages by the unbridged
+    names."""
+    apply = (
+        "o: { stdenv = o.packages.stdenv.stages; hello = o.packages.hello.stdenvStages;"
+        " partner = o.hydraPartners.stdenv.stages; legacy = builtins.attrNames o.legacyPackages;"
+        " legacyStdenv = o.legacyPackages.stdenv.stages; }"
+    )
+    expr = f'(import {STANDIN}/harness.nix {{ repo = {REPO}; }}).outputs "2.99"'
+    got = json.loads(run_nix("eval", "--impure", "--json", "--expr", expr, "--apply", apply).stdout)
+    assert got == {
+        "stdenv": "bridged",
+        "hello": "bridged",
+        "partner": "nixpkgs-default",
+        "legacy": ["hello", "stdenv"],
+        "legacyStdenv": "bridged",
+    }
+    old = f'(import {STANDIN}/harness.nix {{ repo = {REPO}; }}).outputs "2.8.0"'
+    proc = run_nix(
+        "eval", "--impure", "--json", "--expr", old, "--apply", "o: o.packages.stdenv", check=False
+    )
+    assert proc.returncode != 0
+    assert "needs Nix >= 2.18 (nixpkgs standin-rev on nixos-26.05" in proc.stderr
+    legacy = run_nix("eval", "--impure", "--json", "--expr", old, "--apply", "o: o.legacyPackages")
+    assert json.loads(legacy.stdout) == {}
+
+
 # -- (c) the flake on the real Nix 2.8: the guard and the laziness ----------------------------
 def _flake(tree: Path, attr: str, *extra: str):
     """The real flake with the live-bootstrap input from a materialized snapshot and nixpkgs

@@ -44,6 +44,14 @@ in
   provided = builtins.attrNames
     ((import (repo + "/stdenv-bridge/stage0.nix") { bridge = members; nixpkgs = standin; })
       { inherit localSystem; });
+  # stdenv-bridge/default.nix (what the flake exposes) on the stand-in tree, with a Nix version
+  # that passes the pin's minimum
+  outputs = nixVersion: import (repo + "/stdenv-bridge") {
+    nixpkgs = standin;
+    rev = "standin-rev";
+    bridge = members;
+    inherit nixVersion;
+  };
   # the real nixpkgs (a checkout) with our stdenvStages, over the stand-in members
   real = import nixpkgs {
     localSystem = { inherit system; };
