@@ -8,9 +8,10 @@
       url = "git+https://github.com/fosslinux/live-bootstrap?submodules=1&rev=984b832224ed9ea701c38e70cf703c6a2aa33243";
       flake = false;
     };
-    # Only for the developer tooling (the CLI as an app, the dev shell, the formatter) and the
-    # later stdenv bridge. Evaluating the chain never forces it: Nix fetches inputs lazily.
-    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+    # For the developer tooling (the CLI as an app, the dev shell, the formatter) and the
+    # stdenv bridge (stdenv-bridge/): a release that has pkgs/stdenv/linux/stage0.nix. Evaluating
+    # the chain never forces it: Nix fetches inputs lazily. Bump: docs/bridge-nixpkgs.md.
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
   };
 
   outputs = { self, live-bootstrap, nixpkgs }:
@@ -25,20 +26,37 @@
         pkgs = nixpkgs.legacyPackages.${system};
         src = self;
       };
+      # nixpkgs' own stdenv stages on the chain's seed set (x86_64-linux). Every value is behind
+      # the Nix-version guard and nothing is forced unless asked for; the revision comes from
+      # flake.lock so that naming it in an error needs no fetch.
+      bridged = import ./stdenv-bridge {
+        inherit nixpkgs;
+        rev = (builtins.fromJSON (builtins.readFile ./flake.lock)).nodes.nixpkgs.locked.rev;
+        # part 1's set: `.#bridge` carries every member as an attribute (`.#bridge.glibc`)
+        bridge = (chain "x86_64-linux").packages.bridge
+          or (throw "the chain has no seed set (.#bridge, stdenv-bridge part 1) in this tree");
+      };
+      bridgedOn = system: attrs: if system == "x86_64-linux" then attrs else { };
     in
     {
-      lib = { inherit chain; };
+      lib = { inherit chain; bridge = { inherit (bridged) policy hydraPartners; }; };
 
       # `//` only needs the right side's names, so the chain's packages never force nixpkgs.
       packages = forSystems (system:
-        (chain system).packages // { orchestrator = (tooling system).orchestrator; });
+        (chain system).packages // { orchestrator = (tooling system).orchestrator; }
+        // bridgedOn system { inherit (bridged.packages) stdenv hello nixos-iso; });
+
+      # The bridged nixpkgs: `nix build .#legacyPackages.x86_64-linux.<any package>`.
+      legacyPackages = { x86_64-linux = bridged.legacyPackages; };
 
       # The chain's checks need no nixpkgs; lint and typecheck come from the tooling.
       checks = forSystems (system: (chain system).checks // {
         inherit ((tooling system).checks) lint typecheck;
-      });
+      } // bridgedOn system bridged.checks);
 
-      hydraJobs = (chain "x86_64-linux").hydraJobs;
+      hydraJobs = (chain "x86_64-linux").hydraJobs // {
+        bridged = { inherit (bridged.packages) stdenv hello nixos-iso; };
+      };
 
       # Developer tooling, from nixpkgs (needs Nix >= 2.18 with current nixpkgs).
       apps = forSystems (system: {

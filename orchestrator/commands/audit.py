@@ -7,6 +7,7 @@ unexpected binary is found, else 0. See :mod:`orchestrator.verify.audit` for the
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from orchestrator.commands.build import (
     add_source_arguments,
     chain_steps,
     closure_of,
+    default_flake,
     installable_args,
 )
 from orchestrator.upstream.locate import locate_tree
@@ -28,6 +30,12 @@ from orchestrator.verify.audit import (
     TreeIndex,
     audit,
     distinct_seeds,
+)
+from orchestrator.verify.bridge_audit import (
+    BridgeAudit,
+    audit_bridged,
+    is_bridged_target,
+    load_policy,
 )
 
 out = Console(highlight=False)
@@ -74,11 +82,37 @@ def run(args: argparse.Namespace) -> int:
     attrs = [a for a, _ in chain_steps()]
     closure = closure_of(inst, args.target, attrs)
     report = audit(args.target, closure, _tree(args.live_bootstrap))
+    bridged = None
+    if is_bridged_target(args.target) and not args.file:
+        flake = args.target.split("#", 1)[0] if "#" in args.target else None
+        bridged = audit_bridged(closure, load_policy(flake or args.flake or default_flake()))
     if args.json:
-        sys.stdout.write(report.model_dump_json(indent=1) + "\n")
+        data = json.loads(report.model_dump_json())
+        if bridged is not None:
+            data["bridge"] = bridged.model_dump()
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
         print_report(report, show_all=args.all)
-    return 0 if report.ok else 1
+        if bridged is not None:
+            print_bridged(bridged)
+    return 0 if report.ok and (bridged is None or bridged.ok) else 1
+
+
+def print_bridged(b: BridgeAudit) -> None:
+    """The nixpkgs side of a bridged closure: binary bootstraps by name, nixpkgs' own bootstrap."""
+    for f in b.binary_bootstraps:
+        out.print(
+            f"binary bootstrap nixpkgs takes: {escape(f.name)} ({escape(f.url or '')}): {escape(f.why)}"
+        )
+    if not b.binary_bootstraps:
+        out.print("binary bootstraps nixpkgs takes: none in this closure")
+    for f in b.nixpkgs_bootstrap:
+        out.print(
+            f"[bold red]nixpkgs' own bootstrap in the closure:[/] {escape(f.drv)} ({escape(f.why)}; "
+            f"used by {escape(', '.join(f.used_by[:3]) or '-')})"
+        )
+    if not b.nixpkgs_bootstrap:
+        out.print(f"no derivation of nixpkgs' own bootstrap (nixpkgs {escape(b.nixpkgs_rev)})")
 
 
 def _short(store_path: str) -> str:

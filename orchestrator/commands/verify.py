@@ -103,6 +103,15 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--pairs", metavar="FILE.json", help="pairs from a JSON file")
     p.add_argument(
+        "--pair-with-hydra",
+        action="store_true",
+        help="pair TARGET's whole closure with Hydra's build of the same attribute "
+        "(the bridge's outputs; see docs/bridge-nixpkgs.md)",
+    )
+    p.add_argument(
+        "--theirs", metavar="PATH", help="with --pair-with-hydra: Hydra's partner of TARGET"
+    )
+    p.add_argument(
         "--rehash",
         action="store_true",
         help="hash local paths from disk instead of trusting the store database",
@@ -150,8 +159,10 @@ def _results_file(args: argparse.Namespace) -> ResultsFile:
 def _run_rebuild(args: argparse.Namespace) -> int:
     if not args.targets:
         raise OrchestratorError("--rebuild needs at least one TARGET")
-    if args.pair or args.pairs or args.job:
-        raise OrchestratorError("--pair, --pairs and --job go with --against-hydra, not --rebuild")
+    if args.pair or args.pairs or args.job or args.pair_with_hydra:
+        raise OrchestratorError(
+            "--pair, --pairs, --pair-with-hydra and --job go with --against-hydra, not --rebuild"
+        )
     report = Report(mode="rebuild", started=now())
     sink = _results_file(args)
     sink.start(report)
@@ -168,6 +179,8 @@ def _run_rebuild(args: argparse.Namespace) -> int:
 
 
 def _run_against_hydra(args: argparse.Namespace) -> int:
+    if args.theirs and not args.pair_with_hydra:
+        raise OrchestratorError("--theirs goes with --pair-with-hydra")
     keys = [parse_public_key(k) for k in (args.trusted_key or [DEFAULT_TRUSTED_KEY])]
     pairs: list[Pair] = [parse_pair(p) for p in args.pair]
     if args.pairs:
@@ -199,15 +212,35 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         products = plan.products
         unmatched = plan.unmatched
 
+    missing_on_hydra: list[PathResult] = []
     pair_locals: dict[str, LocalPath] = {}
+    if args.pair_with_hydra:
+        from orchestrator.verify.hydrapair import ISO_NOTE, pair_with_hydra
+
+        pair_locals, pairs, locals_, missing_on_hydra = pair_with_hydra(
+            args.targets,
+            locals_,
+            pairs,
+            theirs=args.theirs,
+            cache_url=args.cache,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            retries=args.retries,
+        )
+        # every path of the closure is now a pair, a path both sides share, or missing on Hydra
+        if products:
+            _log(ISO_NOTE)
     if pairs:
-        known = {lp.path for lp in locals_}
+        known = {lp.path for lp in locals_} | set(pair_locals)
         wanted = [p for pair in pairs for p in (pair.ours, pair.theirs) if p not in known]
         if wanted:
-            pair_locals = {lp.path: lp for lp in query_local(wanted)}
+            pair_locals |= {lp.path: lp for lp in query_local(wanted)}
 
     sink = _results_file(args)
     sink.start(report)
+    for r in missing_on_hydra:
+        report.results.append(r)
+        sink.result(r)
     for hydra_out in unmatched:
         r = PathResult(
             path=hydra_out,
@@ -223,6 +256,10 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         results = asyncio.run(_check(args, keys, locals_, pairs, pair_locals, products, sink))
     finally:
         sink.close()
+    if args.pair_with_hydra:
+        for r in results:
+            if r.kind == "product":
+                r.reason = f"{r.reason}; {ISO_NOTE}"
     report.results.extend(results)
     return _finish(args, report, sink)
 
