@@ -512,7 +512,11 @@ class BinaryCache:
                     f"{self.url}/{info.url}: {size} bytes, the narinfo's FileSize is "
                     f"{info.file_size}"
                 )
-            await asyncio.to_thread(_check_and_decompress, info, compressed, dest, self.url)
+            try:
+                await asyncio.to_thread(_check_and_decompress, info, compressed, dest, self.url)
+            except BaseException:
+                dest.unlink(missing_ok=True)  # nothing half-written
+                raise
 
 
 _PATIENCE_HINT = "check the cache URL and the network; --timeout and --retries tune patience"

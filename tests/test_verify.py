@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -270,6 +271,58 @@ def test_server_killed_mid_run(
     saved = load_results(results)
     assert [r.status.value for r in saved.results].count("reproducible") == 3
     assert saved.summary.exit_code == 2
+
+
+def test_a_cache_that_never_answers_ends_the_run(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole closure against a server that accepts connections and never answers: every path
+    is an error that says the cache was given up on (not one full retry cycle per path)."""
+    held: list[socket.socket] = []
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+
+    def accept() -> None:
+        while not stop.is_set():  # bounded: ends when the test is done
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        code, report = verify(
+            capsys,
+            world,
+            f"http://127.0.0.1:{listener.getsockname()[1]}",
+            "--closure",
+            "--jobs",
+            "2",
+            "--timeout",
+            "0.5",
+            "--retries",
+            "3",
+            world.tool_a,
+            *world.many,
+            results=tmp_path / "r",
+        )
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for s in held:
+            s.close()
+        listener.close()
+    assert code == 2
+    assert set(statuses(report)) == {world.tool_a, world.dep_a, *world.many}
+    assert set(statuses(report).values()) == {"error"}
+    assert all(
+        "gave up, the cache stopped answering" in (r.reason or "") for r in report.results
+    ), [r.reason for r in report.results]
+    assert len(held) <= 2 * 2 + 2  # the attempts before giving up, and those in flight
 
 
 def test_interrupted_run_keeps_what_it_found(world: World, tmp_path: Path) -> None:
