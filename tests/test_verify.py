@@ -496,3 +496,54 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "nothing to verify" in capsys.readouterr().err
     assert main(["verify", "--against-hydra", "--pair", "a=b"]) == 2
     assert "not a store path" in capsys.readouterr().err
+
+
+def test_local_path_targets(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``result`` (no slash: Nix would look it up as a flake) and ``./result`` are paths."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "result").symlink_to(world.many[0])
+    (tmp_path / "sub").symlink_to(Path(world.tool_a) / "bin")
+    code, report = verify(
+        capsys, world, world.cache.as_uri(), "result", "./result", "sub", results=tmp_path / "r"
+    )
+    assert [r.path for r in report.results] == [world.many[0], world.tool_a]
+    assert statuses(report) == {world.many[0]: "reproducible", world.tool_a: "not-in-cache"}
+    assert code == 0
+    (tmp_path / "plain").write_text("not in the store\n")
+    for target, message in [
+        ("plain", "is a local path outside the Nix store"),
+        ("./missing", "no such file or directory"),
+    ]:
+        assert main(["verify", "--against-hydra", "--no-results", target]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_results_file_defaults_to_the_xdg_cache_dir(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    code = main(
+        [
+            "verify",
+            "--against-hydra",
+            "--cache",
+            world.cache.as_uri(),
+            "--trusted-key",
+            world.public,
+            world.many[0],
+        ]
+    )
+    assert code == 0
+    expected = tmp_path / "xdg" / "orchestrator" / "verify-results.jsonl"
+    assert f"results: {expected}" in capsys.readouterr().err
+    assert statuses(load_results(expected)) == {world.many[0]: "reproducible"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xdg"]  # nothing in the cwd
