@@ -49,6 +49,11 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
         console.print(table)
     if hidden:
         console.print(f"({hidden} reproducible paths not listed; --verbose lists them)")
+    if report.cache_gave_up:
+        console.print(
+            f"gave up on {escape(str(report.cache))}: {escape(report.cache_gave_up)}",
+            soft_wrap=True,
+        )
     console.print(report.summary.line())
 
 

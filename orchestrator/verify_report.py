@@ -115,6 +115,7 @@ class Report(BaseModel):
     complete: bool = False
     results: list[PathResult] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
+    cache_gave_up: str | None = None  # why the cache was taken as down mid-run, else null
 
 
 def now() -> str:

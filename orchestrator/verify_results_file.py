@@ -53,6 +53,7 @@ class ResultsFile:
                 "event": "end",
                 "finished": report.finished,
                 "summary": report.summary.model_dump(mode="json"),
+                "cache_gave_up": report.cache_gave_up,
             }
         )
         self.close()
@@ -100,4 +101,5 @@ def load_results(path: str | os.PathLike[str]) -> Report:
     if end is not None:
         report.complete = True
         report.finished = end.get("finished")
+        report.cache_gave_up = end.get("cache_gave_up")
     return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -323,6 +324,9 @@ def test_a_cache_that_never_answers_ends_the_run(
         "gave up, the cache stopped answering" in (r.reason or "") for r in report.results
     ), [r.reason for r in report.results]
     assert len(held) <= 2 * 2 + 2  # the attempts before giving up, and those in flight
+    assert report.cache_gave_up is not None
+    assert re.search(r"\d+ attempts in a row failed|no answer for", report.cache_gave_up)
+    assert load_results(tmp_path / "r").cache_gave_up == report.cache_gave_up
 
 
 def test_interrupted_run_keeps_what_it_found(world: World, tmp_path: Path) -> None:

@@ -209,7 +209,9 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     n = len(locals_) + len(pairs) + len(products)
     _log(f"checking {n} item(s) against {escape(args.cache)}")
     try:
-        results = asyncio.run(_check(args, keys, locals_, pairs, pair_locals, products, sink))
+        results, report.cache_gave_up = asyncio.run(
+            _check(args, keys, locals_, pairs, pair_locals, products, sink)
+        )
     finally:
         sink.close()
     report.results.extend(results)
@@ -224,7 +226,8 @@ async def _check(
     pair_locals: dict[str, LocalPath],
     products: list[HydraProduct],
     sink: ResultsFile,
-) -> list[PathResult]:
+) -> tuple[list[PathResult], str | None]:
+    """Every check; and why the cache was given up on, if it was."""
     async with BinaryCache(
         args.cache,
         concurrency=args.jobs,
@@ -241,9 +244,10 @@ async def _check(
             diff_tool=args.diff_tool,
             on_result=sink.result,
         )
-        return await verify_against_cache(
+        results = await verify_against_cache(
             verifier, locals_, pairs, pair_locals, products, hydra_url=args.hydra
         )
+        return results, cache.give_up.down
 
 
 def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
@@ -253,6 +257,8 @@ def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
     sink.end(report)
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        if report.cache_gave_up:
+            _log(f"gave up on {escape(str(report.cache))}: {escape(report.cache_gave_up)}")
         _log(report.summary.line())
     else:
         print_table(report, verbose=args.verbose)
