@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -33,10 +32,10 @@ from .errors import OrchestratorError
 from .hashes import Hash, HashError, parse_hash
 from .hydra_plan import HydraProduct
 from .local_store import LocalPath
-from .nar import NarError, dump_nar, make_writable, nar_hash, unpack_nar
+from .nar import NarError, make_writable, nar_hash, unpack_nar
 from .nardiff import DiffReport, run_diff
 from .narinfo import NarInfo, PublicKey, check_signatures
-from .pairs import HashRewriter, Pair, pair_mapping, rewritten_nar_hash
+from .pairs import Pair, pair_mapping, rewritten_nar_hash, unpack_rewritten
 from .storepath import hash_part
 from .verify_report import PathResult, Status
 
@@ -200,7 +199,7 @@ class Verifier:
                 ours_tree = Path(ours)
                 if mapping:
                     ours_tree = tmp / "ours"
-                    await asyncio.to_thread(_unpack_rewritten, ours, mapping, ours_tree)
+                    await asyncio.to_thread(unpack_rewritten, ours, mapping, ours_tree)
                 return await asyncio.to_thread(
                     run_diff, ours_tree, theirs_tree, tool=self.diff_tool
                 )
@@ -316,15 +315,6 @@ def _sha256_file(path: str) -> bytes:
         while n := f.readinto(view):
             h.update(view[:n])
     return h.digest()
-
-
-def _unpack_rewritten(path: str, mapping: dict[str, str], dest: Path) -> None:
-    out = io.BytesIO()
-    rw = HashRewriter(mapping, out.write)
-    dump_nar(path, rw.write)
-    rw.close()
-    out.seek(0)
-    unpack_nar(out, dest)
 
 
 async def verify_against_cache(
