@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Literal
 from urllib.parse import unquote, urljoin, urlsplit
@@ -500,6 +500,12 @@ class BinaryCache:
         """Download ``info``'s NAR (at most ``nar_download_limit(info)`` bytes), check
         ``FileSize``/``FileHash``/``NarHash``/``NarSize``, and write the decompressed archive
         to ``dest``."""
+        rel = PurePosixPath(info.url)
+        if urlsplit(info.url).scheme or rel.is_absolute() or ".." in rel.parts or not info.url:
+            # Nix joins URL to the cache's own URL; anything else would leave the cache
+            raise CacheError(
+                f"narinfo of {info.store_path}: URL {info.url!r} is not a path inside the cache"
+            )
         limit = nar_download_limit(info)
         with tempfile.TemporaryDirectory(prefix="orchestrator-nar-") as tmp:
             compressed = Path(tmp) / "download"

@@ -530,3 +530,15 @@ def test_nar_limit_allows_what_xz_really_produces() -> None:
     assert len(packed) > len(raw)
     info = parse_narinfo(narinfo_for(raw, compression="xz", file_size=len(packed)))
     assert nar_download_limit(info) == len(packed)
+
+
+@pytest.mark.parametrize("url", ["../../etc/passwd", "/etc/passwd", "http://elsewhere/x.nar", ""])
+def test_nar_url_must_stay_inside_the_cache(url: str, tmp_path: Path) -> None:
+    info = parse_narinfo(narinfo_for(b"n" * 124)).model_copy(update={"url": url})
+
+    async def go() -> None:
+        async with BinaryCache(tmp_path.as_uri()) as cache:
+            await cache.fetch_nar(info, tmp_path / "out.nar")
+
+    with pytest.raises(CacheError, match="is not a path inside the cache"):
+        asyncio.run(go())
