@@ -28,6 +28,7 @@ from orchestrator.binary_cache import (
     NARINFO_MAX,
     BinaryCache,
     CacheError,
+    GiveUp,
     nar_download_limit,
     proxy_for,
 )
@@ -542,3 +543,23 @@ def test_nar_url_must_stay_inside_the_cache(url: str, tmp_path: Path) -> None:
 
     with pytest.raises(CacheError, match="is not a path inside the cache"):
         asyncio.run(go())
+
+
+def test_give_up_rules() -> None:
+    """Either rule takes the cache as down; any answer resets both."""
+    by_count = GiveUp(max_failures=3, patience=3600)
+    by_count.failed("refused", time.monotonic())
+    by_count.failed("refused", time.monotonic())
+    by_count.answered()  # a 404 or a 200 in between: the count starts again
+    by_count.failed("refused", time.monotonic())
+    by_count.failed("refused", time.monotonic())
+    assert by_count.down is None
+    by_count.failed("refused", time.monotonic())
+    assert by_count.down == "3 attempts in a row failed; last: refused"
+
+    by_time = GiveUp(max_failures=1000, patience=5)
+    by_time.last_answer -= 10  # the run began 10 s ago, nothing answered since
+    by_time.failed("TimeoutError", time.monotonic())  # one timed-out attempt: retried
+    assert by_time.down is None
+    by_time.failed("TimeoutError", time.monotonic() - 6)  # began 6 s ago, nothing answered since
+    assert by_time.down is not None and by_time.down.startswith("no answer for 6 s")
