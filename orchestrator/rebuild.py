@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from .errors import NixError
+from .local_store import target_store_path
 from .nar import NarError, nar_hash
 from .nardiff import run_diff
 from .nixcli import nix_json, run_nix
-from .storepath import store_path_of
 from .verify_report import PathResult, Status
 
 
@@ -23,7 +23,7 @@ def rebuild_target(
     """``nix build`` (if needed) then ``nix build --rebuild``; one result per output path."""
     started = time.monotonic()
     installable = target
-    sp = store_path_of(target)
+    sp = target_store_path(target)
     if sp is not None and not sp.endswith(".drv"):
         # A store-path installable is opaque: `nix build --rebuild` would silently do nothing.
         info = nix_json(["path-info", sp])[0]
