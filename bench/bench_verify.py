@@ -8,6 +8,10 @@ the same machine load; medians of wall and CPU time (the CLI and its ``nix`` chi
 reported side by side.
 
     python bench/bench_verify.py [--paths 2000] [--jobs 16] [--client both|builtin|httpx] [--runs 3]
+    python bench/bench_verify.py --clients-only [--paths 2000] [--jobs 16] [--runs 3]
+
+``--clients-only`` times the two narinfo clients alone: N GETs of small narinfo files from the
+same loopback server inside one process (no Nix, no signatures), CPU time of this process.
 
 Target: >= 1,000 paths/s.
 """
@@ -15,6 +19,7 @@ Target: >= 1,000 paths/s.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import statistics
@@ -70,13 +75,58 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def clients_only(n: int, jobs: int, runs: int) -> None:
+    from orchestrator.binary_cache import BinaryCache
+
+    cpus: dict[str, list[float]] = {"builtin": [], "httpx": []}
+    with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp_s:
+        cache = Path(tmp_s)
+        hashes = [f"{i:032d}" for i in range(n)]
+        for h in hashes:
+            (cache / f"{h}.narinfo").write_text(
+                f"StorePath: /nix/store/{h}-x\nURL: nar/x.nar\nCompression: none\n"
+                f"NarHash: sha256:{'0' * 52}\nNarSize: 120\nReferences: \n"
+            )
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(cache)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert server.stdout is not None
+            url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+
+            async def fetch_all(client: str) -> None:
+                async with BinaryCache(url, concurrency=jobs, client=client) as c:  # type: ignore[arg-type]
+                    got = await asyncio.gather(*(c.narinfo_text(h) for h in hashes))
+                assert all(got)
+
+            for _ in range(runs):
+                for client in cpus:
+                    cpu, t = time.process_time(), time.perf_counter()
+                    asyncio.run(fetch_all(client))
+                    cpu, wall = time.process_time() - cpu, time.perf_counter() - t
+                    cpus[client].append(cpu)
+                    print(f"{client:8} {n} GETs: {wall:.2f} s wall, {cpu:.2f} s CPU")
+        finally:
+            server.terminate()
+            server.wait()
+    b, h = (statistics.median(cpus[c]) for c in ("builtin", "httpx"))
+    print(
+        f"median CPU per request: builtin {b / n * 1e6:,.0f} us, httpx {h / n * 1e6:,.0f} us "
+        f"({h / b:.1f}x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--paths", type=int, default=2000)
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--client", choices=["both", "builtin", "httpx"], default="both")
     ap.add_argument("--runs", type=int, default=3, help="runs per client")
+    ap.add_argument("--clients-only", action="store_true", help="time the narinfo clients alone")
     args = ap.parse_args()
+    if args.clients_only:
+        clients_only(args.paths, args.jobs, args.runs)
+        return
     clients = ["builtin", "httpx"] if args.client == "both" else [args.client]
     walls: dict[str, list[float]] = {c: [] for c in clients}
     cpus: dict[str, list[float]] = {c: [] for c in clients}
