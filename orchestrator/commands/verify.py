@@ -62,8 +62,19 @@ def register(subparsers: Any) -> None:
         help=f"trusted public key, repeatable (default {DEFAULT_TRUSTED_KEY})",
     )
     p.add_argument("--jobs", type=int, default=16, metavar="N", help="parallel requests (16)")
-    p.add_argument("--timeout", type=float, default=20.0, help="seconds per request (20)")
-    p.add_argument("--retries", type=int, default=3, help="retries of a failed request (3)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds per request (20); a cache that answers nothing for twice this long, or "
+        "fails 2 x --jobs attempts in a row, is given up on",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries of a failed request, with backoff and Retry-After (3)",
+    )
     p.add_argument(
         "--http-client",
         choices=["builtin", "httpx"],
