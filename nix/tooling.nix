@@ -9,7 +9,7 @@ let
     pyproject = true;
     inherit src;
     build-system = [ python.pkgs.setuptools ];
-    dependencies = with python.pkgs; [ jinja2 pydantic rich httpx cryptography ];
+    dependencies = with python.pkgs; [ jinja2 pydantic rich httpx cryptography tenacity ];
     nativeCheckInputs = [ python.pkgs.pytestCheckHook ];
     doCheck = false; # the tests need ../shared/fixtures and a writable Nix store
   };
@@ -19,7 +19,7 @@ in
 
   mkShell = pkgs.mkShell {
     packages = [
-      (python.withPackages (ps: with ps; [ jinja2 pydantic rich httpx cryptography pytest mypy ]))
+      (python.withPackages (ps: with ps; [ jinja2 pydantic rich httpx cryptography tenacity pytest mypy ]))
       pkgs.ruff
       pkgs.nixpkgs-fmt
     ];

@@ -21,8 +21,6 @@ from orchestrator.verify.hydra import (
     HydraClient,
     HydraError,
     parse_build,
-    parse_eval,
-    parse_search,
     split_job,
 )
 from tests.helpers_cache import World, copy_to_cache, needs_nix, serve
@@ -49,23 +47,6 @@ def test_real_build_answer_parses() -> None:
     assert product.type == "report" and product.subtype == "testlog"
     assert b.drvpath is None  # missing in this answer
     assert b.jobsetevals == [1213758]
-
-
-def test_real_eval_answer_parses() -> None:
-    e = parse_eval(fixture("hydra-cli_eval-1525352.json"))
-    assert e.id == 1525352 and e.hasnewbuilds is True
-    assert len(e.builds) == 23
-    assert e.jobsetevalinputs["nixpkgs"].revision == "a7e559a5504572008567383c3dc8e142fa7a8633"
-    assert e.jobsetevalinputs["officialRelease"].value == "false"
-    assert e.jobsetevalinputs["nix"].value is None
-
-
-def test_real_search_answer_parses() -> None:
-    s = parse_search(fixture("hydra-cli_search-build.json"))
-    assert [b.id for b in s.builds] == [94250155, 94098485]
-    assert all(b.finished and b.buildstatus == 2 and not b.succeeded for b in s.builds)
-    assert s.builds[0].buildproducts == {}
-    assert s.buildsdrv == []
 
 
 def test_nulls_and_flags() -> None:

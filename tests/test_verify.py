@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +23,8 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
-from orchestrator.verify.cache import Report, load_results, report_schema
+from orchestrator.verify.report import Report, report_schema
+from orchestrator.verify.results_file import load_results
 from tests.helpers_cache import (
     World,
     narinfo_file,
@@ -261,12 +264,69 @@ def test_server_killed_mid_run(
     assert got[:3] == ["reproducible"] * 3
     assert got[3:] == ["error"] * (len(world.many) - 3)
     reasons = [r.reason or "" for r in report.results[3:]]
-    # two paths (2 x --jobs) fail through their retries, then the cache is taken as down
-    assert sum("after 2 attempts" in r for r in reasons) == 2
-    assert sum("gave up, the cache stopped answering" in r for r in reasons) == 1
+    # 2 x --jobs attempts in a row failed: the cache is taken as down, and every path not yet
+    # answered says so instead of waiting through its own retries
+    assert all(
+        "gave up, the cache stopped answering (2 attempts in a row failed" in r for r in reasons
+    ), reasons
     saved = load_results(results)
     assert [r.status.value for r in saved.results].count("reproducible") == 3
     assert saved.summary.exit_code == 2
+
+
+def test_a_cache_that_never_answers_ends_the_run(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole closure against a server that accepts connections and never answers: every path
+    is an error that says the cache was given up on (not one full retry cycle per path)."""
+    held: list[socket.socket] = []
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+
+    def accept() -> None:
+        while not stop.is_set():  # bounded: ends when the test is done
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        code, report = verify(
+            capsys,
+            world,
+            f"http://127.0.0.1:{listener.getsockname()[1]}",
+            "--closure",
+            "--jobs",
+            "2",
+            "--timeout",
+            "0.5",
+            "--retries",
+            "3",
+            world.tool_a,
+            *world.many,
+            results=tmp_path / "r",
+        )
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for s in held:
+            s.close()
+        listener.close()
+    assert code == 2
+    assert set(statuses(report)) == {world.tool_a, world.dep_a, *world.many}
+    assert set(statuses(report).values()) == {"error"}
+    assert all(
+        "gave up, the cache stopped answering" in (r.reason or "") for r in report.results
+    ), [r.reason for r in report.results]
+    assert len(held) <= 2 * 2 + 2  # the attempts before giving up, and those in flight
+    assert report.cache_gave_up is not None
+    assert re.search(r"\d+ attempts in a row failed|no answer for", report.cache_gave_up)
+    assert load_results(tmp_path / "r").cache_gave_up == report.cache_gave_up
 
 
 def test_interrupted_run_keeps_what_it_found(world: World, tmp_path: Path) -> None:
@@ -440,3 +500,54 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "nothing to verify" in capsys.readouterr().err
     assert main(["verify", "--against-hydra", "--pair", "a=b"]) == 2
     assert "not a store path" in capsys.readouterr().err
+
+
+def test_local_path_targets(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``result`` (no slash: Nix would look it up as a flake) and ``./result`` are paths."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "result").symlink_to(world.many[0])
+    (tmp_path / "sub").symlink_to(Path(world.tool_a) / "bin")
+    code, report = verify(
+        capsys, world, world.cache.as_uri(), "result", "./result", "sub", results=tmp_path / "r"
+    )
+    assert [r.path for r in report.results] == [world.many[0], world.tool_a]
+    assert statuses(report) == {world.many[0]: "reproducible", world.tool_a: "not-in-cache"}
+    assert code == 0
+    (tmp_path / "plain").write_text("not in the store\n")
+    for target, message in [
+        ("plain", "is a local path outside the Nix store"),
+        ("./missing", "no such file or directory"),
+    ]:
+        assert main(["verify", "--against-hydra", "--no-results", target]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_results_file_defaults_to_the_xdg_cache_dir(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    code = main(
+        [
+            "verify",
+            "--against-hydra",
+            "--cache",
+            world.cache.as_uri(),
+            "--trusted-key",
+            world.public,
+            world.many[0],
+        ]
+    )
+    assert code == 0
+    expected = tmp_path / "xdg" / "orchestrator" / "verify-results.jsonl"
+    assert f"results: {expected}" in capsys.readouterr().err
+    assert statuses(load_results(expected)) == {world.many[0]: "reproducible"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xdg"]  # nothing in the cwd

@@ -15,42 +15,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
 from orchestrator.verify import pins
-from orchestrator.verify.cache import (
-    LocalPath,
-    PathResult,
-    Report,
-    ResultsFile,
-    Status,
-    Summary,
-    Verifier,
-    now,
-    plan_hydra,
-    query_local,
-    rebuild_target,
-    report_schema,
-    verify_against_cache,
-)
+from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
+from orchestrator.verify.hydra_plan import HydraProduct, plan_hydra
+from orchestrator.verify.local_store import LocalPath, query_local
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
-
-DEFAULT_RESULTS = "verify-results.jsonl"
-_SHOW_ALL_UP_TO = 50
-
-STYLE = {
-    Status.reproducible: "green",
-    Status.equal_modulo_store_paths: "green",
-    Status.differs: "bold red",
-    Status.not_in_cache: "yellow",
-    Status.not_built_locally: "yellow",
-    Status.untrusted: "bold magenta",
-    Status.error: "bold red",
-}
+from orchestrator.verify.rebuild import rebuild_target
+from orchestrator.verify.render import print_table
+from orchestrator.verify.report import PathResult, Report, Status, Summary, now, report_schema
+from orchestrator.verify.results_file import ResultsFile, default_results_path
 
 
 def register(subparsers: Any) -> None:
@@ -84,8 +62,26 @@ def register(subparsers: Any) -> None:
         help=f"trusted public key, repeatable (default {DEFAULT_TRUSTED_KEY})",
     )
     p.add_argument("--jobs", type=int, default=16, metavar="N", help="parallel requests (16)")
-    p.add_argument("--timeout", type=float, default=20.0, help="seconds per request (20)")
-    p.add_argument("--retries", type=int, default=3, help="retries of a failed request (3)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds per request (20); a cache that answers nothing for twice this long, or "
+        "fails 2 x --jobs attempts in a row, is given up on",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries of a failed request, with backoff and Retry-After (3)",
+    )
+    p.add_argument(
+        "--http-client",
+        choices=["builtin", "httpx"],
+        default="builtin",
+        help="narinfo fetches: the built-in keep-alive client (default, ~10x less CPU per "
+        "request) or httpx",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--diff", action="store_true", help="show what differs in differing paths")
     p.add_argument(
@@ -118,9 +114,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--results",
-        default=DEFAULT_RESULTS,
         metavar="FILE",
-        help=f"JSON Lines file written as results come in ({DEFAULT_RESULTS})",
+        help="JSON Lines file written as results come in "
+        "(default $XDG_CACHE_HOME/orchestrator/verify-results.jsonl)",
     )
     p.add_argument("--no-results", action="store_true", help="do not write the results file")
     p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
@@ -153,7 +149,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _results_file(args: argparse.Namespace) -> ResultsFile:
-    return ResultsFile(None if args.no_results else args.results)
+    if args.no_results:
+        return ResultsFile(None)
+    path = args.results or default_results_path()
+    _log(f"results: {escape(str(path))}")
+    return ResultsFile(path)
 
 
 def _run_rebuild(args: argparse.Namespace) -> int:
@@ -197,7 +197,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         started=now(),
     )
     locals_ = query_local(args.targets, closure=args.closure) if args.targets else []
-    products: list[tuple[str, str, str, str]] = []
+    products: list[HydraProduct] = []
     unmatched: list[str] = []
     if args.job:
         with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
@@ -253,7 +253,9 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     n = len(locals_) + len(pairs) + len(products)
     _log(f"checking {n} item(s) against {escape(args.cache)}")
     try:
-        results = asyncio.run(_check(args, keys, locals_, pairs, pair_locals, products, sink))
+        results, report.cache_gave_up = asyncio.run(
+            _check(args, keys, locals_, pairs, pair_locals, products, sink)
+        )
     finally:
         sink.close()
     if args.pair_with_hydra:
@@ -270,11 +272,16 @@ async def _check(
     locals_: list[LocalPath],
     pairs: list[Pair],
     pair_locals: dict[str, LocalPath],
-    products: list[tuple[str, str, str, str]],
+    products: list[HydraProduct],
     sink: ResultsFile,
-) -> list[PathResult]:
+) -> tuple[list[PathResult], str | None]:
+    """Every check; and why the cache was given up on, if it was."""
     async with BinaryCache(
-        args.cache, concurrency=args.jobs, timeout=args.timeout, retries=args.retries
+        args.cache,
+        concurrency=args.jobs,
+        timeout=args.timeout,
+        retries=args.retries,
+        client=args.http_client,
     ) as cache:
         verifier = Verifier(
             cache,
@@ -285,9 +292,10 @@ async def _check(
             diff_tool=args.diff_tool,
             on_result=sink.result,
         )
-        return await verify_against_cache(
+        results = await verify_against_cache(
             verifier, locals_, pairs, pair_locals, products, hydra_url=args.hydra
         )
+        return results, cache.give_up.down
 
 
 def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
@@ -297,56 +305,9 @@ def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
     sink.end(report)
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        if report.cache_gave_up:
+            _log(f"gave up on {escape(str(report.cache))}: {escape(report.cache_gave_up)}")
         _log(report.summary.line())
     else:
         print_table(report, verbose=args.verbose)
     return report.summary.exit_code
-
-
-def print_table(report: Report, *, verbose: bool = False) -> None:
-    console = Console(highlight=False)
-    rows = report.results
-    hidden = 0
-    if not verbose and len(rows) > _SHOW_ALL_UP_TO:
-        shown = [r for r in rows if r.status not in (Status.reproducible,)]
-        hidden = len(rows) - len(shown)
-        rows = shown
-    if rows:
-        table = Table(show_lines=False)
-        table.add_column("status", no_wrap=True)
-        table.add_column("path", overflow="fold")
-        table.add_column("detail", overflow="fold")
-        for r in rows:
-            detail = r.reason or ""
-            if r.theirs:
-                detail = f"vs {r.theirs}\n{detail}"
-            if r.hint and r.status not in (Status.reproducible, Status.equal_modulo_store_paths):
-                detail += f"\nhint: {r.hint}"
-            if r.diff is not None:
-                detail += "\n" + _diff_text(r)
-            style = STYLE[r.status]
-            table.add_row(f"[{style}]{r.status.value}[/]", escape(r.path), escape(detail))
-        console.print(table)
-    if hidden:
-        console.print(f"({hidden} reproducible paths not listed; --verbose lists them)")
-    console.print(report.summary.line())
-
-
-def _diff_text(r: PathResult) -> str:
-    d = r.diff
-    assert d is not None
-    if d.error:
-        return f"diff failed: {d.error}"
-    lines = []
-    for f in d.files[:20]:
-        text = f"{f.change}: {f.path or '.'}"
-        if f.change == "content":
-            text += f" ({f.ours_size} vs {f.theirs_size} bytes, first difference at {f.first_difference})"
-        elif f.detail:
-            text += f" ({f.detail})"
-        lines.append(text)
-    if len(d.files) > 20 or d.truncated:
-        lines.append("...")
-    if d.tool == "diffoscope" and d.output:
-        lines.append("diffoscope report in --json output")
-    return "\n".join(lines) or "no file-level difference found"

@@ -1,16 +1,24 @@
 """Client for Nix binary caches (``file://`` and ``http(s)://``).
 
 Bounded concurrency (a semaphore and the connection pool share one limit), per-request
-timeouts, and retries with exponential backoff for transient failures (connection errors,
-timeouts, HTTP 5xx and 429). A missing narinfo (404, or 403 as S3 answers) is not an error: it
-means the path is not in the cache. NARs are downloaded, checked against ``FileHash`` and
-``NarHash``, and decompressed (xz, bzip2, zstd, none).
+timeouts, and the project's retry policy (``retry.py``: exponential backoff with jitter,
+``Retry-After`` honoured) for transient failures. A missing narinfo (404, or 403 as S3 answers)
+is not an error: it means the path is not in the cache. NARs are downloaded, checked against
+``FileHash`` and ``NarHash``, and decompressed (xz, bzip2, zstd, none).
+
+Every body is bounded before it is read: a narinfo by ``NARINFO_MAX``, a NAR by its narinfo's
+``FileSize`` (and what the signed ``NarSize`` allows), so a hostile or broken server cannot make
+the client allocate or write more than that.
+
+A cache that stops answering is given up on (``GiveUp``): the remaining paths fail at once
+instead of each waiting through its own retries, so a dead cache ends a run of any size in a
+bounded time.
 
 Small GETs (narinfo, nix-cache-info) go through ``_KeepAliveGet``, a lean HTTP/1.1 keep-alive
-client on asyncio streams: httpx's async connection pool costs milliseconds of CPU per request,
-which would cap a closure-wide check at a few hundred paths per second. NAR downloads (few and
-large) and any configuration the lean client does not handle (proxies from the environment,
-redirects to another host) use httpx.
+client on asyncio streams: on loopback it needs a tenth of the CPU time per request that httpx's
+async pool does (numbers in docs/verify.md), which would otherwise cap a closure-wide check at a
+few hundred paths per second. NAR downloads (few and large), a cache reached through a proxy
+named by the environment, redirects to another host, and ``client="httpx"`` use httpx.
 """
 
 from __future__ import annotations
@@ -20,16 +28,17 @@ import bz2
 import hashlib
 import lzma
 import os
-import random
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.request
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import Literal
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -37,23 +46,90 @@ import httpx
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import NarInfo, parse_narinfo
+from orchestrator.formats.retry import (
+    TransientError,
+    async_retrying,
+    is_transient_status,
+    parse_retry_after,
+)
 
 DEFAULT_CACHE = "https://cache.nixos.org"
 _CHUNK = 1 << 20
+
+# The largest narinfo accepted. A narinfo is a few hundred bytes plus ~60 per direct reference;
+# 1 MiB leaves room for environments with thousands of references (TeX Live's), and is what a
+# broken or hostile server can make each concurrent request hold at most.
+NARINFO_MAX = 1 << 20
+CACHE_INFO_MAX = 64 << 10
+_HEADERS_MAX = 64 << 10
+
+HttpClient = Literal["builtin", "httpx"]
 
 
 class CacheError(OrchestratorError):
     """The cache could not be read (after retries), or served something inconsistent."""
 
 
+class _TooLarge(Exception):
+    """The answer is larger than the caller accepts (an answer, not a transient failure)."""
+
+
+class _ProtocolError(Exception):
+    """Not a readable HTTP/1.x answer."""
+
+
 _REDIRECTS = (301, 302, 303, 307, 308)
 _TRANSIENT = (
-    OSError,  # refused, reset, unreachable, TLS errors
-    asyncio.IncompleteReadError,
-    asyncio.LimitOverrunError,
-    TimeoutError,
-    ValueError,  # a garbled status line or header
+    OSError,  # refused, reset, unreachable, TLS errors, timeouts
+    asyncio.IncompleteReadError,  # closed before the promised body
+    _ProtocolError,
+    httpx.TransportError,
 )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``: ``<scheme>_proxy``, else ``all_proxy`` (in
+    either case), unless ``no_proxy`` exempts the host. httpx reads the same variables."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return proxy
+
+
+class GiveUp:
+    """When to stop asking a cache that stopped answering.
+
+    The cache is taken as down when ``max_failures`` attempts in a row failed, or when attempts
+    kept failing for ``patience`` seconds (from the start of the first failed attempt since the
+    last answer) with none answered. Any HTTP answer that is not transient resets both."""
+
+    def __init__(self, max_failures: int, patience: float) -> None:
+        self.max_failures = max(1, max_failures)
+        self.patience = patience
+        self.failures = 0
+        self.failing_since: float | None = None
+        self.last_answer = time.monotonic()
+        self.down: str | None = None
+
+    def answered(self) -> None:
+        self.failures = 0
+        self.failing_since = None
+        self.last_answer = time.monotonic()
+
+    def failed(self, why: str, started: float) -> None:
+        if self.down is not None:
+            return
+        now = time.monotonic()
+        self.failures += 1
+        since = max(started, self.last_answer)
+        if self.failing_since is None or since < self.failing_since:
+            self.failing_since = since
+        if self.failures >= self.max_failures:
+            self.down = f"{self.failures} attempts in a row failed; last: {why}"
+        elif now - self.failing_since >= self.patience:
+            self.down = f"no answer for {now - self.failing_since:.0f} s; last: {why}"
 
 
 class _OffHostRedirect(Exception):
@@ -62,9 +138,13 @@ class _OffHostRedirect(Exception):
         self.location = location
 
 
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class _KeepAliveGet:
     """GETs of small bodies over reused HTTP/1.1 connections (at most one per concurrent
-    request; the caller's semaphore bounds them)."""
+    request; the caller's semaphore bounds them). Every connection that is not put back for
+    reuse is closed, whatever went wrong."""
 
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
@@ -75,11 +155,11 @@ class _KeepAliveGet:
         self.base = parts.path.rstrip("/")
         self.timeout = timeout
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[_Conn] = []
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> _Conn:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=1 << 20),
+            asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=_HEADERS_MAX),
             self.timeout,
         )
         sock = writer.get_extra_info("socket")
@@ -87,10 +167,10 @@ class _KeepAliveGet:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return reader, writer
 
-    async def get(self, rel: str) -> tuple[int, bytes]:
+    async def get(self, rel: str, limit: int) -> tuple[int, Mapping[str, str], bytes]:
         path = f"{self.base}/{rel}"
         for _ in range(5):
-            status, headers, body = await self._once(path)
+            status, headers, body = await self._once(path, limit)
             if status in _REDIRECTS and "location" in headers:
                 target = urlsplit(
                     urljoin(f"{self.scheme}://{self.netloc}{path}", headers["location"])
@@ -99,39 +179,52 @@ class _KeepAliveGet:
                     raise _OffHostRedirect(target.geturl())
                 path = target.path + (f"?{target.query}" if target.query else "")
                 continue
-            return status, body
-        raise ValueError(f"too many redirects for {rel}")
+            return status, headers, body
+        raise _ProtocolError(f"too many redirects for {rel}")
 
-    async def _once(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        reused = bool(self.idle)
-        conn = self.idle.pop() if reused else await self._connect()
+    async def _once(self, path: str, limit: int) -> tuple[int, dict[str, str], bytes]:
+        if self.idle:
+            try:
+                return await self._exchange_or_close(self.idle.pop(), path, limit)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                # a kept-alive connection the server had closed: once more on a fresh one
+        return await self._exchange_or_close(await self._connect(), path, limit)
+
+    async def _exchange_or_close(
+        self, conn: _Conn, path: str, limit: int
+    ) -> tuple[int, dict[str, str], bytes]:
         try:
-            return await asyncio.wait_for(self._exchange(conn, path), self.timeout)
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            conn[1].close()
-            if not reused or isinstance(exc, TimeoutError):
-                raise
-        # a kept-alive connection the server had closed: once more on a fresh one
-        conn = await self._connect()
-        try:
-            return await asyncio.wait_for(self._exchange(conn, path), self.timeout)
+            status, headers, body, keep = await asyncio.wait_for(
+                self._exchange(conn, path, limit), self.timeout
+            )
         except BaseException:
             conn[1].close()
             raise
+        if keep:
+            self.idle.append(conn)
+        else:
+            conn[1].close()
+        return status, headers, body
 
     async def _exchange(
-        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str
-    ) -> tuple[int, dict[str, str], bytes]:
+        self, conn: _Conn, path: str, limit: int
+    ) -> tuple[int, dict[str, str], bytes, bool]:
         reader, writer = conn
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: orchestrator-verify\r\n"
             "Accept-Encoding: identity\r\n\r\n".encode()
         )
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise _ProtocolError(f"answer headers longer than {_HEADERS_MAX} bytes") from None
         lines = head.decode("latin-1").split("\r\n")
-        version, code, *_ = lines[0].split(" ", 2)
-        if not version.startswith("HTTP/1."):
-            raise ValueError(f"not an HTTP/1.x answer: {lines[0][:60]!r}")
+        version, _, rest = lines[0].partition(" ")
+        code = rest.partition(" ")[0]
+        if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
+            raise _ProtocolError(f"not an HTTP/1.x answer: {lines[0][:60]!r}")
         status = int(code)
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -140,33 +233,71 @@ class _KeepAliveGet:
                 headers[k.strip().lower()] = v.strip()
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            parts = []
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass  # trailers
-                    break
-                parts.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-            body = b"".join(parts)
+            body = await _read_chunked(reader, limit)
         elif "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
+            length = headers["content-length"]
+            if not length.isdigit():
+                raise _ProtocolError(f"bad Content-Length {length[:30]!r}")
+            if int(length) > limit:
+                raise _TooLarge(f"Content-Length {int(length)} exceeds the limit of {limit} bytes")
+            body = await reader.readexactly(int(length))
         elif status in (204, 304) or 100 <= status < 200:
             body = b""
-        else:
-            body = await reader.read()
+        else:  # delimited by the end of the connection
+            body = await _read_to_eof(reader, limit)
             keep = False
-        if keep:
-            self.idle.append(conn)
-        else:
-            writer.close()
-        return status, headers, body
+        return status, headers, body, keep
 
     def close(self) -> None:
         for _reader, writer in self.idle:
             writer.close()
         self.idle.clear()
+
+
+async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = (await reader.readuntil(b"\r\n")).split(b";")[0].strip()
+        try:
+            size = int(line, 16)
+        except ValueError:
+            raise _ProtocolError(f"bad chunk size {line[:30]!r}") from None
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass  # trailers
+            return b"".join(parts)
+        total += size
+        if total > limit:
+            raise _TooLarge(f"chunked body exceeds the limit of {limit} bytes")
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+async def _read_to_eof(reader: asyncio.StreamReader, limit: int) -> bytes:
+    buf = bytearray()
+    while chunk := await reader.read(min(_CHUNK, limit + 1 - len(buf))):
+        buf += chunk
+        if len(buf) > limit:
+            raise _TooLarge(f"body exceeds the limit of {limit} bytes")
+    return bytes(buf)
+
+
+def nar_download_limit(info: NarInfo) -> int:
+    """The most bytes a NAR download for ``info`` may bring: its ``FileSize``, never more than the
+    signed ``NarSize`` allows (no compressor Nix uses grows its input by a sixteenth)."""
+    if info.compression == "none":
+        cap = info.nar_size
+    else:
+        cap = info.nar_size + info.nar_size // 16 + (64 << 10)
+    if info.file_size is None:
+        return cap
+    if info.file_size > cap:
+        raise CacheError(
+            f"narinfo of {info.store_path}: FileSize {info.file_size} is more than a "
+            f"{info.compression} NAR of NarSize {info.nar_size} can be"
+        )
+    return info.file_size
 
 
 class BinaryCache:
@@ -178,7 +309,7 @@ class BinaryCache:
         timeout: float = 20.0,
         retries: int = 3,
         backoff: float = 0.25,
-        transport: httpx.AsyncBaseTransport | None = None,
+        client: HttpClient = "builtin",
     ) -> None:
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
@@ -192,38 +323,36 @@ class BinaryCache:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.timeout = timeout
-        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self._concurrency = max(1, concurrency)
+        self._sem = asyncio.Semaphore(self._concurrency)
         self._client: httpx.AsyncClient | None = None
         self._lean: _KeepAliveGet | None = None
-        if (
-            self.scheme != "file"
-            and transport is None
-            and not urllib.request.getproxies().get(self.scheme)
-        ):
+        if self.scheme != "file" and client == "builtin" and proxy_for(self.url) is None:
             self._lean = _KeepAliveGet(self.url, timeout)
-        self._concurrency = max(1, concurrency)
-        self._transport = transport
-        # Circuit breaker: after this many requests in a row failed through all their retries,
-        # the cache is taken as down and the remaining requests fail at once.
-        self.give_up_after = 2 * self._concurrency
-        self._failed_in_a_row = 0
-        self._down: str | None = None
+        # 2 x --jobs failed attempts in a row, or 2 x --timeout without an answer: the cache is
+        # down. Twice the timeout, so that one timed-out round of requests is still retried.
+        self.give_up = GiveUp(2 * self._concurrency, 2 * timeout)
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The httpx client, made on first use (NAR downloads, proxies, odd redirects)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.url + "/",
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(
-                    max_connections=self._concurrency,
-                    max_keepalive_connections=self._concurrency,
-                ),
-                follow_redirects=True,
-                headers={"User-Agent": "orchestrator-verify"},
-                transport=self._transport,
-            )
+            try:
+                self._client = httpx.AsyncClient(
+                    base_url=self.url + "/",
+                    timeout=httpx.Timeout(self.timeout),
+                    limits=httpx.Limits(
+                        max_connections=self._concurrency,
+                        max_keepalive_connections=self._concurrency,
+                    ),
+                    follow_redirects=True,
+                    headers={"User-Agent": "orchestrator-verify"},
+                )
+            except (ImportError, ValueError) as exc:  # e.g. a socks5:// proxy without socksio
+                raise CacheError(
+                    f"cannot reach {self.url} through the proxy the environment names: {exc}",
+                    hint="check http_proxy/https_proxy/all_proxy and no_proxy",
+                ) from None
         return self._client
 
     async def __aenter__(self) -> BinaryCache:
@@ -242,80 +371,113 @@ class BinaryCache:
 
     # -- raw access ---------------------------------------------------------------------------
 
-    async def _get(self, rel: str, *, stream_to: Path | None = None) -> bytes | None:
-        """GET ``rel`` below the cache root; ``None`` when the cache does not have it."""
+    async def _get(self, rel: str, *, limit: int, stream_to: Path | None = None) -> bytes | None:
+        """GET ``rel`` below the cache root, at most ``limit`` bytes; ``None`` when the cache
+        does not have it. With ``stream_to`` the body goes to that file."""
         if self.root is not None:
-            p = self.root / rel
+            return await asyncio.to_thread(self._read_file, self.root / rel, limit, stream_to)
+        tries = 0
+        try:
+            async for attempt in async_retrying(
+                self.retries, self.backoff, give_up=lambda: self.give_up.down is not None
+            ):
+                with attempt:
+                    tries += 1
+                    return await self._attempt(rel, limit, stream_to)
+        except TransientError as exc:
+            gave_up = (
+                f"; gave up, the cache stopped answering ({self.give_up.down})"
+                if self.give_up.down
+                else ""
+            )
+            raise CacheError(
+                f"{self.url}/{rel}: {exc} (after {tries} attempt{'s' if tries > 1 else ''})"
+                + gave_up,
+                hint=_PATIENCE_HINT,
+            ) from None
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    def _read_file(self, p: Path, limit: int, stream_to: Path | None) -> bytes | None:
+        try:
+            size = p.stat().st_size
+            if size > limit:
+                raise CacheError(f"{p} is {size} bytes, more than the {limit} expected")
+            if stream_to is not None:
+                shutil.copyfile(p, stream_to)
+                return b""
+            return p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(f"cannot read {p}: {exc.strerror}") from None
+
+    async def _attempt(self, rel: str, limit: int, stream_to: Path | None) -> bytes | None:
+        async with self._sem:
+            if self.give_up.down is not None:
+                raise CacheError(
+                    f"{self.url}/{rel}: gave up, the cache stopped answering ({self.give_up.down})",
+                    hint=_PATIENCE_HINT,
+                )
+            started = time.monotonic()
             try:
                 if stream_to is not None:
-                    await asyncio.to_thread(shutil.copyfile, p, stream_to)
-                    return b""
-                return await asyncio.to_thread(p.read_bytes)
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                raise CacheError(f"cannot read {p}: {exc.strerror}") from None
-        last: str = ""
-        tries = 0
-        for attempt in range(self.retries + 1):
-            tries = attempt + 1
-            if attempt:
-                delay = self.backoff * (2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                    status, headers, body = await self._httpx_get(rel, limit, stream_to)
+                elif self._lean is not None:
+                    try:
+                        status, headers, body = await self._lean.get(rel, limit)
+                    except _OffHostRedirect as redirect:
+                        status, headers, body = await self._httpx_get(redirect.location, limit)
+                else:
+                    status, headers, body = await self._httpx_get(rel, limit)
+            except _TooLarge as exc:
+                self.give_up.answered()
+                raise CacheError(f"{self.url}/{rel}: {exc}") from None
+            except _TRANSIENT as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.give_up.failed(why, started)
+                raise TransientError(why) from None
+        if is_transient_status(status):
+            self.give_up.failed(f"HTTP {status}", started)
+            raise TransientError(
+                f"HTTP {status}", retry_after=parse_retry_after(headers.get("retry-after"))
+            )
+        self.give_up.answered()
+        if status == 200:
+            return body
+        if status in (404, 403, 410):
+            return None
+        raise CacheError(f"{self.url}/{rel}: HTTP {status}")
+
+    async def _httpx_get(
+        self, rel: str, limit: int, stream_to: Path | None = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        async with self.client.stream("GET", rel) as resp:
+            if resp.status_code != 200:
+                return resp.status_code, resp.headers, b""
+            length = resp.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise _TooLarge(f"Content-Length {int(length)} exceeds the limit of {limit} bytes")
+            size = 0
+            buf = bytearray()
+            out = open(stream_to, "wb") if stream_to is not None else None  # noqa: SIM115
             try:
-                async with self._sem:
-                    if self._down is not None:
-                        raise CacheError(
-                            f"{self.url}/{rel}: gave up, the cache stopped answering "
-                            f"({self._down})",
-                            hint="check the cache URL and the network; --timeout and --retries "
-                            "tune patience",
-                        )
-                    if stream_to is None and self._lean is not None:
-                        try:
-                            status, body = await self._lean.get(rel)
-                        except _OffHostRedirect as redirect:
-                            resp = await self.client.get(redirect.location)
-                            status, body = resp.status_code, resp.content
-                        if status == 200:
-                            self._failed_in_a_row = 0
-                            return body
-                    elif stream_to is None:
-                        resp = await self.client.get(rel)
-                        status = resp.status_code
-                        if status == 200:
-                            self._failed_in_a_row = 0
-                            return resp.content
+                async for chunk in resp.aiter_bytes(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _TooLarge(f"body exceeds the limit of {limit} bytes")
+                    if out is None:
+                        buf += chunk
                     else:
-                        async with self.client.stream("GET", rel) as resp:
-                            status = resp.status_code
-                            if status == 200:
-                                with open(stream_to, "wb") as out:
-                                    async for chunk in resp.aiter_bytes(_CHUNK):
-                                        out.write(chunk)
-                                return b""
-                if status in (404, 403, 410):
-                    self._failed_in_a_row = 0
-                    return None
-                last = f"HTTP {status}"
-                if status not in (408, 425, 429) and status < 500:
-                    self._failed_in_a_row = 0
-                    break
-            except (httpx.TransportError, *_TRANSIENT) as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        else:  # every attempt failed: count it towards giving up on the cache
-            self._failed_in_a_row += 1
-            if self._failed_in_a_row >= self.give_up_after:
-                self._down = f"{self._failed_in_a_row} requests in a row failed; last: {last}"
-        raise CacheError(
-            f"{self.url}/{rel}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
-            hint="check the cache URL and the network; --timeout and --retries tune patience",
-        )
+                        out.write(chunk)
+            finally:
+                if out is not None:
+                    out.close()
+            return resp.status_code, resp.headers, bytes(buf)
 
     # -- narinfo ------------------------------------------------------------------------------
 
     async def narinfo_text(self, hash_part: str) -> str | None:
-        body = await self._get(f"{hash_part}.narinfo")
+        body = await self._get(f"{hash_part}.narinfo", limit=NARINFO_MAX)
         if body is None:
             return None
         return body.decode("utf-8", errors="replace")
@@ -327,7 +489,7 @@ class BinaryCache:
         return parse_narinfo(text, source=f"{self.url}/{hash_part}.narinfo")
 
     async def cache_info(self) -> dict[str, str]:
-        body = await self._get("nix-cache-info")
+        body = await self._get("nix-cache-info", limit=CACHE_INFO_MAX)
         if body is None:
             raise CacheError(f"{self.url} has no nix-cache-info: is it a binary cache?")
         out = {}
@@ -340,14 +502,35 @@ class BinaryCache:
     # -- NARs ---------------------------------------------------------------------------------
 
     async def fetch_nar(self, info: NarInfo, dest: Path) -> None:
-        """Download ``info``'s NAR, check ``FileHash``/``NarHash``/``NarSize``, and write the
-        decompressed archive to ``dest``."""
+        """Download ``info``'s NAR (at most ``nar_download_limit(info)`` bytes), check
+        ``FileSize``/``FileHash``/``NarHash``/``NarSize``, and write the decompressed archive
+        to ``dest``."""
+        rel = PurePosixPath(info.url)
+        if urlsplit(info.url).scheme or rel.is_absolute() or ".." in rel.parts or not info.url:
+            # Nix joins URL to the cache's own URL; anything else would leave the cache
+            raise CacheError(
+                f"narinfo of {info.store_path}: URL {info.url!r} is not a path inside the cache"
+            )
+        limit = nar_download_limit(info)
         with tempfile.TemporaryDirectory(prefix="orchestrator-nar-") as tmp:
             compressed = Path(tmp) / "download"
-            got = await self._get(info.url, stream_to=compressed)
+            got = await self._get(info.url, limit=limit, stream_to=compressed)
             if got is None:
                 raise CacheError(f"{self.url}/{info.url}: NAR missing from the cache")
-            await asyncio.to_thread(_check_and_decompress, info, compressed, dest, self.url)
+            size = compressed.stat().st_size
+            if info.file_size is not None and size != info.file_size:
+                raise CacheError(
+                    f"{self.url}/{info.url}: {size} bytes, the narinfo's FileSize is "
+                    f"{info.file_size}"
+                )
+            try:
+                await asyncio.to_thread(_check_and_decompress, info, compressed, dest, self.url)
+            except BaseException:
+                dest.unlink(missing_ok=True)  # nothing half-written
+                raise
+
+
+_PATIENCE_HINT = "check the cache URL and the network; --timeout and --retries tune patience"
 
 
 def _file_digest(path: Path, algo: str) -> bytes:
@@ -374,9 +557,13 @@ def _check_and_decompress(info: NarInfo, compressed: Path, dest: Path, where: st
 
         def sink(data: bytes) -> None:
             nonlocal size
+            size += len(data)
+            if size > info.nar_size:  # stop a decompression bomb at the signed size
+                raise CacheError(
+                    f"{where}/{info.url}: decompresses to more than its NarSize {info.nar_size}"
+                )
             h.update(data)
             out.write(data)
-            size += len(data)
 
         decompress_file(compressed, info.compression, sink)
     if size != info.nar_size or h.digest() != info.nar_hash.digest:
@@ -414,14 +601,20 @@ def decompress_file(
                     sink(chunk)
             return
         if backend == "zstd":
-            with open(src, "rb") as f:
-                proc = subprocess.Popen(
+            with (
+                open(src, "rb") as f,
+                subprocess.Popen(
                     ["zstd", "-dc"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-                )
-                assert proc.stdout is not None
-                while chunk := proc.stdout.read(_CHUNK):
-                    sink(chunk)
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                ) as proc,
+            ):
+                assert proc.stdout is not None and proc.stderr is not None
+                try:
+                    while chunk := proc.stdout.read(_CHUNK):
+                        sink(chunk)
+                except BaseException:
+                    proc.kill()  # the sink refused more: do not leave zstd writing
+                    raise
+                err = proc.stderr.read().decode(errors="replace")
                 if proc.wait() != 0:
                     raise CacheError(f"zstd -dc failed on {src}: {err.strip()}")
             return

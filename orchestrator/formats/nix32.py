@@ -55,13 +55,3 @@ def decode(text: str) -> bytes:
     if value >> (nbytes * 8):
         raise ValueError(f"nix32 string {text!r} has non-zero padding bits")
     return value.to_bytes(nbytes, "little")
-
-
-def is_nix32(text: str, nbytes: int | None = None) -> bool:
-    if nbytes is not None and len(text) != encoded_length(nbytes):
-        return False
-    try:
-        decode(text)
-    except ValueError:
-        return False
-    return True

@@ -7,12 +7,19 @@ models below accept all of that and normalise it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.formats.retry import (
+    TransientError,
+    is_transient_status,
+    parse_retry_after,
+    retrying,
+)
 
 DEFAULT_HYDRA = "https://hydra.nixos.org"
 
@@ -94,62 +101,11 @@ class Build(_Lenient):
         return f"{self.project}/{self.jobset}/{self.job}"
 
 
-class EvalInput(_Lenient):
-    type: str | None = None
-    uri: str | None = None
-    revision: str | None = None
-    value: str | None = None
-    dependency: Any = None
-
-
-class Evaluation(_Lenient):
-    id: int
-    hasnewbuilds: bool = False
-    builds: list[int] = Field(default_factory=list)
-    jobsetevalinputs: dict[str, EvalInput] = Field(default_factory=dict)
-
-    @field_validator("hasnewbuilds", mode="before")
-    @classmethod
-    def _flag(cls, v: Any) -> bool:
-        return _flag(v)
-
-    @field_validator("builds", mode="before")
-    @classmethod
-    def _builds(cls, v: Any) -> Any:
-        return [] if v is None else v
-
-    @field_validator("jobsetevalinputs", mode="before")
-    @classmethod
-    def _inputs(cls, v: Any) -> Any:
-        return {} if v is None else v
-
-
-class SearchResult(_Lenient):
-    builds: list[Build] = Field(default_factory=list)
-    buildsdrv: list[Build] = Field(default_factory=list)
-    jobsets: list[dict[str, Any]] = Field(default_factory=list)
-    projects: list[dict[str, Any]] = Field(default_factory=list)
-
-
 def parse_build(data: Any, *, source: str = "<hydra>") -> Build:
     try:
         return Build.model_validate(data)
     except ValidationError as exc:
         raise HydraError(f"not a Hydra build: {_first_error(exc)}", file=source) from None
-
-
-def parse_eval(data: Any, *, source: str = "<hydra>") -> Evaluation:
-    try:
-        return Evaluation.model_validate(data)
-    except ValidationError as exc:
-        raise HydraError(f"not a Hydra evaluation: {_first_error(exc)}", file=source) from None
-
-
-def parse_search(data: Any, *, source: str = "<hydra>") -> SearchResult:
-    try:
-        return SearchResult.model_validate(data)
-    except ValidationError as exc:
-        raise HydraError(f"not a Hydra search answer: {_first_error(exc)}", file=source) from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -169,7 +125,14 @@ def split_job(spec: str) -> tuple[str, str, str]:
 
 
 class HydraClient:
-    """Synchronous client: a verify run asks Hydra a handful of questions, not thousands."""
+    """Synchronous client: a verify run asks Hydra a handful of questions, not thousands.
+
+    Proxies come from the environment (httpx reads ``http_proxy``, ``https_proxy``,
+    ``all_proxy`` and ``no_proxy``); failures that may pass are retried with the project's
+    policy (``retry.py``: backoff with jitter, ``Retry-After`` honoured); an answer larger than
+    ``JSON_MAX`` is refused before it is read whole."""
+
+    JSON_MAX = 16 << 20
 
     def __init__(
         self,
@@ -177,17 +140,23 @@ class HydraClient:
         *,
         timeout: float = 20.0,
         retries: int = 2,
-        transport: httpx.BaseTransport | None = None,
+        backoff: float = 0.5,
     ) -> None:
         self.url = url.rstrip("/")
         self.retries = retries
-        self._client = httpx.Client(
-            base_url=self.url,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,
-            headers={"Accept": "application/json", "User-Agent": "orchestrator-verify"},
-            transport=transport,
-        )
+        self.backoff = backoff
+        try:
+            self._client = httpx.Client(
+                base_url=self.url,
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=True,
+                headers={"Accept": "application/json", "User-Agent": "orchestrator-verify"},
+            )
+        except (ImportError, ValueError) as exc:  # e.g. a socks5:// proxy without socksio
+            raise HydraError(
+                f"cannot reach {self.url} through the proxy the environment names: {exc}",
+                hint="check http_proxy/https_proxy/all_proxy and no_proxy",
+            ) from None
 
     def close(self) -> None:
         self._client.close()
@@ -199,37 +168,58 @@ class HydraClient:
         self.close()
 
     def get_json(self, rel: str) -> Any:
-        last = ""
-        for _attempt in range(self.retries + 1):
-            try:
-                resp = self._client.get(rel)
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if resp.status_code == 404:
-                raise HydraError(f"{self.url}{rel}: not found (HTTP 404)")
-            if resp.status_code >= 500 or resp.status_code == 429:
-                last = f"HTTP {resp.status_code}"
-                continue
-            if resp.status_code != 200:
-                raise HydraError(f"{self.url}{rel}: HTTP {resp.status_code}")
-            try:
-                return resp.json()
-            except ValueError:
+        tries = 0
+        try:
+            for attempt in retrying(self.retries, self.backoff):
+                with attempt:
+                    tries += 1
+                    return self._attempt(rel)
+        except TransientError as exc:
+            s = "s" if tries > 1 else ""
+            raise HydraError(f"{self.url}{rel}: {exc} (after {tries} attempt{s})") from None
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    def _attempt(self, rel: str) -> Any:
+        try:
+            with self._client.stream("GET", rel) as resp:
+                status = resp.status_code
+                if is_transient_status(status):
+                    raise TransientError(
+                        f"HTTP {status}",
+                        retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                    )
+                if status == 404:
+                    raise HydraError(f"{self.url}{rel}: not found (HTTP 404)")
+                if status != 200:
+                    raise HydraError(f"{self.url}{rel}: HTTP {status}")
+                body = self._read_bounded(resp, rel)
                 ctype = resp.headers.get("content-type", "?")
-                raise HydraError(
-                    f"{self.url}{rel}: answer is not JSON (content-type {ctype})",
-                    hint="is this a Hydra server? the API needs Accept: application/json",
-                ) from None
-        raise HydraError(f"{self.url}{rel}: {last} (after {self.retries + 1} attempts)")
+        except httpx.TransportError as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise HydraError(
+                f"{self.url}{rel}: answer is not JSON (content-type {ctype})",
+                hint="is this a Hydra server? the API needs Accept: application/json",
+            ) from None
+
+    def _read_bounded(self, resp: httpx.Response, rel: str) -> bytes:
+        length = resp.headers.get("content-length", "")
+        too_large = HydraError(f"{self.url}{rel}: answer larger than {self.JSON_MAX} bytes")
+        if length.isdigit() and int(length) > self.JSON_MAX:
+            raise too_large
+        buf = bytearray()
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > self.JSON_MAX:
+                raise too_large
+        return bytes(buf)
 
     def build(self, build_id: int) -> Build:
         return parse_build(
             self.get_json(f"/build/{build_id}"), source=f"{self.url}/build/{build_id}"
         )
-
-    def evaluation(self, eval_id: int) -> Evaluation:
-        return parse_eval(self.get_json(f"/eval/{eval_id}"), source=f"{self.url}/eval/{eval_id}")
 
     def latest(self, job: str) -> Build:
         """The latest successful build of ``PROJECT/JOBSET/JOB`` (Hydra redirects ``latest``)."""

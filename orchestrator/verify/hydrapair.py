@@ -27,8 +27,9 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import BinaryCache, CacheError
 from orchestrator.formats.storepath import hash_part, store_name, store_path_of
 from orchestrator.nixcli import nix_json
-from orchestrator.verify.cache import LocalPath, PathResult, Status
+from orchestrator.verify.local_store import LocalPath
 from orchestrator.verify.pairs import Pair
+from orchestrator.verify.report import PathResult, Status
 
 # A flake's partner attribute for TARGET (`<flake>#<attr>`): the same attribute, unbridged.
 PARTNERS_ATTR = "lib.bridge.hydraPartners"
@@ -175,7 +176,7 @@ def pair_with_hydra(
         roots = partner_roots(targets)
     if not roots:
         raise OrchestratorError("--pair-with-hydra: no output of ours pairs with one of Hydra's")
-    from orchestrator.verify.cache import query_local
+    from orchestrator.verify.local_store import query_local
 
     closure = {lp.path: lp for lp in query_local([r.ours for r in roots], closure=True)}
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.hashes import Hash
-from orchestrator.formats.nar import dump_nar
+from orchestrator.formats.nar import dump_nar, unpack_nar
 from orchestrator.formats.storepath import HASH_LEN, STORE_DIR, hash_part, store_name, store_path_of
 
 
@@ -87,6 +88,17 @@ def rewritten_nar_hash(path: str, mapping: dict[str, str]) -> tuple[Hash, int, i
     dump_nar(path, rw.write)
     rw.close()
     return Hash(algo="sha256", digest=h.digest()), size, rw.count
+
+
+def unpack_rewritten(path: str, mapping: dict[str, str], dest: Path) -> None:
+    """Unpack ``path``'s NAR, rewritten through ``mapping``, at ``dest`` (for ``--diff``); the
+    rewritten NAR goes through a temporary file, not memory."""
+    with tempfile.TemporaryFile(prefix="orchestrator-rewritten-") as nar:
+        rw = HashRewriter(mapping, nar.write)
+        dump_nar(path, rw.write)
+        rw.close()
+        nar.seek(0)
+        unpack_nar(nar, dest)
 
 
 class Pair(BaseModel):

@@ -1,0 +1,126 @@
+"""The verdicts of ``orchestrator verify``: statuses, one result per path, the summary, and the
+``Report`` document ``--json`` prints (schema version 1; fields are only ever added).
+
+Pure data: the engines (``verify_engine``, ``rebuild``) fill it, ``verify_results_file`` stores
+it as it comes in, ``verify_render`` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from orchestrator.verify.nardiff import DiffReport
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    reproducible = "reproducible"
+    equal_modulo_store_paths = "equal-modulo-store-paths"
+    differs = "differs"
+    not_in_cache = "not-in-cache"
+    not_built_locally = "not-built-locally"
+    untrusted = "untrusted"
+    error = "error"
+
+
+EXIT_OK = 0
+EXIT_DIFFERS = 1
+EXIT_UNTRUSTED_OR_ERROR = 2
+
+
+class PathResult(BaseModel):
+    """The verdict on one store path (or one Hydra build product)."""
+
+    kind: Literal["path", "pair", "product", "rebuild"] = "path"
+    path: str
+    status: Status
+    theirs: str | None = None  # pair partner, Hydra product/output, or the .check path
+    reason: str | None = None
+    hint: str | None = None
+    local_nar_hash: str | None = None  # sha256:<nix32>
+    local_nar_size: int | None = None
+    remote_nar_hash: str | None = None
+    remote_nar_size: int | None = None
+    signed_by: list[str] = Field(default_factory=list)
+    narinfo_url: str | None = None
+    rewrites: int | None = None  # hash occurrences rewritten (pairs)
+    seconds: float | None = None
+    diff: DiffReport | None = None
+
+
+class Summary(BaseModel):
+    total: int = 0
+    reproducible: int = 0
+    equal_modulo_store_paths: int = 0
+    differs: int = 0
+    not_in_cache: int = 0
+    not_built_locally: int = 0
+    untrusted: int = 0
+    error: int = 0
+    inconclusive: int = 0
+    exit_code: int = 0
+
+    @classmethod
+    def of(cls, results: Iterable[PathResult], *, strict: bool = False) -> Summary:
+        s = cls()
+        for r in results:
+            s.total += 1
+            field = r.status.value.replace("-", "_")
+            setattr(s, field, getattr(s, field) + 1)
+        s.inconclusive = s.not_in_cache + s.not_built_locally + s.untrusted + s.error
+        if s.untrusted or s.error:
+            s.exit_code = EXIT_UNTRUSTED_OR_ERROR
+        elif s.differs:
+            s.exit_code = EXIT_DIFFERS
+        elif strict and s.inconclusive:
+            s.exit_code = EXIT_UNTRUSTED_OR_ERROR
+        return s
+
+    def line(self) -> str:
+        """``N paths: X reproducible, Y differ, Z inconclusive`` (as ``guix challenge``)."""
+        good = self.reproducible + self.equal_modulo_store_paths
+        noun = "path" if self.total == 1 else "paths"
+        text = f"{self.total} {noun}: {good} reproducible, {self.differs} differ, "
+        text += f"{self.inconclusive} inconclusive"
+        details = []
+        if self.equal_modulo_store_paths:
+            details.append(f"{self.equal_modulo_store_paths} equal modulo store paths")
+        for name in ("not_in_cache", "not_built_locally", "untrusted", "error"):
+            n = getattr(self, name)
+            if n:
+                details.append(f"{n} {name.replace('_', '-')}")
+        if details:
+            text += " (" + ", ".join(details) + ")"
+        return text
+
+
+class Report(BaseModel):
+    """The document ``verify --json`` prints (schema version 1; fields are only ever added)."""
+
+    schema_version: int = SCHEMA_VERSION
+    mode: Literal["against-hydra", "rebuild"]
+    cache: str | None = None
+    hydra: str | None = None
+    job: str | None = None
+    hydra_build: int | None = None
+    trusted_keys: list[str] = Field(default_factory=list)
+    started: str
+    finished: str | None = None
+    complete: bool = False
+    results: list[PathResult] = Field(default_factory=list)
+    summary: Summary = Field(default_factory=Summary)
+    cache_gave_up: str | None = None  # why the cache was taken as down mid-run, else null
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def report_schema() -> dict[str, Any]:
+    return Report.model_json_schema()
