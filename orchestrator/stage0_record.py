@@ -11,8 +11,10 @@ committed files on trust, generation writes ``steps/stage0/meta.json``:
 - ``files``: the sha256 of each generated ``steps/stage0/<arch>.json``.
 
 On a tree without the scripts, the committed files are kept only when every one of them has its
-recorded hash, the tree names the same stage0-posix commit, and every recorded input the tree
-carries has its recorded hash; anything else is an error naming the file. ``nix/freshness.nix``
+recorded hash, the tree names the same stage0-posix commit (or, when it names none, is the
+live-bootstrap revision the record was made at, which pins that submodule: the committed
+``steps/upstream.json`` snapshot), and every recorded input the tree carries has its recorded
+hash; anything else is an error naming the file. ``nix/freshness.nix``
 checks the same record against the flake's real input (file hashes; the input has no git
 metadata, so the commit is the Python gate's part).
 """
@@ -206,7 +208,9 @@ def keep_checked(tree: SourceTree, committed: Path | None) -> tuple[dict[str, st
             )
 
     commit = submodule_commit(tree)
-    if commit is None:
+    if commit is None and tree.commit is not None and tree.commit == record.live_bootstrap:
+        pass  # the revision the record was made at (a gitlink is a function of the commit)
+    elif commit is None:
         problems.append(
             f"{STAGE0}: this tree does not name its stage0-posix commit (no gitlink in "
             "ls-tree.txt, no stage0-posix/COMMIT, no git metadata)"

@@ -24,7 +24,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.locate import read_lock
-from orchestrator.stage0_record import Stage0Record
+from orchestrator.stage0_record import Stage0Drift, Stage0Record
 from tests.conftest import REPO, run_nix
 from tests.test_bump import copy_repo, tree_digest
 
@@ -144,6 +144,42 @@ def test_moved_input_tree_fails(pinned_fixture: Path, steps: Path, tmp_path: Pat
     answers.write_text(answers.read_text() + "0" * 64 + "  x86/bin/extra\n")
     rc, err = generate(capsys, moved, steps, "--check")
     assert rc == 1 and "seed/stage0-posix/x86.answers: sha256" in err, err
+
+
+def test_a_tree_that_cannot_name_its_stage0_posix(
+    pinned_fixture: Path, steps: Path, tmp_path: Path, capsys
+) -> None:
+    tree = Path(shutil.copytree(pinned_fixture, tmp_path / "unnamed"))
+    listing = tree / "ls-tree.txt"
+    listing.write_text(
+        "".join(
+            line
+            for line in listing.read_text().splitlines(keepends=True)
+            if not line.endswith("\tseed/stage0-posix\n")
+        )
+    )
+    (tree / "stage0-posix/COMMIT").unlink()
+    # the revision the record was made at pins the recorded submodule: kept (its hashes checked)
+    assert generate(capsys, tree, steps, "--check")[0] == 0
+    # another revision that cannot say which stage0-posix it has: refused
+    (tree / "COMMIT").write_text("a" * 40 + "\n")
+    rc, err = generate(capsys, tree, steps)
+    assert rc == 1 and "this tree does not name its stage0-posix commit" in err, err
+
+
+def test_bump_over_the_committed_snapshot_keeps_stage0(steps: Path, capsys) -> None:
+    """Read-only and maintainer commands read steps/upstream.json, which lists no gitlink."""
+    from orchestrator.chain import load_chain
+    from orchestrator.generate import render_all
+    from orchestrator.locate import committed_tree
+
+    tree = committed_tree(steps)
+    files, kept = render_all(tree, load_chain(tree), steps)
+    assert kept == ["stage0/amd64.json", "stage0/x86.json"]
+    assert files["stage0/meta.json"] == (steps / "stage0/meta.json").read_text()
+    (steps / "stage0/x86.json").write_text('{"x":1}\n')
+    with pytest.raises(Stage0Drift, match="steps/stage0/x86.json: sha256"):
+        render_all(tree, load_chain(tree), steps)
 
 
 # -- generate over the real input (the scripts are there: it regenerates) --------------------------
