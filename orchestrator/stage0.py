@@ -12,7 +12,9 @@ stage0-posix builds itself from a 181-byte hex0 seed by a chain of kaem scripts
    and artifacts to the step that produced them, the output is ``placeholder "out"``.
 
 The result is bulk data, rendered as ``steps/stage0/<arch>.json``; the hand-written
-``nix/stage0.nix`` turns it into derivations. Nothing here runs a tool.
+``nix/stage0.nix`` turns it into derivations. ``steps/stage0/meta.json`` records what they were
+generated from (``stage0_record.py``: a tree without the scripts can only check them). Nothing
+here runs a tool.
 
 Where a tool needs more than files on its command line, the need is read from the sources and
 met with the chain's own tools (never a host binary):
