@@ -12,7 +12,9 @@ stage0-posix builds itself from a 181-byte hex0 seed by a chain of kaem scripts
    and artifacts to the step that produced them, the output is ``placeholder "out"``.
 
 The result is bulk data, rendered as ``steps/stage0/<arch>.json``; the hand-written
-``nix/stage0.nix`` turns it into derivations. Nothing here runs a tool.
+``nix/stage0.nix`` turns it into derivations. ``steps/stage0/meta.json`` records what they were
+generated from (``stage0_record.py``: a tree without the scripts can only check them). Nothing
+here runs a tool.
 
 Where a tool needs more than files on its command line, the need is read from the sources and
 met with the chain's own tools (never a host binary):
@@ -43,12 +45,14 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.errors import GenerateError
 from orchestrator.stage0.kaem import STAGE0, Arg, Command, Interpreter
+from orchestrator.stage0.record import RECORD, keep_checked, record_for
 from orchestrator.upstream.tree import SourceTree
 
 
@@ -699,11 +703,20 @@ def interpret(tree: SourceTree, arch: Arch, *, root: str = STAGE0) -> Interprete
     return interp
 
 
-def plan(tree: SourceTree, arch: Arch | str, *, root: str = STAGE0) -> Stage0Plan:
-    """Interpret the scripts for one architecture and translate them into steps."""
+def plan(
+    tree: SourceTree,
+    arch: Arch | str,
+    *,
+    root: str = STAGE0,
+    reads: dict[str, str] | None = None,
+) -> Stage0Plan:
+    """Interpret the scripts for one architecture and translate them into steps; ``reads``
+    collects every file read (tree path -> sha256)."""
     if isinstance(arch, str):
         arch = ARCHES[arch]
     interp = interpret(tree, arch, root=root)
+    if reads is not None:
+        reads.update(interp.reads)
     tr = Translator(interp, arch)
     tr.translate()
     checks = tr.checks()
@@ -725,9 +738,19 @@ def available(tree: SourceTree, arch: Arch, root: str = STAGE0) -> bool:
     return not tree.data_only and tree.has_content(f"{root}/{arch.entry}")
 
 
-def render_stage0(tree: SourceTree) -> dict[str, str] | None:
-    """{"<arch>.json": text} for every architecture, or None when the tree has no stage0-posix
-    scripts (a data-only snapshot): then the committed files are kept."""
+def render_stage0(
+    tree: SourceTree, committed: Path | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """({"<arch>.json": text, ..., "meta.json": record}, kept) for steps/stage0/.
+
+    A tree with the stage0-posix scripts is translated (kept = []). A tree without them (a
+    data-only snapshot) keeps the committed files in ``committed`` only after checking them
+    against their record (stage0_record.keep_checked), which raises on any mismatch."""
     if not all(available(tree, a) for a in ARCHES.values()):
-        return None
-    return {f"{name}.json": plan(tree, arch).to_json() for name, arch in ARCHES.items()}
+        return keep_checked(tree, committed)
+    reads: dict[str, str] = {}
+    files = {
+        f"{name}.json": plan(tree, arch, reads=reads).to_json() for name, arch in ARCHES.items()
+    }
+    files[RECORD] = record_for(tree, committed, reads, files)
+    return files, []
