@@ -11,7 +11,7 @@ let
   inherit (import ./steps.nix { inherit steps; inherit (fetchers) fetchDistfile; })
     meta distfiles chainSteps;
 
-  freshness = import ./freshness.nix { inherit lib live-bootstrap meta; };
+  freshness = import ./freshness.nix { inherit lib live-bootstrap meta steps; };
 
   # stage0-posix from the hex0 seed; x86 runs on both systems, AMD64 only on x86_64-linux.
   stage0 = import ./stage0.nix { inherit live-bootstrap steps; };

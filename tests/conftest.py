@@ -101,6 +101,48 @@ def materialized_pinned(tmp_path_factory: pytest.TempPathFactory, pinned_fixture
     return materialize(pinned_fixture, tmp_path_factory.mktemp("lb-pinned"))
 
 
+def pinned_source_or_skip() -> Path:
+    """The pinned live-bootstrap input (flake.lock) in the Nix store, or a skip saying why not.
+
+    Nix answers a locked input with a narHash from the store, offline, only when the store
+    already has it. When it does not, a checkout named by LIVE_BOOTSTRAP_CHECKOUT whose NAR hash
+    is the locked one is added to the store (the same path the fetcher would produce). Anything
+    else is a skip with the reason, never a failure: a fresh offline machine cannot fetch it.
+    """
+    from orchestrator.upstream.locate import _from_store, read_lock
+
+    shutil.which("nix") or pytest.skip("nix is not installed")
+    lock = read_lock(REPO)
+    found = _from_store(lock)
+    if found is not None:
+        return found
+    why = (
+        f"the pinned live-bootstrap source (rev {lock.rev}) is not in the Nix store and cannot be "
+        "fetched offline"
+    )
+    checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
+    if not checkout:
+        pytest.skip(f"{why}; set LIVE_BOOTSTRAP_CHECKOUT to a checkout of it with submodules")
+    got = run_nix("hash", "path", checkout, check=False)
+    want = lock.locked.get("narHash")
+    if got.returncode != 0 or got.stdout.strip() != want:
+        pytest.skip(
+            f"{why}; LIVE_BOOTSTRAP_CHECKOUT ({checkout}) is not it: NAR hash "
+            f"{got.stdout.strip() or got.stderr.strip()[-200:]}, the lock says {want}"
+        )
+    run_nix("store", "add-path", "--name", "source", checkout)
+    found = _from_store(lock)
+    if found is None:
+        pytest.fail(f"added {checkout} to the store, but Nix still does not resolve the input")
+    return found
+
+
+@pytest.fixture(scope="session")
+def pinned_source() -> Path:
+    """The pinned live-bootstrap input in the store (see pinned_source_or_skip)."""
+    return pinned_source_or_skip()
+
+
 def flake_package_names(system: str = "x86_64-linux") -> list[str] | None:
     """Attribute names of the repository flake's packages, or None when it cannot evaluate
     (e.g. the pinned live-bootstrap input is not in the store and there is no network)."""

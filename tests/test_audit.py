@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.upstream.locate import REPO_ROOT, locate_tree
+from orchestrator.upstream.locate import REPO_ROOT
 from orchestrator.verify.audit import classify_file, is_binary, parse_derivations
-from tests.conftest import flake_package_names
+from tests.conftest import flake_package_names, pinned_source_or_skip
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
 
@@ -196,16 +196,14 @@ def test_current_nix_layout(tmp_path: Path) -> None:
 
 
 def _real(attr: str) -> Path:
-    """The pinned live-bootstrap tree, when the flake has ``attr`` and the tree has its seeds."""
+    """The pinned live-bootstrap input (in the store, or put there from LIVE_BOOTSTRAP_CHECKOUT,
+    else a skip with the reason), when the flake has ``attr``. The audit evaluates the real
+    flake, which reads that input: the same whatever earlier tests left in the store."""
     names = flake_package_names()
     if names is None or attr not in names:
         pytest.skip(f"the flake has no {attr} yet")
-    try:
-        tree = Path(locate_tree(None).root)
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"the pinned live-bootstrap input is not available offline: {exc}")
-    if not (tree / SEED_DIR / "hex0-seed").is_file():
-        pytest.skip("the live-bootstrap tree found has no seeds (a data-only snapshot)")
+    tree = pinned_source_or_skip()
+    assert (tree / SEED_DIR / "hex0-seed").is_file(), f"{tree} has no x86 hex0 seed"
     return tree
 
 

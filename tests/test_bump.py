@@ -49,11 +49,12 @@ def make_tarball(path: Path, top: str, text: str) -> Path:
 
 
 def copy_repo(dest: Path) -> Path:
-    """What bump and update touch, and what evaluating steps/ needs: the flake, nix/, steps/."""
+    """What bump and update touch, and what evaluating the flake needs: the flake, nix/, steps/,
+    stdenv-bridge/."""
     dest.mkdir(parents=True)
     for name in ("flake.nix", "flake.lock"):
         shutil.copy2(REPO / name, dest / name)
-    for name in ("nix", "steps"):
+    for name in ("nix", "steps", "stdenv-bridge"):
         shutil.copytree(REPO / name, dest / name, symlinks=True)
     return dest
 

@@ -37,9 +37,15 @@ def test_chain_outputs_evaluate_without_nixpkgs(materialized_pinned: Path, nix: 
         ).stdout
     )
     assert "steps-fresh" in names
-    drv = json.loads(
-        flake_eval("checks.x86_64-linux.steps-fresh.drvPath", materialized_pinned).stdout
-    )
+    # steps-fresh hashes the stage0-posix scripts, which the data-only fixture does not carry:
+    # over the materialized tree it fails, naming them (and not nixpkgs)
+    proc = flake_eval("checks.x86_64-linux.steps-fresh.drvPath", materialized_pinned, check=False)
+    assert proc.returncode != 0 and "seed/stage0-posix/kaem.x86" in proc.stderr
+    assert "nixpkgs" not in proc.stderr
+
+
+def test_steps_fresh_evaluates_over_the_real_input(pinned_source: Path, nix: str) -> None:
+    drv = json.loads(flake_eval("checks.x86_64-linux.steps-fresh.drvPath", pinned_source).stdout)
     assert Path(drv).is_file()
 
 

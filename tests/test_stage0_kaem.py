@@ -194,11 +194,17 @@ def test_interpreter_errors(tmp_path: Path) -> None:
         stage0.interpret(tree, stage0.ARCHES["x86"])
 
 
-def test_render_is_none_for_a_data_only_snapshot() -> None:
+def test_a_data_only_snapshot_keeps_only_checked_files() -> None:
     snap = LB_FIXTURES / PINNED
     if not snap.is_dir():
         pytest.skip(f"no fixture at {snap}")
-    assert stage0.render_stage0(SourceTree.open(snap)) is None
+    # nothing committed: nothing to keep
+    assert stage0.render_stage0(SourceTree.open(snap)) == ({}, [])
+    # the committed files, checked against their record (tests/test_stage0_record.py: drift)
+    files, kept = stage0.render_stage0(SourceTree.open(snap), REPO / "steps" / "stage0")
+    assert kept == ["amd64.json", "x86.json"]
+    assert set(files) == {"amd64.json", "x86.json", "meta.json"}
+    assert files["x86.json"] == (REPO / "steps/stage0/x86.json").read_text()
 
 
 def test_renderer_is_registered_once() -> None:
@@ -216,6 +222,9 @@ def _checkout() -> SourceTree:
             "LIVE_BOOTSTRAP_CHECKOUT is not set (a live-bootstrap checkout with submodules)"
         )
     tree = SourceTree.open(path)
+    if tree.commit is None:  # an exported tree cannot name its commit: the pinned one
+        lock = json.loads((REPO / "flake.lock").read_text())
+        tree = SourceTree.open(path, commit=lock["nodes"]["live-bootstrap"]["locked"]["rev"])
     if not stage0.available(tree, stage0.ARCHES["x86"]):
         pytest.skip(f"{path} has no seed/stage0-posix/kaem.x86 (submodules not checked out?)")
     return tree
@@ -261,9 +270,10 @@ def test_real_scripts_translate(checkout: SourceTree, arch: str) -> None:
 
 @pytest.mark.checkout
 def test_real_render_is_deterministic_and_committed(checkout: SourceTree) -> None:
-    first = stage0.render_stage0(checkout)
-    second = stage0.render_stage0(checkout)
-    assert first is not None and first == second
+    first, kept = stage0.render_stage0(checkout, REPO / "steps" / "stage0")
+    second, _ = stage0.render_stage0(checkout, REPO / "steps" / "stage0")
+    assert first == second and kept == []
+    assert set(first) == {"x86.json", "amd64.json", "meta.json"}
     for name, text in first.items():
         committed = REPO / "steps" / "stage0" / name
         assert committed.read_text() == text, f"steps/stage0/{name} is stale: run generate"

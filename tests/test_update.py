@@ -76,6 +76,21 @@ def synthetic(
     repo.mkdir()
     git(repo, "init", "-q", "-b", "master")
     copy_data(old_fixture, repo)
+    # The 2025-02 revision pinned another stage0-posix. steps/stage0 cannot be regenerated from
+    # data (its kaem scripts are code) and generate refuses to keep it for a tree whose
+    # stage0-posix moved (tests/test_stage0_record.py), so here commit 1 lists the pinned one.
+    pinned_gitlink = next(
+        line
+        for line in (pinned_fixture / "ls-tree.txt").read_text().splitlines()
+        if line.endswith("\tseed/stage0-posix")
+    )
+    listing = repo / "ls-tree.txt"
+    listing.write_text(
+        "".join(
+            (pinned_gitlink if line.endswith("\tseed/stage0-posix") else line) + "\n"
+            for line in listing.read_text().splitlines()
+        )
+    )
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "2025-02 data")
     c1 = git(repo, "rev-parse", "HEAD")
@@ -239,10 +254,10 @@ def test_dry_run_accepts_a_data_only_snapshot(flake: Path, old_fixture: Path, ca
         )
         == 0
     )
-    assert (
-        json.loads(capsys.readouterr().out)["new"]["commit"]
-        == (old_fixture / "COMMIT").read_text().split()[0]
-    )
+    out = capsys.readouterr()
+    assert json.loads(out.out)["new"]["commit"] == (old_fixture / "COMMIT").read_text().split()[0]
+    # that revision pinned another stage0-posix, which data cannot regenerate: the report says so
+    assert "the update would fail" in out.err and "this tree has stage0-posix" in out.err
     assert tree_digest(flake) == digest
     # without --dry-run it cannot be locked
     assert main(["update", "--to-path", str(old_fixture), "--flake", str(flake)]) == 2
@@ -361,7 +376,7 @@ def test_a_failure_while_swapping_in_rolls_everything_back(
     monkeypatch.undo()
     capsys.readouterr()
     assert tree_digest(flake) == digest
-    assert sorted(p.name for p in flake.iterdir()) == ["flake.lock", "flake.nix", "nix", "steps"]
+    assert sorted(p.name for p in flake.iterdir()) == ["flake.lock", "flake.nix", "nix", "stdenv-bridge", "steps"]
 
 
 def test_updating_to_the_pinned_revision_is_a_no_op(flake: Path, synthetic: dict, capsys) -> None:

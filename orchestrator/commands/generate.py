@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     drift, files = generate(tree, args.output)
     if drift.kept:
         err.print(
-            f"kept {len(drift.kept)} committed file(s) whose source is not in this tree "
-            f"(e.g. steps/{drift.kept[0]}): a data-only snapshot lacks the stage0 kaem scripts",
+            f"kept {len(drift.kept)} committed file(s) this tree cannot regenerate (e.g. "
+            f"steps/{drift.kept[0]}: a data-only snapshot lacks the stage0 kaem scripts), after "
+            "checking each against its recorded hash and the record against this tree",
             markup=False,
         )
     if args.check:

@@ -38,6 +38,7 @@ from orchestrator.generate.write import compare, read_existing, render_all
 from orchestrator.maintain.report import compare_chains
 from orchestrator.maintain.transaction import Transaction
 from orchestrator.nixcli import run_nix
+from orchestrator.stage0.record import Stage0Drift
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     INPUT_NAME,
@@ -367,12 +368,22 @@ def run(args: argparse.Namespace) -> int:
         old_chain = load_chain(old_tree, profile)
         new_chain = load_chain(new_tree, profile)
         gen_chain = new_chain if profile == "nix" else load_chain(new_tree, "nix")
-        files, _ = render_all(
-            new_tree, apply_overrides(gen_chain, load_overrides(steps_dir)), steps_dir
-        )
+        try:
+            files, _ = render_all(
+                new_tree, apply_overrides(gen_chain, load_overrides(steps_dir)), steps_dir
+            )
+        except Stage0Drift as exc:
+            if not args.dry_run:
+                raise
+            # the report is still worth reading; the update itself would stop here
+            say(f"the update would fail: {exc}")
+            files = None
         report = compare_chains(old_tree, old_chain, new_tree, new_chain)
         emit(report, report_format(args))
 
+        if files is None:
+            say("dry run, nothing written (steps/ cannot be generated from this tree, see above)")
+            return 0
         drift = compare(files, read_existing(steps_dir), [])
         moved = new_locked is not None and new_locked.get("rev") != flake.rev
         summary = f"steps/: {len(drift.added)} added, {len(drift.removed)} removed, {len(drift.changed)} changed"

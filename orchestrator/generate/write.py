@@ -24,18 +24,19 @@ from orchestrator.upstream.tree import SourceTree
 
 PRESERVED = ("overrides",)  # subdirectories of steps/ that generation never owns
 
-# Renderers of parts other than the chain: tree -> {path: text}, or None when the tree lacks what
-# they read (then their committed files are kept as they are).
-EXTRA_RENDERERS: list[tuple[str, Callable[[SourceTree], dict[str, str] | None]]] = [
-    ("stage0", render_stage0),
-]
+# Renderers of parts other than the chain: (tree, the committed steps/<prefix> or None) ->
+# ({path: text}, [paths kept from the committed files]). A renderer that cannot run on a tree
+# keeps committed files only after checking them (it raises otherwise).
+EXTRA_RENDERERS: list[
+    tuple[str, Callable[[SourceTree, Path | None], tuple[dict[str, str], list[str]]]]
+] = [("stage0", render_stage0)]
 
 
 class Drift(BaseModel):
     added: list[str]
     removed: list[str]
     changed: list[str]
-    kept: list[str]  # owned by a renderer that could not run on this tree
+    kept: list[str]  # committed files of a renderer that could not run here, checked and kept
 
     @property
     def clean(self) -> bool:
@@ -48,18 +49,9 @@ def render_all(
     files = render_steps(tree, chain)
     kept: list[str] = []
     for prefix, renderer in EXTRA_RENDERERS:
-        out = renderer(tree)
-        if out is None:
-            # keep what is committed for this part
-            if current is not None and (current / prefix).is_dir():
-                for p in sorted((current / prefix).rglob("*")):
-                    if p.is_file():
-                        rel = p.relative_to(current).as_posix()
-                        files[rel] = p.read_text()
-                        kept.append(rel)
-            continue
-        for rel, text in out.items():
-            files[f"{prefix}/{rel}"] = text
+        out, part_kept = renderer(tree, current / prefix if current is not None else None)
+        files.update({f"{prefix}/{rel}": text for rel, text in out.items()})
+        kept += [f"{prefix}/{rel}" for rel in part_kept]
     return files, kept
 
 

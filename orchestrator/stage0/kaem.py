@@ -14,6 +14,7 @@ of kaem it shares with the full kaem (no variables), so one reader serves all sc
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -307,6 +308,9 @@ class Interpreter:
         self.root = root.strip("/")
         self.artifacts: dict[str, int] = {}  # path -> index of the command that wrote it
         self.commands: list[Command] = []
+        # every file whose text shaped the commands (tree path -> sha256 of its bytes): what
+        # steps/stage0/meta.json records the translation was generated from
+        self.reads: dict[str, str] = {}
 
     # -- the virtual tree ----------------------------------------------------------------------
     def _tree_path(self, path: str) -> str:
@@ -325,7 +329,10 @@ class Interpreter:
         return any(p.startswith(prefix) for p in self.artifacts)
 
     def read_source(self, path: str) -> str:
-        return self.tree.read_text(self._tree_path(path))
+        tree_path = self._tree_path(path)
+        text = self.tree.read_text(tree_path)
+        self.reads[tree_path] = hashlib.sha256(self.tree.read_bytes(tree_path)).hexdigest()
+        return text
 
     def resolve(self, cwd: str, name: str, *, file: str, line: int) -> str | None:
         """A path relative to cwd as a stage0-posix-relative path; None if it leaves the tree."""
