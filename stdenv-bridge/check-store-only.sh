@@ -17,6 +17,9 @@ member=$1
 dir=$2
 store=${NIX_STORE:-/nix/store}
 problems=0
+# (a list file, not process substitution: the runner's /dev has no /dev/fd)
+list=$(mktemp)
+find "$dir" \( -type f -o -type l \) -print0 > "$list"
 
 report() {
     echo "bridge: $member: $1" >&2
@@ -77,7 +80,8 @@ while IFS= read -r -d '' f; do
                 ;;
         esac
     fi
-done < <(find "$dir" \( -type f -o -type l \) -print0)
+done < "$list"
+rm -f "$list"
 
 if [ "$problems" != 0 ]; then
     echo "bridge: $member: $problems file(s) would not run from the store in a plain Nix sandbox" >&2
