@@ -140,7 +140,11 @@ def _copy_entry(src: str, root: Path) -> None:
 def debian_download(work: Path, what: list[str], source: bool = False) -> Path:
     d = work / ("src" if source else "debs")
     d.mkdir(parents=True, exist_ok=True)
-    cmd = ["apt-get", "source", "--download-only", *what] if source else ["apt-get", "download", *what]
+    cmd = (
+        ["apt-get", "source", "--download-only", *what]
+        if source
+        else ["apt-get", "download", *what]
+    )
     synth.run(cmd, cwd=d)
     return d
 
@@ -161,7 +165,12 @@ def build_root(work: Path, bash: Path) -> str:
         shutil.rmtree(root)
     for d in ("usr/bin", "usr/lib", "usr/lib64", "usr/sbin", "dev", "proc", "tmp", "sys"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")):
+    for link, target in (
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ):
         os.symlink(target, root / link)
     for pkg in package_closure(ROOT_PACKAGES):
         files = synth.run(["dpkg", "-L", pkg]).stdout.splitlines()
@@ -285,9 +294,16 @@ class Standin:
 
     def build(self, attr: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = ["nix-build", str(self.harness), "--no-out-link", *synth.NIX_FLAGS, *self.args()]
-        p = subprocess.run(cmd + ["-A", attr], text=True, capture_output=True)
+        for _ in range(3):
+            p = subprocess.run(cmd + ["-A", attr], text=True, capture_output=True)
+            # a builder killed from outside (SIGKILL: e.g. a second Nix installation using the
+            # same build users kills their processes when it starts a build) is not a result
+            if "failed due to signal 9" not in p.stderr:
+                break
         if check and p.returncode != 0:
-            raise AssertionError(f"nix-build -A {attr} failed ({p.returncode}):\n{p.stderr[-6000:]}")
+            raise AssertionError(
+                f"nix-build -A {attr} failed ({p.returncode}):\n{p.stderr[-6000:]}"
+            )
         return p
 
     def out(self, attr: str) -> Path:
