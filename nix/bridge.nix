@@ -83,7 +83,13 @@ let
   runStep = scriptPath { name = "driver"; } "run-step.sh";
   checker = scriptPath { name = "driver"; } "check-store-only.sh";
 
-  versionLines = lib.concatMapStrings (s: "setenv version_${varName s.name}=${s.version}\n") steps;
+  # the versions a step sees: its inputs' and those it names in "versions" (gcc-pass1 needs
+  # glibc's before glibc exists); only these, so that bumping one step rebuilds only what uses it
+  stepByName = listToAttrs (map (s: { name = s.name; value = s; }) steps);
+  versionLines = s: lib.concatMapStrings
+    (x: if stepByName ? ${x} then "setenv version_${varName x}=${stepByName.${x}.version}\n"
+        else throw "${where s}: versions names ${x}, which is not a bridge step")
+    ((s.inputs or [ ]) ++ (s.versions or [ ]));
 
   mkStep = i: s:
     let
@@ -133,7 +139,7 @@ let
         + (if fromChain then
             "setenv step_bin=/bridge/step-bin\nsetenv bins=${concatStringsSep " " (s.bin or [ ])}\nsetenv links=${links}\n"
            else "")
-        + versionLines
+        + versionLines s
         + ''
           cwd /
           arg ${bash}

@@ -54,6 +54,7 @@ class Step(BaseModel):
     script: str
     sources: list[Source] = Field(default_factory=list)
     inputs: list[str] = Field(default_factory=list)
+    versions: list[str] = Field(default_factory=list)  # other steps' versions it needs
     step: str | None = None  # a member taken from this chain build (package name)
     bin: list[str] = Field(default_factory=list)
     links: dict[str, str] = Field(default_factory=dict)
@@ -171,6 +172,9 @@ def check(data: BridgeData, where: Located, *, chain_builds: set[str] | None = N
         for x in s.inputs:
             if x not in seen:
                 fail(f"input {x} is not an earlier bridge step")
+        for x in s.versions:
+            if x not in {t.name for t in data.steps}:
+                fail(f"versions names {x}, which is not a bridge step")
         if s.from_chain:
             assert s.step is not None
             if s.sources:

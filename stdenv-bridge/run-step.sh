@@ -6,7 +6,8 @@
 #   src        the step's first source in /external/distfiles (srcs: all of them)
 #   <input>    the store path of each earlier step it names in "inputs" ("-" becomes "_"),
 #              bind-mounted read-only at its own path
-#   version_<step>                   every step's version ("-" becomes "_")
+#   version_<step>                   the version of each input and of each step named in
+#                                    "versions" ("-" becomes "_")
 #   bins, links, step_bin            steps taken from the chain (see from-chain.sh)
 # The step script defines bridge_build; it runs in /bridge/build, a scratch directory outside
 # every output. Afterwards the checker refuses anything in $out that would not run from the store

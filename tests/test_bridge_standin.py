@@ -3,10 +3,12 @@
 See tests/runner_support/bridge_standin.py for exactly what is real and what stands in: the
 derivations are nix/bridge.nix's, run by ns-run with the unmodified scripts of stdenv-bridge/;
 the root below them is made of Debian packages instead of .#live-bootstrap (whose steps past
-simple-patch-1.0 need distfiles this machine cannot download), and patchelf's source is Debian's
-(0.14.3, configure generated here) instead of upstream's 0.18.0 release tarball.
+simple-patch-1.0 need distfiles this machine cannot download), patchelf's source is Debian's
+(0.14.3, configure generated here) instead of upstream's 0.18.0 release tarball, and the kernel
+source is Debian's linux orig tarball instead of kernel.org's 6.5.6.
 
-Built: patchelf (patchelf.sh, a C++ build), bash (from-chain.sh over a stand-in chain step
+Built: patchelf (patchelf.sh, a C++ build), linux-headers (linux-headers.sh: `make headers` for
+x86_64 with the root's gcc as HOSTCC), bash (from-chain.sh over a stand-in chain step
 holding Debian's static bash) and make (from-chain.sh over Debian's dynamically linked make:
 refused by the checker, naming the file). Each built member is then run from its own store path
 in a plain sandboxed derivation whose builder is the member bash. Evaluation-time refusals of
@@ -63,6 +65,17 @@ def test_patchelf_runs_from_its_store_path(standin) -> None:
     assert out.read_text() == "ok\n"
     p = standin.build("tests.patchelf", check=False)
     assert p.returncode == 0
+
+
+def test_linux_headers_recipe_installs_the_x86_64_uapi_headers(standin) -> None:
+    out = standin.out("linux-headers.out")
+    inc = out / "include"
+    assert (inc / "linux/types.h").is_file() and (inc / "asm/unistd_64.h").is_file()
+    assert "#define __NR_read 0" in (inc / "asm/unistd_64.h").read_text()  # x86_64, not i386
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".h" for p in files)  # only headers, no .install/.cmd
+    assert not [p for p in out.rglob(".*")]
+    assert standin.out("tests.linux-headers").read_text() == "ok\n"
 
 
 def test_chain_member_copies_the_steps_programs(standin) -> None:
@@ -132,8 +145,9 @@ def test_evaluation_refuses_a_missing_script_or_hash(standin) -> None:
 
 def test_evaluation_refuses_an_unknown_chain_step(standin) -> None:
     steps = standin.steps()
-    steps[1].update(step="bash-9.9", version="9.9")
-    steps[1]["nixpkgs"] = dict(steps[1]["nixpkgs"], version="10")
+    bash = next(s for s in steps if s["name"] == "bash")
+    bash.update(step="bash-9.9", version="9.9")
+    bash["nixpkgs"] = dict(bash["nixpkgs"], version="10")
     standin.write_data(steps)
     try:
         p = standin.instantiate("bash")
