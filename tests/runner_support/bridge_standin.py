@@ -24,6 +24,7 @@ download:
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -210,7 +211,7 @@ def patchelf_tarball(work: Path) -> tuple[Path, str]:
     synth.run(["autoreconf", "-fi"], cwd=top)
     shutil.rmtree(top / "autom4te.cache", ignore_errors=True)
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for p in sorted(top.rglob("*")):
             info = tar.gettarinfo(str(p), arcname=f"patchelf-{version}/{p.relative_to(top)}")
             info.mtime = 1_000_000_000  # one time for all: make sees nothing to regenerate
@@ -222,7 +223,7 @@ def patchelf_tarball(work: Path) -> tuple[Path, str]:
             else:
                 tar.addfile(info)
     out = work / f"patchelf-{version}.tar.gz"
-    out.write_bytes(raw.getvalue())
+    out.write_bytes(gzip.compress(raw.getvalue(), mtime=0))  # the same bytes every run
     synth.store_add_fixed(out)
     return out, version
 
