@@ -50,6 +50,8 @@ let
 in
 {
   inherit lib meta distfiles chainSteps stage0;
+  # the bridge's steps and members by name (nix/bridge.nix), for the nixpkgs side (x86_64-linux)
+  bridge = if system == "x86_64-linux" then bridge else null;
 
   packages = {
   } // stage0Packages // runner.packages // bridgeOutputs "packages";
