@@ -20,6 +20,7 @@ import re
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +28,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from orchestrator import nixcli
+from orchestrator.bridge.members import load as load_bridge
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
 from orchestrator.build.progress import (
     Durations,
@@ -44,6 +46,8 @@ from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import read_tree
 from orchestrator.verify.audit import FETCHURL, Derivation, load_closure
 
+SPECIAL_TARGETS = ("live-bootstrap", "stage0", "bridge")
+DEFAULT_TARGET = "live-bootstrap"
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 SEED_COMMAND = "python -m orchestrator distfiles seed DIR"
 MIRROR_COMMAND = "python -m orchestrator distfiles mirror DIR"
@@ -116,7 +120,20 @@ def quote_attr(attr: str) -> str:
 def installable(target: str, flake: str | None = None) -> str:
     if "#" in target or target.startswith("/"):
         return target
+    if BRIDGE_MEMBER.fullmatch(target):  # bridge.<member>: an attribute of packages.bridge
+        return f"{flake or default_flake()}#{target}"
     return f"{flake or default_flake()}#{quote_attr(target)}"
+
+
+BRIDGE_MEMBER = re.compile(r"bridge\.[a-z0-9-]+")
+
+
+def bridge_steps() -> list[tuple[str, Any]]:
+    """The stdenv bridge's steps (stdenv-bridge/members.json), numbered after the chain's."""
+    return [
+        (s.attr, SimpleNamespace(name=f"{s.name}-{s.version}", pass_no=None, directive="bridge"))
+        for s in load_bridge().steps
+    ]
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -284,6 +301,8 @@ class PlainReporter:
 
 def run(args: argparse.Namespace) -> int:
     steps = chain_steps(args.live_bootstrap)
+    if (args.target or "").startswith("bridge"):
+        steps += bridge_steps()  # the bridge runs after the chain: one numbering for both
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
     inst = installable_args(target, args)
