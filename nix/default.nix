@@ -33,17 +33,33 @@ let
     stage0 = stage0.x86;
     profilesDir = ../orchestrator/profiles;
   };
+
+  # The stdenv bridge (nix/bridge.nix): the final system as the seed of a nixpkgs x86_64-linux
+  # stdenv, from stdenv-bridge/members.json. Its glibc and compilers target x86_64, so it is an
+  # x86_64-linux output only; still built by the i686 chain and its runner, still no nixpkgs.
+  bridge = (import ./bridge.nix { inherit lib; runnerLib = import ./runner.nix { inherit lib; }; }) {
+    data = builtins.fromJSON (builtins.readFile ../stdenv-bridge/members.json);
+    scripts = ../stdenv-bridge;
+    inherit (fetchers) fetchDistfile;
+    inherit (runner.final) system runner;
+    below = runner.final.layers;
+    chainByName = runner.final.byName;
+    inherit chainSteps;
+  };
+  bridgeOutputs = attr: if system == "x86_64-linux" then bridge.${attr} else { };
 in
 {
   inherit lib meta distfiles chainSteps stage0;
+  # the bridge's steps and members by name (nix/bridge.nix), for the nixpkgs side (x86_64-linux)
+  bridge = if system == "x86_64-linux" then bridge else null;
 
   packages = {
-  } // stage0Packages // runner.packages;
+  } // stage0Packages // runner.packages // bridgeOutputs "packages";
 
   checks = {
     steps-fresh = freshness;
   } // stage0Checks // runner.checks;
 
   hydraJobs = {
-  } // runner.hydraJobs;
+  } // runner.hydraJobs // (if system == "x86_64-linux" then { bridge = bridge.hydraJobs; } else { });
 }

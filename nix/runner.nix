@@ -281,6 +281,13 @@ let
         runner = seedStage.runner;
         chain = builtins.listToAttrs (map (s: { name = hydraName s.attrName; value = chain.byName.${s.attrName}; }) chainSteps);
       };
+      # what runs on top of the finished system (nix/bridge.nix): its runner, and the flattened
+      # system as the one layer below
+      final = {
+        inherit (seedStage) system runner;
+        inherit (chain) byName;
+        layers = [ (asLayer finished) ];
+      };
     };
 in
 {

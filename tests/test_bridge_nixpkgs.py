@@ -227,11 +227,11 @@ def test_the_flakes_outputs_are_wired_through_nixpkgs_top_level(nix: str) -> Non
 
 
 # -- (c) the flake on the real Nix 2.8: the guard and the laziness ----------------------------
-def _flake(tree: Path, attr: str, *extra: str):
+def _flake(tree: Path, attr: str, *extra: str, scratch: Path | None = None):
     """The real flake with the live-bootstrap input from a materialized snapshot and nixpkgs
     replaced by a flake whose outputs throw: anything that forces nixpkgs fails (whether or not
     the pinned nixpkgs happens to be in the store)."""
-    poison = tree.parent / "no-nixpkgs"
+    poison = (scratch or tree.parent) / "no-nixpkgs"
     poison.mkdir(exist_ok=True)
     (poison / "flake.nix").write_text('{ outputs = _: throw "nixpkgs was forced"; }\n')
     return run_nix(
@@ -301,9 +301,15 @@ def test_bridged_names_are_there_without_forcing_nixpkgs(
         _flake(materialized_pinned, "hydraJobs.bridged", "--apply", "builtins.attrNames").stdout
     )
     assert jobs == ["hello", "nixos-iso", "stdenv"]
+
+
+def test_chain_checks_evaluate_beside_the_bridged_legacy_packages(
+    pinned_source: Path, tmp_path: Path, nix: str
+) -> None:
     # a full attribute path outside packages.<system> makes Nix look in legacyPackages too: on
-    # an old Nix that set is empty, so the chain's checks still evaluate
-    drv = _flake(materialized_pinned, "checks.x86_64-linux.steps-fresh.drvPath")
+    # an old Nix that set is empty, so the chain's checks still evaluate (over the real input:
+    # steps-fresh rightly refuses a data-only tree, which lacks the stage0-posix scripts)
+    drv = _flake(pinned_source, "checks.x86_64-linux.steps-fresh.drvPath", scratch=tmp_path)
     assert drv.returncode == 0, drv.stderr
     assert json.loads(drv.stdout).endswith("-steps-fresh.drv")
 

@@ -19,6 +19,7 @@ ORDER = [
     "upstream",
     "stage0",
     "generate",
+    "bridge",
     "build",
     "verify",
     "maintain",

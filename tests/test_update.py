@@ -376,7 +376,13 @@ def test_a_failure_while_swapping_in_rolls_everything_back(
     monkeypatch.undo()
     capsys.readouterr()
     assert tree_digest(flake) == digest
-    assert sorted(p.name for p in flake.iterdir()) == ["flake.lock", "flake.nix", "nix", "stdenv-bridge", "steps"]
+    assert sorted(p.name for p in flake.iterdir()) == [
+        "flake.lock",
+        "flake.nix",
+        "nix",
+        "stdenv-bridge",
+        "steps",
+    ]
 
 
 def test_updating_to_the_pinned_revision_is_a_no_op(flake: Path, synthetic: dict, capsys) -> None:

@@ -1421,6 +1421,40 @@ void bind_dev(char* root, char* name)
 	if (r < 0) fail("cannot bind-mount", host, r);
 }
 
+/* Bind-mount SRC (a directory or a file) at DST inside the root, read-only when asked. */
+void bind_into(char* root, char* src, char* dst, int readonly)
+{
+	char* target = cat2(root, dst);
+	int r;
+	if ((path_mode(src) & NS_S_IFMT) == NS_S_IFDIR) mkdirs(target, 493);
+	else {
+		mkdirs(dirname_of(target), 493);
+		write_file(target, "", 0, 420);
+	}
+	r = ns_mount(src, target, NULL, NS_MS_BIND | NS_MS_REC, NULL);
+	if (r < 0) fail("cannot bind-mount", src, r);
+	if (readonly) {
+		r = ns_mount(src, target, NULL, NS_MS_BIND | NS_MS_REMOUNT | NS_MS_RDONLY, NULL);
+		if (r < 0) fail("cannot make read-only", target, r);
+	}
+}
+
+/* After the run: the empty mount point of a bind (and its empty parents) leave the upper layer. */
+void prune_mount_point(char* upper, char* dst)
+{
+	char* p = cat2(upper, dst);
+	int done = 0;
+	if ((path_mode(p) & NS_S_IFMT) == NS_S_IFREG) {
+		ns_unlink(p);
+		p = dirname_of(p);
+	}
+	while (done == 0) {
+		if (strlen(p) <= strlen(upper)) done = 1;
+		else if (ns_rmdir(p) < 0) done = 1;
+		else p = dirname_of(p);
+	}
+}
+
 int mode_step()
 {
 	char* spec_path = getenv("specPath");
@@ -1468,6 +1502,12 @@ int mode_step()
 	text = read_file(spec_path, &len);
 	if (text == NULL) fail("cannot read spec", spec_path, 0);
 	spec = parse_spec(text);
+	/* "layer-output NAME": the runner's output (tree/, deletions, state/) goes to the derivation
+	 * output NAME instead of $out (a bridge member keeps $out for what it installs) */
+	if (spec_get("layer-output") != NULL) {
+		out = getenv(spec_get("layer-output"));
+		if (out == NULL) fail("no such output variable", spec_get("layer-output"), 0);
+	}
 	step_label = spec_get("label");
 	if (step_label == NULL) step_label = "step";
 	flatten = spec_get("flatten");
@@ -1611,6 +1651,28 @@ int mode_step()
 		it = it->next;
 	}
 
+	/* 4b. store paths inside the root at their own paths (for steps whose results live in the
+	 * store, not in the layer): "bind SRC DST" read-only, "output NAME" the derivation output NAME
+	 * (created, writable), "scratch DST" a writable directory of the build directory (not part of
+	 * any output). Mount points created in the upper layer are removed again after the run. */
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "bind") == 0) {
+			if (it->b == NULL) fail("bind needs SRC DST", it->value, 0);
+			bind_into(merged, it->a, it->b, 1);
+		} else if (strcmp(it->key, "output") == 0) {
+			l = getenv(it->value);
+			if (l == NULL) fail("no such output variable", it->value, 0);
+			mkdirs(l, 493);
+			bind_into(merged, l, l, 0);
+		} else if (strcmp(it->key, "scratch") == 0) {
+			l = path_join(top, "scratch");
+			mkdirs(l, 493);
+			bind_into(merged, l, it->value, 0);
+		}
+		it = it->next;
+	}
+
 	/* 5. files: "file NAME ENVVAR" into /tmp/.runner, "put ROOTPATH ENVVAR" into the root,
 	 * "copyup ROOTPATH" makes a file from a lower layer writable in place */
 	it = spec;
@@ -1669,6 +1731,7 @@ int mode_step()
 	while (it != NULL) {
 		if (strcmp(it->key, "arg") == 0) argc = argc + 1;
 		if (strcmp(it->key, "setenv") == 0) nextra = nextra + 1;
+		if (strcmp(it->key, "passenv") == 0) nextra = nextra + 1;
 		if (strcmp(it->key, "environ") == 0) environ_file = it->value;
 		it = it->next;
 	}
@@ -1685,6 +1748,14 @@ int mode_step()
 		if (strcmp(it->key, "setenv") == 0) {
 			extra[nextra] = it->value;
 			nextra = nextra + 1;
+		}
+		/* "passenv NAME": NAME=value from the builder's own environment (e.g. NIX_BUILD_CORES) */
+		if (strcmp(it->key, "passenv") == 0) {
+			data = getenv(it->value);
+			if (data != NULL) {
+				extra[nextra] = cat3(it->value, "=", data);
+				nextra = nextra + 1;
+			}
 		}
 		it = it->next;
 	}
@@ -1764,6 +1835,13 @@ int mode_step()
 	/* 9. take the root apart, turn the upper directory into the output */
 	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
 	remove_tree(work);
+	it = spec;
+	while (it != NULL) {
+		if (strcmp(it->key, "bind") == 0) prune_mount_point(upper, it->b);
+		if (strcmp(it->key, "output") == 0) prune_mount_point(upper, getenv(it->value));
+		if (strcmp(it->key, "scratch") == 0) prune_mount_point(upper, it->value);
+		it = it->next;
+	}
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "copiedup") == 0) {

@@ -16,9 +16,11 @@ import argparse
 import difflib
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
@@ -26,6 +28,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from orchestrator import nixcli
+from orchestrator.bridge.members import load as load_bridge
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
 from orchestrator.build.progress import (
     Durations,
@@ -110,7 +113,20 @@ def installable(target: str, flake: str | None = None) -> str:
     (one name: a step attribute's dots are part of it)."""
     if "#" in target or target.startswith("/"):
         return target
+    if BRIDGE_MEMBER.fullmatch(target):  # bridge.<member>: an attribute of packages.bridge
+        return flake_installable(flake or default_flake(), target.split("."))
     return flake_installable(flake or default_flake(), [target])
+
+
+BRIDGE_MEMBER = re.compile(r"bridge\.[a-z0-9-]+")
+
+
+def bridge_steps() -> list[tuple[str, Any]]:
+    """The stdenv bridge's steps (stdenv-bridge/members.json), numbered after the chain's."""
+    return [
+        (s.attr, SimpleNamespace(name=f"{s.name}-{s.version}", pass_no=None, directive="bridge"))
+        for s in load_bridge().steps
+    ]
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -278,6 +294,8 @@ class PlainReporter:
 
 def run(args: argparse.Namespace) -> int:
     steps = chain_steps(args.live_bootstrap)
+    if (args.target or "").startswith("bridge"):
+        steps += bridge_steps()  # the bridge runs after the chain: one numbering for both
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
     inst = installable_args(target, args)

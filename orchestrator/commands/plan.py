@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bridge.members import DATA_FILE, load
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, committed_tree, read_tree
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
@@ -30,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--all",
         action="store_true",
         help="table: also show entries whose predicate is false, and defines",
+    )
+    p.add_argument(
+        "--bridge",
+        action="store_true",
+        help="also list the stdenv bridge's steps (stdenv-bridge/members.json) after the chain",
     )
     p.add_argument(
         "--steps",
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             }
             for s in chain.steps
         ]
+        if args.bridge:
+            rows += _bridge_rows(chain, len(rows))
         print(json.dumps(rows, indent=1))
         return 0
     table = Table(
@@ -94,7 +102,56 @@ def run(args: argparse.Namespace) -> int:
             pred,
         )
     out.print(table)
+    if args.bridge:
+        _print_bridge(chain, len(chain.steps))
     return 0
+
+
+def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    builds = {s.step.name for s in chain.steps if s.step.directive == "build"}
+    data = load(DATA_FILE, chain_builds=builds)
+    return [
+        {
+            "index": start + i,
+            "directive": "bridge",
+            "name": f"{b.name}-{b.version}",
+            "pass": None,
+            "era": "bridge",
+            "attr": b.attr,
+            "member": b.member,
+            "from_chain": b.step,
+            "inputs": b.inputs,
+            "sources": len(b.sources),
+            "nixpkgs_version": b.nixpkgs.version,
+            "script": b.script,
+        }
+        for i, b in enumerate(data.steps)
+    ]
+
+
+def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
+    rows = _bridge_rows(chain, start)
+    table = Table(
+        title=f"stdenv bridge (stdenv-bridge/members.json): {len(rows)} steps after the chain, "
+        "on its final system"
+    )
+    for col in ("#", "step", "member", "from", "nixpkgs", "script"):
+        table.add_column(col, justify="right" if col == "#" else "left")
+    for r in rows:
+        origin = (
+            f"chain {r['from_chain']}"
+            if r["from_chain"]
+            else ", ".join([f"{r['sources']} source(s)", *r["inputs"]])
+        )
+        table.add_row(
+            str(r["index"]),
+            r["name"],
+            "yes" if r["member"] else "",
+            origin,
+            r["nixpkgs_version"],
+            r["script"],
+        )
+    out.print(table)
 
 
 def _package_check(s) -> str | None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""The stdenv bridge: its members, as data read and checked before Nix sees them."""
