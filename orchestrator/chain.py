@@ -52,6 +52,7 @@ class StepInfo(BaseModel):
     patches_dir: str | None
     distfiles: list[str]  # file names, in sources order
     checksums_file: str | None  # kaem era: installed-file pins
+    pins: list[Pin] = Field(default_factory=list)  # its lines, parsed when the chain is loaded
     package_file: str | None  # bash era: <pkg>_<rev>.tar.bz2
     package_sha256: str | None  # its pin in SHA256SUMS.pkgs
     override: StepOverride | None = None  # set by overrides.apply_overrides (then no pin)
@@ -173,7 +174,7 @@ def _package_pins(tree: SourceTree) -> dict[str, Pin]:
     path = "steps/SHA256SUMS.pkgs"
     if not tree.has_content(path):
         return {}
-    return pins_by_name(parse_checksums(tree.read_text(path), path), path)
+    return pins_by_name(parse_checksums(tree.read_text(path), path, names="file"), path)
 
 
 def _steps(
@@ -187,6 +188,12 @@ def _steps(
     built_packages: list[str] = []  # bash-era package tarballs, as /external/repo fills up
     for step in plan.steps:
         script, step_dir, patches_dir, checksums = _paths(tree, step, arch)
+        # every upstream file the model uses is parsed now: a bad pin stops generation here
+        pins = (
+            parse_checksums(tree.read_text(checksums), str(tree.root / checksums))
+            if checksums is not None
+            else []
+        )
         package_file = package_sha = None
         if step.directive == "build" and step.era == "bash":
             # helpers.sh get_revision: `ls -1 "${pkg}"* | wc -l` in /external/repo
@@ -206,6 +213,7 @@ def _steps(
                 if step.directive == "build"
                 else [],
                 checksums_file=checksums,
+                pins=pins,
                 package_file=package_file,
                 package_sha256=package_sha,
             )

@@ -28,9 +28,9 @@ from rich.table import Table
 
 from . import nixcli
 from .chain import Chain, StepInfo, load_chain
-from .checksums import parse_checksums
 from .errors import NixError, OrchestratorError
 from .locate import read_tree
+from .names import PATH_RE
 
 TREE_DIR = "tree"  # where a step output keeps its files, rooted at /
 REPO_DIR = "/external/repo"  # where helpers.sh leaves package tarballs
@@ -81,6 +81,9 @@ def sha256_file(path: Path) -> str:
 
 
 def in_output(output: str, path: str) -> Path:
+    if not PATH_RE.fullmatch(path):
+        # the model only lets grammar-conforming paths through; never leave the output
+        raise OrchestratorError(f"pinned path {path!r} is not a plain absolute path")
     return Path(output) / TREE_DIR / path.lstrip("/")
 
 
@@ -128,10 +131,10 @@ def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> 
         ]
     if info.checksums_file is None:
         return [no_pins]
-    pins = parse_checksums(read_text(info.checksums_file), info.checksums_file)
+    # parsed (and every path checked against the grammar of names.py) when the chain loaded
     out = []
-    for pin in pins:
-        path = pin.path if pin.path.startswith("/") else f"/steps/{step.name}/{pin.path}"
+    for pin in info.pins:
+        path = pin.path  # absolute, no '.' or '..' component: always inside the step output
         actual, status = _check_file(output, path, pin.sha256)
         out.append(
             PinCheck(
