@@ -29,6 +29,14 @@ _MODES: dict[str, EntryKind] = {
 _MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (MAXSYMLINKS)
 
 
+class _Cache:
+    """What one tree has resolved so far (the tree does not change while we read it)."""
+
+    def __init__(self) -> None:
+        self.resolved: dict[tuple[str, bool], str] = {}
+        self.links: dict[str, str | None] = {}
+
+
 class TreeEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -76,7 +84,7 @@ class SourceTree(BaseModel):
     # only inside the tree. A link that leads out of it (absolute, or too many '..') or a loop is
     # a TreeError, so a hostile tree can never make us read -- and commit into
     # steps/upstream.json -- a file of the host, nor recurse forever.
-    _resolved: dict[tuple[str, bool], str] = PrivateAttr(default_factory=dict)
+    _cache: _Cache | None = PrivateAttr(default=None)
 
     def _clean(self, path: str) -> str:
         rel = path.strip("/")
@@ -84,7 +92,7 @@ class SourceTree(BaseModel):
             raise TreeError(f"{path!r} is not a plain path inside the tree", file=self.root)
         return rel
 
-    def _link(self, rel: str) -> str | None:
+    def _read_link(self, rel: str) -> str | None:
         """The target of ``rel`` if it is a symlink of this tree (as far as the tree knows)."""
         if self.entries is not None:
             entry = self.entries.get(rel)
@@ -92,7 +100,7 @@ class SourceTree(BaseModel):
             return entry.target if entry is not None and entry.kind == "symlink" else None
         if self.contents is not None:
             return None
-        p = os.path.join(self.root, rel)
+        p = f"{self.root}/{rel}"
         try:
             if not stat.S_ISLNK(os.lstat(p).st_mode):
                 return None
@@ -105,16 +113,21 @@ class SourceTree(BaseModel):
 
         Raises TreeError for a symlink that leads out of the tree or a cycle.
         """
+        cache = self.__pydantic_private__["_cache"]  # type: ignore[index]
+        if cache is None:
+            cache = self.__pydantic_private__["_cache"] = _Cache()  # type: ignore[index]
         key = (path, follow)
-        cached = self._resolved.get(key)
-        if cached is not None:
-            return cached
+        out = cache.resolved.get(key)
+        if out is not None:
+            return out
+        links = cache.links
         rel = self._clean(path)
         todo = rel.split("/") if rel else []
+        todo.reverse()  # a stack: the next component last
         done: list[str] = []  # resolved components: real directories of the tree, no links
         hops = 0
         while todo:
-            part = todo.pop(0)
+            part = todo.pop()
             if part in ("", "."):
                 continue
             if part == "..":
@@ -122,8 +135,13 @@ class SourceTree(BaseModel):
                     raise self._outside(path)
                 done.pop()
                 continue
-            here = "/".join([*done, part])
-            target = self._link(here) if (todo or follow) else None
+            here = "/".join(done) + "/" + part if done else part
+            target = None
+            if todo or follow:
+                if here in links:
+                    target = links[here]
+                else:
+                    target = links[here] = self._read_link(here)
             if target is None:
                 done.append(part)
                 continue
@@ -137,9 +155,8 @@ class SourceTree(BaseModel):
                 )
             if target.startswith("/"):
                 raise self._outside(path, here, target)
-            todo = target.split("/") + todo
-        out = "/".join(done)
-        self._resolved[key] = out
+            todo.extend(reversed(target.split("/")))
+        out = cache.resolved[key] = "/".join(done)
         return out
 
     def _outside(self, path: str, link: str | None = None, target: str | None = None) -> TreeError:
@@ -154,6 +171,9 @@ class SourceTree(BaseModel):
     def _disk(self, rel: str) -> Path:
         """The file on disk for a resolved path; it must really be inside ``root``."""
         p = self.root / rel
+        if self.entries is None:
+            return p  # ``resolve`` walked these very components on disk
+        # a data-only snapshot: resolved by its listing, so check what the disk holds
         real = os.path.realpath(p)
         root = os.path.realpath(self.root)
         if real != root and not real.startswith(root + os.sep):
