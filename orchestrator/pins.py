@@ -23,11 +23,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import nixcli
 from .chain import Chain, StepInfo, load_chain
+from .display import text
 from .errors import NixError, OrchestratorError
 from .locate import read_tree
 from .names import PATH_RE
@@ -236,25 +236,27 @@ def verify_against_live_bootstrap(args: argparse.Namespace) -> int:
 
 def print_report(report: Report) -> None:
     console = Console(highlight=False)
-    table = Table(title=f"{report.target} against live-bootstrap's pins", title_justify="left")
+    table = Table(title=text(report.target, " against live-bootstrap's pins"), title_justify="left")
     table.add_column("#", justify="right")
     for col in ("step", "file", "expected", "actual", "status"):
         table.add_column(col, overflow="fold")
     for c in report.checks:
         table.add_row(
             str(c.index),
-            escape(c.step),
-            escape(c.file or ""),
+            text(c.step),
+            text(c.file or ""),
             _short(c.expected),
             _short(c.actual),
-            f"[{STYLE[c.status]}]{c.status}[/]",
+            text((c.status, STYLE[c.status])),
         )
     console.print(table)
     for c in report.checks:
         if c.status in ("mismatch", "missing"):
             console.print(
-                f"[{STYLE[c.status]}]{c.status}[/]: {escape(c.step)} {escape(c.file or '')}"
-                f" (pinned in {escape(c.pinned_in or '?')})",
+                text(
+                    (c.status, STYLE[c.status]),
+                    f": {c.step} {c.file or ''} (pinned in {c.pinned_in or '?'})",
+                ),
                 soft_wrap=True,
             )
             console.print(f"  expected {c.expected}", soft_wrap=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..chain import load_chain
+from ..display import text
 from ..errors import OrchestratorError
 from ..locate import REPO_ROOT, _from_store, _snapshot_dirs, committed_tree, read_lock
 from ..nixcli import run_nix
@@ -142,7 +143,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
 
 
 def run(args: argparse.Namespace) -> int:
-    log = lambda m: err.print(m, markup=False)  # noqa: E731 -- stderr, whatever the format
+    log = lambda m: err.print(text(m))  # noqa: E731 -- stderr, whatever the format
     old_tree = open_tree(args.old, log=log)
     new_tree = open_tree(args.new, log=log)
     old = load_chain(old_tree, args.profile)

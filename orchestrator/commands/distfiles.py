@@ -7,9 +7,11 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .. import distfiles_store, mirror
 from ..chain import load_chain
+from ..display import text
 from ..locate import read_tree
 
 out = Console(highlight=False)
@@ -57,12 +59,12 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for d in chain.distfiles:
         table.add_row(
-            d.filename,
+            text(d.filename),
             d.kind,
             d.sha256[:16] + "...",
-            d.first_step,
+            text(d.first_step),
             "yes" if d.pre_network else "",
-            "\n".join(d.urls) or "(git only: mirror or seeded store)",
+            Text("\n").join(text(u) for u in d.urls) or "(git only: mirror or seeded store)",
         )
     out.print(table)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..display import text
 from ..errors import StaleError
 from ..generate import generate, read_existing, unified, write_atomically
 from ..locate import REPO_ROOT, locate_tree
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(m, markup=False))
+    tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(text(m)))
     if args.commit:
         tree = tree.model_copy(update={"commit": args.commit})
     drift, files = generate(tree, args.output)
