@@ -21,8 +21,9 @@ from pathlib import PurePath
 
 from .errors import ParseError
 
-# Nix's limit on a store path name (StorePath::MaxPathLen in Nix 2.8).
-STORE_NAME_MAX = 211
+# Nix's limit on a store path name is 211 (StorePath::MaxPathLen in Nix 2.8); a distfile is a
+# fixed-output derivation of that name, whose own path ``<name>.drv`` must fit too.
+STORE_NAME_MAX = 211 - len(".drv")
 # A step name becomes a derivation name with a prefix and a suffix (``<prefix><name>-pass<N>``),
 # so it is kept well below the store limit.
 NAME_MAX = 160

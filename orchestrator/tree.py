@@ -241,7 +241,9 @@ class SourceTree(BaseModel):
                 ) from None
         p = self._disk(self.resolve(path))
         try:
-            return p.read_text(encoding="utf-8")
+            # bytes as they are: no newline translation (a CR stays part of its token, as in
+            # script-generator.c, which reads the raw file)
+            return p.read_bytes().decode("utf-8")
         except FileNotFoundError:
             if self.exists(path):
                 raise TreeError(

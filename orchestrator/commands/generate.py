@@ -9,7 +9,7 @@ from rich.console import Console
 
 from ..display import text
 from ..errors import StaleError
-from ..generate import generate, read_existing, unified, write_atomically
+from ..generate import generate, read_existing, steps_lock, unified, write_atomically
 from ..locate import REPO_ROOT, locate_tree
 
 err = Console(stderr=True, highlight=False)
@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(text(m)))
     if args.commit:
         tree = tree.model_copy(update={"commit": args.commit})
+    if not args.check:
+        # a killed run's leftovers beside steps/ are cleaned, or its steps/ restored, before
+        # anything (overrides included) is read from it
+        with steps_lock(args.output):
+            pass
     drift, files = generate(tree, args.output)
     if drift.kept:
         err.print(
