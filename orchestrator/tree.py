@@ -121,10 +121,22 @@ class SourceTree(BaseModel):
         if out is not None:
             return out
         links = cache.links
+        resolved = cache.resolved
         rel = self._clean(path)
-        todo = rel.split("/") if rel else []
+        parts = rel.split("/") if rel else []
+        # start from the longest directory prefix already resolved (usually the parent)
+        consumed = len(parts) - 1
+        while consumed > 0:
+            start = resolved.get(("/".join(parts[:consumed]), True))
+            if start is not None:
+                break
+            consumed -= 1
+        else:
+            consumed, start = 0, ""
+        done: list[str] = start.split("/") if start else []  # resolved: real dirs, no links
+        todo = parts[consumed:]
         todo.reverse()  # a stack: the next component last
-        done: list[str] = []  # resolved components: real directories of the tree, no links
+        expanded = False  # once a link is expanded, prefixes of ``parts`` no longer map to done
         hops = 0
         while todo:
             part = todo.pop()
@@ -144,7 +156,11 @@ class SourceTree(BaseModel):
                     target = links[here] = self._read_link(here)
             if target is None:
                 done.append(part)
+                if not expanded and todo:
+                    consumed += 1
+                    resolved[("/".join(parts[:consumed]), True)] = here
                 continue
+            expanded = True
             hops += 1
             if hops > _MAX_LINKS:
                 raise TreeError(
@@ -272,6 +288,12 @@ class Snapshot(BaseModel):
         entries = {}
         for line in self.listing:
             mode, _, path = line.partition(" ")
+            if mode not in _MODES or not path:
+                raise ParseError(
+                    f"listing entry {line!r} is not '<mode> <path>'",
+                    file=origin / "upstream.json",
+                    hint="steps/upstream.json is generated: regenerate it",
+                )
             entries[path] = TreeEntry(path=path, kind=_MODES[mode], object_id="")
         return SourceTree(
             root=origin, data_only=True, commit=self.commit, entries=entries, contents=self.files
