@@ -244,6 +244,24 @@ def test_in_tree_symlinks_still_work(lb: Path, tmp_path: Path) -> None:
     )
 
 
+def test_in_tree_symlinks_resolve_alike_on_disk_and_in_the_listing(
+    pristine: Path, pinned_fixture: Path
+) -> None:
+    from orchestrator.tree import SourceTree
+
+    link = "steps/gcc-10.5.0/files/decDPD.h.preamble"  # -> ../../gcc-4.7.4/files/...
+    target = "steps/gcc-4.7.4/files/decDPD.h.preamble"
+    on_disk, listed = SourceTree.open(pristine), SourceTree.open(pinned_fixture)
+    assert on_disk.resolve(link) == listed.resolve(link) == target
+    assert on_disk.kind(link) == listed.kind(link) == "symlink"
+    assert on_disk.read_text(link) == (pristine / target).read_text()
+    # two hops: gcc-15.2.0's copy links to gcc-10.5.0's, which links on
+    assert listed.resolve("steps/gcc-15.2.0/files/decDPD.h.preamble") == target
+    assert on_disk.is_dir("steps/musl-1.2.5/patches-pass3") and listed.is_dir(
+        "steps/musl-1.2.5/patches-pass3"
+    )
+
+
 def test_a_symlink_cycle_on_disk_is_refused(
     lb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
