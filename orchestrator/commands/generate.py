@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(text(m)))
     if args.commit:
         tree = tree.model_copy(update={"commit": args.commit})
-    if not args.check:
+    if not args.check and args.output.resolve().parent.is_dir():
         # a killed run's leftovers beside steps/ are cleaned, or its steps/ restored, before
         # anything (overrides included) is read from it
         with steps_lock(args.output):
