@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -80,11 +81,46 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def in_output(output: str, path: str) -> Path:
+_MAX_LINKS = 40
+
+
+def in_output(output: str, path: str) -> Path | None:
+    """Where the step output keeps ``path`` of the step's root filesystem.
+
+    Symlinks below ``<out>/tree`` are followed as the chroot would see them (an absolute target
+    starts again at ``<out>/tree``, ``..`` stops at it), so a link in a step's output can never
+    make us hash a file of this machine. A link whose target another layer provides resolves to
+    a path missing here: the check says ``missing``, never ``ok`` for the wrong file. None for
+    a link loop.
+    """
     if not PATH_RE.fullmatch(path):
         # the model only lets grammar-conforming paths through; never leave the output
         raise OrchestratorError(f"pinned path {path!r} is not a plain absolute path")
-    return Path(output) / TREE_DIR / path.lstrip("/")
+    root = Path(output) / TREE_DIR
+    todo = path.strip("/").split("/")
+    todo.reverse()
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = root.joinpath(*done, part)
+        if here.is_symlink() and hops < _MAX_LINKS:
+            hops += 1
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []
+            todo.extend(reversed(target.split("/")))
+            continue
+        if here.is_symlink():
+            return None  # a loop: no file to hash
+        done.append(part)
+    return root.joinpath(*done)
 
 
 def _check_file(output: str | None, path: str, expected: str | None) -> tuple[str | None, Status]:
@@ -93,7 +129,7 @@ def _check_file(output: str | None, path: str, expected: str | None) -> tuple[st
     if output is None:
         return None, "not-built"
     f = in_output(output, path)
-    if not f.is_file():
+    if f is None or not f.is_file():
         return None, "missing"
     actual = sha256_file(f)
     return actual, "ok" if actual == expected.lower() else "mismatch"

@@ -423,3 +423,30 @@ def test_a_killed_generate_is_cleaned_up_by_the_next_run(
         if p.is_file() and not p.relative_to(out).as_posix().startswith("overrides/")
     }
     assert again == first
+
+
+def test_verify_never_hashes_a_file_of_this_machine_through_a_link(tmp_path: Path) -> None:
+    """A step output (a plain directory in the runner's layout stands in for the store path)
+    whose pinned file is a symlink: followed as the chroot would, never out of the output."""
+    import hashlib
+
+    from orchestrator.pins import TREE_DIR, _check_file
+
+    host = Path("/etc/hostname") if Path("/etc/hostname").is_file() else Path("/etc/os-release")
+    host_sha = hashlib.sha256(host.read_bytes()).hexdigest()
+    tree = tmp_path / "out" / TREE_DIR
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "usr/lib").mkdir()
+    (tree / "usr/lib/real").write_bytes(b"chain's own file\n")
+    real_sha = hashlib.sha256(b"chain's own file\n").hexdigest()
+    (tree / "usr/bin/host").symlink_to(host)  # absolute: the chroot's /etc/..., not ours
+    (tree / "usr/bin/up").symlink_to("../../../../../../" + str(host).lstrip("/"))
+    (tree / "usr/bin/abs").symlink_to("/usr/lib/real")
+    (tree / "usr/bin/rel").symlink_to("../lib/real")
+    (tree / "usr/bin/loop").symlink_to("loop")
+    out = str(tmp_path / "out")
+    assert _check_file(out, "/usr/bin/host", host_sha) == (None, "missing")
+    assert _check_file(out, "/usr/bin/up", host_sha) == (None, "missing")
+    assert _check_file(out, "/usr/bin/abs", real_sha) == (real_sha, "ok")
+    assert _check_file(out, "/usr/bin/rel", real_sha) == (real_sha, "ok")
+    assert _check_file(out, "/usr/bin/loop", real_sha) == (None, "missing")
