@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from .checksums import Pin, parse_checksums, pins_by_name
 from .errors import ParseError, TreeError
 from .manifest import Manifest, parse_manifest
+from .names import check_variable
 from .plan import Plan, PlanStep, resolve
 from .profiles import Profile, load_profile
 from .sources import SourceLine, parse_sources
@@ -93,6 +94,7 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
     package_pins = _package_pins(tree)
     steps = _steps(tree, plan, sources, package_pins, arch)
     env = tree.read_text("steps/env") if tree.has_content("steps/env") else ""
+    _check_env(env, str(tree.root / "steps" / "env"))
     return Chain(
         commit=tree.commit,
         profile=profile.name,
@@ -104,6 +106,19 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
         env=env,
         package_pins={k: v.sha256 for k, v in package_pins.items()},
     )
+
+
+def _check_env(text: str, path: str) -> None:
+    """``steps/env``: comments, blank lines and ``[export ]NAME=value`` (kaem and bash source
+    it, update_env.sh appends exports to it; the values are data, the names must be
+    variables)."""
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.strip() == "" or line.startswith("#"):
+            continue
+        name, eq, _ = line.removeprefix("export ").partition("=")
+        if not eq:
+            raise ParseError("expected NAME=value (or export NAME=value)", file=path, line=lineno)
+        check_variable(name, "variable", path, lineno)
 
 
 def _all_sources(tree: SourceTree, manifest: Manifest) -> dict[str, list[SourceLine]]:

@@ -142,6 +142,18 @@ def test_define_names_follow_the_grammar(
     assert f"steps/manifest:{line}:" in err and "is not a valid variable" in err
 
 
+@pytest.mark.parametrize("line", ["PATH", "A${x}=1", "unset A", "export A;B=1"])
+def test_env_lines_are_parsed_at_generation(
+    lb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    env = lb / "steps/env"
+    n = len(env.read_text().split("\n"))
+    with env.open("a") as fh:
+        fh.write(line + "\n")
+    err = generate_fails(lb, tmp_path, capsys)
+    assert f"steps/env:{n}:" in err
+
+
 # -- distfile names -------------------------------------------------------------------------
 
 
