@@ -14,9 +14,9 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.display import lines, text
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
@@ -122,7 +122,8 @@ def register(subparsers: Any) -> None:
 
 
 def _log(msg: str) -> None:
-    Console(stderr=True, highlight=False).print(msg, soft_wrap=True)
+    """A plain message on stderr (it quotes targets and URLs: shown literally)."""
+    Console(stderr=True, highlight=False).print(lines(msg), soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +159,7 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     sandbox = None if args.sandbox is None else args.sandbox == "true"
     try:
         for target in args.targets:
-            _log(f"rebuilding {escape(target)}")
+            _log(f"rebuilding {target}")
             for r in rebuild_target(target, keep_failed=args.diff, sandbox=sandbox):
                 report.results.append(r)
                 sink.result(r)
@@ -190,7 +191,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
             build = hydra.latest(args.job)
         report.hydra_build = build.id
-        _log(f"Hydra {escape(args.job)}: latest successful build {build.id}")
+        _log(f"Hydra {args.job}: latest successful build {build.id}")
         if not locals_:
             outs = [o.path for o in build.buildoutputs.values()]
             locals_ = query_local(outs, closure=args.closure)
@@ -218,7 +219,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
-    _log(f"checking {n} item(s) against {escape(args.cache)}")
+    _log(f"checking {n} item(s) against {args.cache}")
     try:
         results = asyncio.run(_check(args, keys, locals_, pairs, pair_locals, products, sink))
     finally:
@@ -288,11 +289,13 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
             if r.diff is not None:
                 detail += "\n" + _diff_text(r)
             style = STYLE[r.status]
-            table.add_row(f"[{style}]{r.status.value}[/]", escape(r.path), escape(detail))
+            table.add_row(text((r.status.value, style)), text(r.path), lines(detail))
         console.print(table)
     if hidden:
-        console.print(f"({hidden} reproducible paths not listed; --verbose lists them)")
-    console.print(report.summary.line())
+        console.print(
+            f"({hidden} reproducible paths not listed; --verbose lists them)", markup=False
+        )
+    console.print(report.summary.line(), markup=False)
 
 
 def _diff_text(r: PathResult) -> str:
