@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
 
 from orchestrator import __version__
+from orchestrator.display import lines, text
 from orchestrator.errors import OrchestratorError
 
 # Subcommand modules, in the order `--help` lists them.
@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except OrchestratorError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        # the message quotes upstream text: printed literally (display.py)
+        err_console.print(text(("error:", "bold red"), " ") + lines(str(exc)), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -230,3 +230,48 @@ def test_every_bash_era_build_has_an_upstream_package_pin(pinned_fixture: Path) 
 def test_profile_files_parse() -> None:
     for name in ("nix", "bwrap-ci", "qemu"):
         assert dict(load_profile(name).variables)["ARCH"] == "x86"
+
+
+def _reference(tokens: list[str], variables: dict[str, str]) -> str:
+    """script-generator.c's ``logic``, transcribed literally (recursive, as in C)."""
+
+    def logic(i: int) -> tuple[str, int]:
+        lhs = tokens[i]
+        if tokens[i + 1] == ")":
+            return lhs, i + 1
+        equal = variables.get(lhs, "") == tokens[i + 2]
+        lhs = "True" if equal == (tokens[i + 1] == "==") else "False"
+        nxt = tokens[i + 3]
+        if nxt == ")":
+            return lhs, i + 3
+        rhs, j = logic(i + 4)
+        if nxt == "||":
+            return ("True" if "True" in (lhs, rhs) else "False"), j
+        return ("True" if lhs == rhs == "True" else "False"), j
+
+    return logic(1)[0]
+
+
+def test_iterative_evaluation_equals_the_recursive_c_logic() -> None:
+    import random
+
+    rng = random.Random(8)
+    for _ in range(2000):
+        n = rng.randint(1, 7)
+        tokens = ["("]
+        for k in range(n):
+            if k:
+                tokens.append(rng.choice(["||", "&&"]))
+            tokens += [rng.choice("ABC"), rng.choice(["==", "!="]), rng.choice("01")]
+        if rng.random() < 0.2:
+            tokens += [rng.choice(["||", "&&"]), rng.choice(["True", "False", "X"])]
+        tokens.append(")")
+        variables = {v: rng.choice("01") for v in "AB"}  # C stays unset: ""
+        got = evaluate(parse_predicate(tokens, "m", 1), variables)
+        assert got == _reference(tokens, variables), " ".join(tokens)
+
+
+def test_long_predicates_parse_and_evaluate_without_recursion() -> None:
+    terms = " && ".join(["A == 1"] * 100_000)
+    assert pred(f"( {terms} )", A="1") == "True"
+    assert pred(f"( {terms} && A == 2 )", A="1") == "False"

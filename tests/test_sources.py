@@ -54,9 +54,9 @@ def test_untyped_2025_and_plain_2024_formats() -> None:
     [
         ("f https://x/a.tar.gz abc", "not 64 hexadecimal"),
         (f"f https://x/a.tar.gz {'g' * 64}", "not 64 hexadecimal"),
-        (f"f https://x/a.tar.gz {SHA} ../evil", "not a plain file name"),
-        (f"f https://x/a.tar.gz {SHA} a/b", "not a plain file name"),
-        (f"f https://x/ {SHA}", "not a plain file name"),
+        (f"f https://x/a.tar.gz {SHA} ../evil", "not a valid store name"),
+        (f"f https://x/a.tar.gz {SHA} a/b", "not a valid store name"),
+        (f"f https://x/ {SHA}", "not a valid store name"),
         (f"f https://x/a.tar.gz {SHA} name extra", "found 4 fields"),
         (f"g https://git/r _ {SHA} r.tar.gz", "no '~<ref>'"),
         (f"g https://git/r~v _ {SHA}", "must name its file"),
@@ -70,7 +70,7 @@ def test_bad_sources_lines_name_file_and_line(line: str, message: str) -> None:
 
 
 def test_nul_in_a_file_name_is_refused() -> None:
-    with pytest.raises(ParseError, match="plain file name"):
+    with pytest.raises(ParseError, match="not a valid store name"):
         parse_sources(f"f https://x/a {SHA} a\0b\n", "s")
 
 

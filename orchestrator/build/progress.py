@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.build.nixlog import BuildLog, BuildRecord
+from orchestrator.display import text, visible
 
 CACHE_FILE = "durations.json"
 
@@ -180,11 +180,13 @@ class LiveView:
 
     def __rich__(self) -> RenderableType:
         now = self.clock()
-        parts: list[RenderableType] = [Text(self.header(now), style="bold")]
+        parts: list[RenderableType] = [Text(visible(self.header(now)), style="bold")]
         for rec in self.log.running():
-            parts.append(Text(self.running_line(rec, now), style="cyan"))
+            parts.append(Text(visible(self.running_line(rec, now)), style="cyan"))
             for line in list(rec.tail)[-self.log_lines :]:
-                parts.append(Text("  │ " + line, style="dim", overflow="ellipsis", no_wrap=True))
+                parts.append(
+                    Text("  │ " + visible(line), style="dim", overflow="ellipsis", no_wrap=True)
+                )
         return Group(*parts)
 
     def running_line(self, rec: BuildRecord, now: float) -> str:
@@ -220,7 +222,7 @@ def summary_table(
         style = {"built": "green", "failed": "bold red", "running": "yellow"}[rec.status]
         table.add_row(
             f"{step.index + 1}/{step.total}" if step else "",
-            escape(rec.name),
+            text(rec.name),
             str(step.pass_no) if step and step.pass_no else "",
             f"[{style}]{rec.status}[/]",
             fmt_seconds(rec.seconds(now)),

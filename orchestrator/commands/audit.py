@@ -22,6 +22,7 @@ from orchestrator.commands.build import (
     default_flake,
     installable_args,
 )
+from orchestrator.display import lines, text
 from orchestrator.upstream.locate import locate_tree
 from orchestrator.verify.audit import (
     BINARY_KINDS,
@@ -68,8 +69,11 @@ def _tree(explicit: str | None) -> TreeIndex:
         tree = locate_tree(explicit)
     except Exception as exc:  # noqa: BLE001 -- without a tree, seeds are told by path only
         err.print(
-            f"[yellow]no live-bootstrap tree to compare with ({escape(str(exc))}); "
-            "seeds are recognised by path only[/]",
+            lines(
+                f"no live-bootstrap tree to compare with ({exc}); "
+                "seeds are recognised by path only",
+                "yellow",
+            ),
             soft_wrap=True,
         )
         return TreeIndex(None)
@@ -78,7 +82,7 @@ def _tree(explicit: str | None) -> TreeIndex:
 
 def run(args: argparse.Namespace) -> int:
     inst = installable_args(args.target, args)
-    err.print(f"evaluating {escape(' '.join(inst))}", soft_wrap=True)
+    err.print(text("evaluating ", " ".join(inst)), soft_wrap=True)
     attrs = [a for a, _ in chain_steps()]
     closure = closure_of(inst, args.target, attrs)
     report = audit(args.target, closure, _tree(args.live_bootstrap))
@@ -135,7 +139,7 @@ def _seed_name(f: Finding) -> str:
 
 
 def print_report(report: AuditReport, *, show_all: bool = False) -> None:
-    table = Table(title=f"audit of {report.target}", title_justify="left")
+    table = Table(title=text("audit of ", report.target), title_justify="left")
     for col in ("kind", "input", "bytes", "origin / url", "used by"):
         table.add_column(col, justify="right" if col == "bytes" else "left", overflow="fold")
     grouped: dict[tuple[str, str], list[Finding]] = {}
@@ -143,13 +147,12 @@ def print_report(report: AuditReport, *, show_all: bool = False) -> None:
         listed = show_all or f.kind in BINARY_KINDS or f.kind == "fixed-output"
         if listed:
             style = {"seed": "bold green", "unexpected-binary": "bold red"}.get(f.kind, "")
-            kind = f"[{style}]{f.kind}[/]" if style else f.kind
             table.add_row(
-                kind,
-                escape(_where(f)),
+                text((f.kind, style)),
+                text(_where(f)),
                 str(f.size) if f.size is not None else "",
-                escape(f.origin or f.url or ""),
-                escape(", ".join(f.used_by[:3]) + (" …" if len(f.used_by) > 3 else "")),
+                text(f.origin or f.url or ""),
+                text(", ".join(f.used_by[:3]) + (" …" if len(f.used_by) > 3 else "")),
             )
         else:
             grouped.setdefault((f.kind, f.store_path if f.kind != "source" else ""), []).append(f)
@@ -158,21 +161,25 @@ def print_report(report: AuditReport, *, show_all: bool = False) -> None:
         users = sorted({u for f in items for u in f.used_by})
         table.add_row(
             kind,
-            escape(f"{len(items)} file(s)" + (f" in {_short(path)}" if path else "")),
+            text(f"{len(items)} file(s)" + (f" in {_short(path)}" if path else "")),
             str(size) if size else "",
             "",
-            escape(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
+            text(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
         )
     out.print(table)
     seeds = distinct_seeds(report.findings)
     seed_list = ", ".join(f"{_seed_name(f)} {f.size} B" for f in seeds)
     out.print(
-        f"{report.derivations} derivations ({report.built} built); "
-        + ", ".join(f"{k}: {v}" for k, v in report.counts.items())
+        text(
+            f"{report.derivations} derivations ({report.built} built); "
+            + ", ".join(f"{k}: {v}" for k, v in report.counts.items())
+        )
     )
     out.print(
-        f"binary seeds: {report.seed_bytes} bytes in {len(seeds)} distinct file(s)"
-        + (f" ({seed_list})" if seeds else "")
+        text(
+            f"binary seeds: {report.seed_bytes} bytes in {len(seeds)} distinct file(s)"
+            + (f" ({seed_list})" if seeds else "")
+        )
     )
     if report.unexpected:
         out.print(f"[bold red]{report.unexpected} unexpected binary file(s)[/]")

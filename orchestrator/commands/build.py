@@ -25,9 +25,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 
-from orchestrator import nixcli
+from orchestrator import display, nixcli
 from orchestrator.bridge.members import load as load_bridge
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
 from orchestrator.build.progress import (
@@ -271,20 +270,24 @@ class PlainReporter:
                 last = self.view.durations.get(rec.name)
                 more = f" (last run {fmt_seconds(last)})" if last is not None else ""
                 err.print(
-                    f"[{self._count()}] {escape(self.view.describe(rec))}{more}", soft_wrap=True
+                    display.text(f"[{self._count()}] ", self.view.describe(rec), more),
+                    soft_wrap=True,
                 )
         elif isinstance(ev, StopEvent):
             rec = log._by_activity.get(ev.id)
             if rec is not None:
                 err.print(
-                    f"[{self._count()}] {escape(rec.name)}: {rec.status}"
-                    f" after {fmt_seconds(rec.seconds(now))}",
+                    display.text(
+                        f"[{self._count()}] ",
+                        rec.name,
+                        f": {rec.status} after {fmt_seconds(rec.seconds(now))}",
+                    ),
                     soft_wrap=True,
                 )
 
     def log_line(self, rec: BuildRecord, line: str) -> None:
         if self.echo:
-            err.print(f"{escape(rec.name)}> {escape(line)}", soft_wrap=True, highlight=False)
+            err.print(display.text(rec.name, "> ", line.rstrip("\n")), soft_wrap=True)
 
     def _count(self) -> str:
         log = self.view.log
@@ -300,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, args.until, steps)
     inst = installable_args(target, args)
     index = step_index(target, steps)
-    err.print(f"evaluating {escape(' '.join(inst))}", soft_wrap=True)
+    err.print(display.text("evaluating ", " ".join(inst)), soft_wrap=True)
     plan = make_plan(inst, target, attrs)
     for drv in plan.closure.values():
         if STEP_ENV in drv.env:  # the runner names its step derivations in the environment
@@ -312,7 +315,10 @@ def run(args: argparse.Namespace) -> int:
             raise MissingDistfiles(
                 text + "\n(--offline: nothing was built)", exit_code=1, hint=hint
             )
-        err.print(f"[yellow]{escape(text)}\nnix will try to download them[/]", soft_wrap=True)
+        err.print(
+            display.lines(f"{text}\nnix will try to download them", "yellow"),
+            soft_wrap=True,
+        )
 
     durations = Durations()
     before = dict(durations.seconds)
@@ -332,12 +338,15 @@ def run(args: argparse.Namespace) -> int:
     initial_eta = eta(log, view.to_build, durations, started)
     if plan.to_build:
         err.print(
-            f"{len(plan.to_build)} derivation(s) to build for {escape(target)}; "
-            f"{initial_eta.text()}",
+            display.text(
+                f"{len(plan.to_build)} derivation(s) to build for ",
+                target,
+                f"; {initial_eta.text()}",
+            ),
             soft_wrap=True,
         )
     else:
-        err.print(f"nothing to build: {escape(target)} is in the store", soft_wrap=True)
+        err.print(display.text("nothing to build: ", target, " is in the store"), soft_wrap=True)
 
     cmd = nixcli.nix_command(nix_build_args(inst, args), sandbox=True)
     proc = subprocess.Popen(
@@ -396,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         durations.save()
     except OSError as exc:
-        err.print(f"[yellow]could not save build durations: {escape(str(exc))}[/]")
+        err.print(display.text(("could not save build durations: ", "yellow"), (exc, "yellow")))
     if interrupted:
         raise KeyboardInterrupt
 
@@ -418,9 +427,13 @@ def run(args: argparse.Namespace) -> int:
             print(path)
     if error is not None:
         raise error
+    built = len([r for r in log.builds.values() if r.status == "built"])
     err.print(
-        f"[green]built {escape(target)}[/]: {len([r for r in log.builds.values() if r.status == 'built'])} "
-        f"derivation(s) in {fmt_seconds(end - started)}",
+        display.text(
+            ("built ", "green"),
+            (target, "green"),
+            f": {built} derivation(s) in {fmt_seconds(end - started)}",
+        ),
         soft_wrap=True,
     )
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
 from orchestrator.maintain.report import compare_chains
 from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
@@ -148,7 +149,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
 
 
 def run(args: argparse.Namespace) -> int:
-    log = lambda m: err.print(m, markup=False)  # noqa: E731 -- stderr, whatever the format
+    log = lambda m: err.print(text(m))  # noqa: E731 -- stderr, whatever the format
     old_tree = open_tree(args.old, log=log)
     new_tree = open_tree(args.new, log=log)
     old = load_chain(old_tree, args.profile)

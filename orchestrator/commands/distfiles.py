@@ -7,9 +7,11 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.build import distfiles as distfiles_store
 from orchestrator.build import mirror
+from orchestrator.display import text
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import read_tree
 
@@ -58,12 +60,12 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for d in chain.distfiles:
         table.add_row(
-            d.filename,
+            text(d.filename),
             d.kind,
             d.sha256[:16] + "...",
-            d.first_step,
+            text(d.first_step),
             "yes" if d.pre_network else "",
-            "\n".join(d.urls) or "(git only: mirror or seeded store)",
+            Text("\n").join(text(u) for u in d.urls) or "(git only: mirror or seeded store)",
         )
     out.print(table)
     return 0

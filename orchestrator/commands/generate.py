@@ -7,8 +7,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.display import text
 from orchestrator.errors import StaleError
-from orchestrator.generate.write import generate, read_existing, unified, write_atomically
+from orchestrator.generate.write import (
+    generate,
+    read_existing,
+    steps_lock,
+    unified,
+    write_atomically,
+)
 from orchestrator.upstream.locate import REPO_ROOT, locate_tree
 
 err = Console(stderr=True, highlight=False)
@@ -43,9 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(m, markup=False))
+    tree = locate_tree(args.live_bootstrap, log=lambda m: err.print(text(m)))
     if args.commit:
         tree = tree.model_copy(update={"commit": args.commit})
+    if not args.check and args.output.resolve().parent.is_dir():
+        # a killed run's leftovers beside steps/ are cleaned, or its steps/ restored, before
+        # anything (overrides included) is read from it
+        with steps_lock(args.output):
+            pass
     drift, files = generate(tree, args.output)
     if drift.kept:
         err.print(

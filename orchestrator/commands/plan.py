@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.bridge.members import DATA_FILE, load
+from orchestrator.display import text
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, committed_tree, read_tree
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     table = Table(
-        title=f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps"
+        title=text(
+            f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps"
+        )
     )
     for col in ("#", "directive", "name", "pass", "era", "sources", "predicate"):
         table.add_column(col, justify="right" if col in ("#", "pass", "sources") else "left")
@@ -87,19 +90,21 @@ def run(args: argparse.Namespace) -> int:
         if pred:
             pred = f"{pred} -> {ev.predicate_result}"
         if info is None:
-            table.add_row("", ev.entry.kind, ev.entry.arg, "", "", "", pred, style="dim")
+            table.add_row(
+                "", ev.entry.kind, text(ev.entry.arg), "", "", "", text(pred), style="dim"
+            )
             continue
         s = info.step
         table.add_row(
             str(s.index),
             s.directive,
-            f"{s.name} [override {info.override.version}: no upstream pin]"
+            text(s.name, f" [override {info.override.version}: no upstream pin]")
             if info.override
-            else s.name,
+            else text(s.name),
             str(s.pass_no or ""),
             s.era,
             str(sources[s.index]),
-            pred,
+            text(pred),
         )
     out.print(table)
     if args.bridge:

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.display import lines
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
@@ -127,7 +128,8 @@ def register(subparsers: Any) -> None:
 
 
 def _log(msg: str) -> None:
-    Console(stderr=True, highlight=False).print(msg, soft_wrap=True)
+    """A plain message on stderr (it quotes targets and URLs: shown literally)."""
+    Console(stderr=True, highlight=False).print(lines(msg), soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,7 +171,7 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     sandbox = None if args.sandbox is None else args.sandbox == "true"
     try:
         for target in args.targets:
-            _log(f"rebuilding {escape(target)}")
+            _log(f"rebuilding {target}")
             for r in rebuild_target(target, keep_failed=args.diff, sandbox=sandbox):
                 report.results.append(r)
                 sink.result(r)
@@ -203,7 +205,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
             build = hydra.latest(args.job)
         report.hydra_build = build.id
-        _log(f"Hydra {escape(args.job)}: latest successful build {build.id}")
+        _log(f"Hydra {args.job}: latest successful build {build.id}")
         if not locals_:
             outs = [o.path for o in build.buildoutputs.values()]
             locals_ = query_local(outs, closure=args.closure)
@@ -251,7 +253,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
-    _log(f"checking {n} item(s) against {escape(args.cache)}")
+    _log(f"checking {n} item(s) against {args.cache}")
     try:
         results, report.cache_gave_up = asyncio.run(
             _check(args, keys, locals_, pairs, pair_locals, products, sink)

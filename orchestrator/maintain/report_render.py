@@ -25,11 +25,14 @@ def to_json(report: ChangeReport) -> str:
 def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
+    from orchestrator.display import lines
+
     console.print(
-        f"live-bootstrap {_short(report.old.commit)} → {_short(report.new.commit)} "
-        f"(profile {report.profile}): {report.old.steps} → {report.new.steps} steps, "
-        f"{report.old.distfiles} → {report.new.distfiles} distfiles",
-        markup=False,
+        lines(
+            f"live-bootstrap {_short(report.old.commit)} → {_short(report.new.commit)} "
+            f"(profile {report.profile}): {report.old.steps} → {report.new.steps} steps, "
+            f"{report.old.distfiles} → {report.new.distfiles} distfiles"
+        )
     )
     if report.empty:
         console.print("no changes", markup=False)
@@ -39,7 +42,7 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
     summary.add_column("count", justify="right")
     if report.sources_syntax.changed:
         summary.add_row(
-            "sources syntax", f"{report.sources_syntax.old} → {report.sources_syntax.new}"
+            "sources syntax", lines(f"{report.sources_syntax.old} → {report.sources_syntax.new}")
         )
     for what, n in report.counts().items():
         if n:
@@ -53,7 +56,7 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
         for c in columns:
             t.add_column(c, overflow="fold")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*(lines(cell) for cell in r))  # upstream names and URLs, literally
         console.print(t)
 
     table(
@@ -112,7 +115,9 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    from orchestrator.display import visible
+
+    return visible(text.replace("|", "\\|").replace("\n", " "))
 
 
 def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
-from orchestrator.generate.write import stage_steps
+from orchestrator.generate.write import stage_steps, steps_lock
 
 
 class Transaction:
@@ -35,6 +36,14 @@ class Transaction:
         self._steps = (Path(steps_dir), files, dict(override_changes or {}))
 
     def commit(self) -> None:
+        with ExitStack() as stack:
+            if self._steps is not None:
+                # the same lock generate takes: no other run swaps steps/ meanwhile, and what a
+                # killed run left beside steps/ is cleaned (or restored) first
+                stack.enter_context(steps_lock(self._steps[0]))
+            self._commit()
+
+    def _commit(self) -> None:
         staged: list[tuple[Path, Path]] = []  # (staged, target)
         try:
             if self._steps is not None:

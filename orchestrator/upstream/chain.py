@@ -6,11 +6,12 @@ and the maintainers' reports all take a ``Chain``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from orchestrator.errors import ParseError, TreeError
 from orchestrator.upstream.checksums import Pin, parse_checksums, pins_by_name
 from orchestrator.upstream.manifest import Manifest, parse_manifest
+from orchestrator.upstream.names import check_variable
 from orchestrator.upstream.plan import Plan, PlanStep, resolve
 from orchestrator.upstream.profiles import Profile, load_profile
 from orchestrator.upstream.sources import SourceLine, parse_sources
@@ -52,6 +53,7 @@ class StepInfo(BaseModel):
     patches_dir: str | None
     distfiles: list[str]  # file names, in sources order
     checksums_file: str | None  # kaem era: installed-file pins
+    pins: list[Pin] = Field(default_factory=list)  # its lines, parsed when the chain is loaded
     package_file: str | None  # bash era: <pkg>_<rev>.tar.bz2
     package_sha256: str | None  # its pin in SHA256SUMS.pkgs
     override: StepOverride | None = None  # set by overrides.apply_overrides (then no pin)
@@ -69,9 +71,16 @@ class Chain(BaseModel):
     distfiles: list[Distfile]
     env: str  # steps/env as upstream ships it
     package_pins: dict[str, str] = Field(default_factory=dict)  # SHA256SUMS.pkgs
+    _by_name: tuple[list[Distfile], dict[str, Distfile]] | None = PrivateAttr(default=None)
 
     def distfile(self, filename: str) -> Distfile:
-        return next(d for d in self.distfiles if d.filename == filename)
+        # an index built once (a scan per lookup made rendering quadratic); it belongs to this
+        # very list, so a model_copy with other distfiles builds its own
+        cached = self.__pydantic_private__["_by_name"]  # type: ignore[index]
+        if cached is None or cached[0] is not self.distfiles:
+            cached = (self.distfiles, {d.filename: d for d in self.distfiles})
+            self.__pydantic_private__["_by_name"] = cached  # type: ignore[index]
+        return cached[1][filename]
 
 
 def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
@@ -85,6 +94,7 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
     package_pins = _package_pins(tree)
     steps = _steps(tree, plan, sources, package_pins, arch)
     env = tree.read_text("steps/env") if tree.has_content("steps/env") else ""
+    _check_env(env, str(tree.root / "steps" / "env"))
     return Chain(
         commit=tree.commit,
         profile=profile.name,
@@ -96,6 +106,19 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
         env=env,
         package_pins={k: v.sha256 for k, v in package_pins.items()},
     )
+
+
+def _check_env(text: str, path: str) -> None:
+    """``steps/env``: comments, blank lines and ``[export ]NAME=value`` (kaem and bash source
+    it, update_env.sh appends exports to it; the values are data, the names must be
+    variables)."""
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.strip() == "" or line.startswith("#"):
+            continue
+        name, eq, _ = line.removeprefix("export ").partition("=")
+        if not eq:
+            raise ParseError("expected NAME=value (or export NAME=value)", file=path, line=lineno)
+        check_variable(name, "variable", path, lineno)
 
 
 def _all_sources(tree: SourceTree, manifest: Manifest) -> dict[str, list[SourceLine]]:
@@ -113,35 +136,22 @@ def _all_sources(tree: SourceTree, manifest: Manifest) -> dict[str, list[SourceL
 
 
 def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list[Distfile]:
+    """Every distfile once, by file name. Linear in the number of sources lines: membership
+    goes through dicts (insertion-ordered), never through the lists being built."""
     network_line = next(
         (e.line for e in manifest.entries if e.kind == "improve" and "network" in e.arg), None
     )
-    by_name: dict[str, dict] = {}
-    order: list[str] = []
+    by_name: dict[str, _Accumulating] = {}
     for entry in manifest.entries:
         if entry.kind != "build":
             continue
         pre_network = network_line is None or entry.line < network_line
         for src in sources.get(entry.arg, []):
-            origin = f"{_rel(src.file)}:{src.line}"
             d = by_name.get(src.filename)
             if d is None:
-                d = by_name[src.filename] = {
-                    "filename": src.filename,
-                    "sha256": src.sha256,
-                    "kind": src.kind,
-                    "urls": [],
-                    "git_repo": src.git_repo,
-                    "git_ref": src.git_ref,
-                    "first_step": entry.arg,
-                    "steps": [],
-                    "pre_network": pre_network,
-                    "origins": [],
-                    "_first": src,
-                }
-                order.append(src.filename)
-            elif d["sha256"] != src.sha256:
-                first: SourceLine = d["_first"]
+                d = by_name[src.filename] = _Accumulating(src, entry.arg, pre_network)
+            elif d.first.sha256 != src.sha256:
+                first = d.first
                 raise ParseError(
                     f"{src.filename} has sha256 {src.sha256}, but {_rel(first.file)}:{first.line} "
                     f"pins it as {first.sha256}",
@@ -149,19 +159,39 @@ def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list
                     line=src.line,
                     hint="one file name must have one hash across all sources files",
                 )
-            if src.url is not None and src.url not in d["urls"]:
-                d["urls"].append(src.url)
-            if entry.arg not in d["steps"]:
-                d["steps"].append(entry.arg)
-            if origin not in d["origins"]:
-                d["origins"].append(origin)
-            d["pre_network"] = d["pre_network"] or pre_network
-    out = []
-    for name in order:
-        d = dict(by_name[name])
-        d.pop("_first")
-        out.append(Distfile(**d))
-    return out
+            if src.url is not None:
+                d.urls[src.url] = None
+            d.steps[entry.arg] = None
+            d.origins[f"{_rel(src.file)}:{src.line}"] = None
+            d.pre_network = d.pre_network or pre_network
+    return [d.distfile() for d in by_name.values()]
+
+
+class _Accumulating:
+    """A distfile while the sources lines naming it are collected (ordered sets as dicts)."""
+
+    def __init__(self, first: SourceLine, step: str, pre_network: bool) -> None:
+        self.first = first
+        self.first_step = step
+        self.pre_network = pre_network
+        self.urls: dict[str, None] = {}
+        self.steps: dict[str, None] = {}
+        self.origins: dict[str, None] = {}
+
+    def distfile(self) -> Distfile:
+        f = self.first
+        return Distfile(
+            filename=f.filename,
+            sha256=f.sha256,
+            kind=f.kind,
+            urls=list(self.urls),
+            git_repo=f.git_repo,
+            git_ref=f.git_ref,
+            first_step=self.first_step,
+            steps=list(self.steps),
+            pre_network=self.pre_network,
+            origins=list(self.origins),
+        )
 
 
 def _rel(path: str) -> str:
@@ -173,7 +203,7 @@ def _package_pins(tree: SourceTree) -> dict[str, Pin]:
     path = "steps/SHA256SUMS.pkgs"
     if not tree.has_content(path):
         return {}
-    return pins_by_name(parse_checksums(tree.read_text(path), path), path)
+    return pins_by_name(parse_checksums(tree.read_text(path), path, names="file"), path)
 
 
 def _steps(
@@ -187,6 +217,12 @@ def _steps(
     built_packages: list[str] = []  # bash-era package tarballs, as /external/repo fills up
     for step in plan.steps:
         script, step_dir, patches_dir, checksums = _paths(tree, step, arch)
+        # every upstream file the model uses is parsed now: a bad pin stops generation here
+        pins = (
+            parse_checksums(tree.read_text(checksums), str(tree.root / checksums))
+            if checksums is not None
+            else []
+        )
         package_file = package_sha = None
         if step.directive == "build" and step.era == "bash":
             # helpers.sh get_revision: `ls -1 "${pkg}"* | wc -l` in /external/repo
@@ -206,6 +242,7 @@ def _steps(
                 if step.directive == "build"
                 else [],
                 checksums_file=checksums,
+                pins=pins,
                 package_file=package_file,
                 package_sha256=package_sha,
             )

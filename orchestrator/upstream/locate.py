@@ -125,6 +125,12 @@ def committed_tree(steps_dir: Path | None = None) -> SourceTree:
         raise OrchestratorError(
             "no committed snapshot", file=path, hint="run `python -m orchestrator generate`"
         ) from None
+    except ValueError as exc:  # pydantic's ValidationError, invalid JSON
+        raise OrchestratorError(
+            f"not a snapshot: {str(exc).splitlines()[0]}",
+            file=path,
+            hint="steps/upstream.json is generated: run `python -m orchestrator generate`",
+        ) from None
     return snap.to_tree(steps_dir)
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import ParseError
+from orchestrator.upstream.names import check_name, check_path, check_variable
 from orchestrator.upstream.predicates import Expr, parse_logic, parse_predicate
 
 DirectiveKind = Literal["build", "improve", "define", "jump", "uninstall"]
@@ -96,9 +97,17 @@ def _parse_entry(tokens: list[str], path: str, lineno: int) -> Entry:
         args: list[str] = []
         while rest and rest[0] != "(":
             args.append(rest.pop(0))
+        # helpers.sh's uninstall: an absolute path removes a file, anything else a package
+        for a in args:
+            if a.startswith("/"):
+                check_path(a, "uninstall: file", path, lineno)
+            else:
+                check_name(a, "uninstall: package", path, lineno)
         arg = " ".join(args)
     else:
         arg, rest = rest[0], rest[1:]
+        # it becomes a step, attribute and file name, and a path below steps/
+        check_name(arg, f"{keyword} name", path, lineno)
 
     predicate = None
     predicate_text = None
@@ -111,7 +120,7 @@ def _parse_entry(tokens: list[str], path: str, lineno: int) -> Entry:
 
 
 def _parse_define(rest: list[str], path: str, lineno: int) -> Entry:
-    name = rest[0]
+    name = check_variable(rest[0], "define: variable", path, lineno)
     if len(rest) < 2 or rest[1] != "=":
         raise ParseError(
             f"define of {name} has a missing equals",

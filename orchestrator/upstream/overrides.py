@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import GenerateError, ParseError
 from orchestrator.upstream.chain import Chain, Distfile, StepInfo, StepOverride
-from orchestrator.upstream.sources import SHA256_RE, STORE_NAME_RE
+from orchestrator.upstream.names import NAME_MAX, NAME_RE, is_store_name
+from orchestrator.upstream.sources import SHA256_RE
 
 OVERRIDES_DIR = "overrides"
 SCHEMA_VERSION = 1
@@ -35,14 +36,14 @@ class OverrideDistfile(BaseModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str) -> str:
-        if not SHA256_RE.match(v):
+        if not SHA256_RE.fullmatch(v):
             raise ValueError(f"sha256 {v!r} is not 64 hexadecimal digits")
         return v.lower()
 
     @field_validator("filename")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not STORE_NAME_RE.match(v) or v.startswith("."):
+        if not is_store_name(v):
             raise ValueError(f"{v!r} cannot name a Nix store path (letters, digits, +-._?= only)")
         return v
 
@@ -60,6 +61,14 @@ class Override(BaseModel):
     replaces: list[str] = Field(min_length=1)  # upstream distfile names it removes
     distfiles: list[OverrideDistfile] = Field(min_length=1)  # what it puts in their place
     prefetched_with: str  # the tool that computed the hashes
+
+    @field_validator("package")
+    @classmethod
+    def _package(cls, v: str) -> str:
+        # it names the override file, steps/overrides/<package>.json
+        if NAME_RE.fullmatch(v) is None or len(v) > NAME_MAX:
+            raise ValueError(f"{v!r} is not a package name (letters, digits, +._- only)")
+        return v
 
     def path(self, steps_dir: Path) -> Path:
         return steps_dir / OVERRIDES_DIR / f"{self.package}.json"

@@ -18,10 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import ParseError
+from orchestrator.upstream.names import check_store_name
 
-SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-# Characters Nix accepts in a store path name.
-STORE_NAME_RE = re.compile(r"^[A-Za-z0-9+\-._?=]+$")
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")  # always used with fullmatch
 
 
 class SourceLine(BaseModel):
@@ -77,7 +76,7 @@ def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
         )
     url: str | None = rest[0]
     sha = rest[1]
-    if not SHA256_RE.match(sha):
+    if not SHA256_RE.fullmatch(sha):
         raise fail(f"sha256 {sha!r} is not 64 hexadecimal digits")
     if url == "_":
         if kind != "g":
@@ -103,10 +102,5 @@ def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
 
 
 def check_filename(name: str, path: str, lineno: int) -> None:
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise ParseError(
-            f"distfile name {name!r} is not a plain file name",
-            file=path,
-            line=lineno,
-            hint="names may not be empty, '.', '..', or contain '/' or NUL",
-        )
+    """A distfile name becomes a store path name (``builtin:fetchurl``'s output)."""
+    check_store_name(name, "distfile name", path, lineno)

@@ -10,12 +10,12 @@ everything downstream is agnostic of which one it reads.
 from __future__ import annotations
 
 import os
-import posixpath
+import stat
 import subprocess
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from orchestrator.errors import ParseError, TreeError
 
@@ -26,10 +26,19 @@ _MODES: dict[str, EntryKind] = {
     "120000": "symlink",
     "160000": "submodule",
 }
+_MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (MAXSYMLINKS)
 
 
 # The committed data snapshot in steps/ that read-only commands use on a fresh clone.
 SNAPSHOT_FILE = "upstream.json"
+
+
+class _Cache:
+    """What one tree has resolved so far (the tree does not change while we read it)."""
+
+    def __init__(self) -> None:
+        self.resolved: dict[tuple[str, bool], str] = {}
+        self.links: dict[str, str | None] = {}
 
 
 class TreeEntry(BaseModel):
@@ -61,16 +70,139 @@ class SourceTree(BaseModel):
                 file=root,
                 hint="pass a live-bootstrap checkout or a data-only snapshot with ls-tree.txt",
             )
-        listing = root / "ls-tree.txt"
-        data_only = listing.is_file() and not (root / "seed" / "stage0-posix" / "kaem.x86").exists()
+        listing = _own_file(root, "ls-tree.txt")
+        data_only = (
+            listing is not None and not (root / "seed" / "stage0-posix" / "kaem.x86").exists()
+        )
         if commit is None:
             commit = _read_commit(root)
-        entries = _read_listing(listing, root / "symlinks.txt") if data_only else None
+        entries = (
+            _read_listing(listing, _own_file(root, "symlinks.txt"))
+            if listing and data_only
+            else None
+        )
         return cls(root=root, data_only=data_only, commit=commit, entries=entries)
+
+    # -- resolution ----------------------------------------------------------------------------
+    # Every query resolves its path first: symlinks are followed the way the kernel would, but
+    # only inside the tree. A link that leads out of it (absolute, or too many '..') or a loop is
+    # a TreeError, so a hostile tree can never make us read -- and commit into
+    # steps/upstream.json -- a file of the host, nor recurse forever.
+    _cache: _Cache | None = PrivateAttr(default=None)
+
+    def _clean(self, path: str) -> str:
+        rel = path.strip("/")
+        if rel and ("\0" in rel or any(part in ("", ".", "..") for part in rel.split("/"))):
+            raise TreeError(f"{path!r} is not a plain path inside the tree", file=self.root)
+        return rel
+
+    def _read_link(self, rel: str) -> str | None:
+        """The target of ``rel`` if it is a symlink of this tree (as far as the tree knows)."""
+        if self.entries is not None:
+            entry = self.entries.get(rel)
+            # a listed symlink whose target is unknown (no symlinks.txt) cannot be followed
+            return entry.target if entry is not None and entry.kind == "symlink" else None
+        if self.contents is not None:
+            return None
+        p = f"{self.root}/{rel}"
+        try:
+            if not stat.S_ISLNK(os.lstat(p).st_mode):
+                return None
+            return os.readlink(p)
+        except OSError:
+            return None
+
+    def resolve(self, path: str, *, follow: bool = True) -> str:
+        """``path`` with its symlinks followed inside the tree (the last one only if ``follow``).
+
+        Raises TreeError for a symlink that leads out of the tree or a cycle.
+        """
+        cache = self.__pydantic_private__["_cache"]  # type: ignore[index]
+        if cache is None:
+            cache = self.__pydantic_private__["_cache"] = _Cache()  # type: ignore[index]
+        key = (path, follow)
+        out = cache.resolved.get(key)
+        if out is not None:
+            return out
+        links = cache.links
+        resolved = cache.resolved
+        rel = self._clean(path)
+        parts = rel.split("/") if rel else []
+        # start from the longest directory prefix already resolved (usually the parent)
+        consumed = len(parts) - 1
+        while consumed > 0:
+            start = resolved.get(("/".join(parts[:consumed]), True))
+            if start is not None:
+                break
+            consumed -= 1
+        else:
+            consumed, start = 0, ""
+        done: list[str] = start.split("/") if start else []  # resolved: real dirs, no links
+        todo = parts[consumed:]
+        todo.reverse()  # a stack: the next component last
+        expanded = False  # once a link is expanded, prefixes of ``parts`` no longer map to done
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise self._outside(path)
+                done.pop()
+                continue
+            here = "/".join(done) + "/" + part if done else part
+            target = None
+            if todo or follow:
+                if here in links:
+                    target = links[here]
+                else:
+                    target = links[here] = self._read_link(here)
+            if target is None:
+                done.append(part)
+                if not expanded and todo:
+                    consumed += 1
+                    resolved[("/".join(parts[:consumed]), True)] = here
+                continue
+            expanded = True
+            hops += 1
+            if hops > _MAX_LINKS:
+                raise TreeError(
+                    f"symlink cycle: resolving {rel} follows more than {_MAX_LINKS} links "
+                    f"(at {here} -> {target})",
+                    file=self.root / here,
+                    hint="a live-bootstrap tree has no symlink loops; refusing to read it",
+                )
+            if target.startswith("/"):
+                raise self._outside(path, here, target)
+            todo.extend(reversed(target.split("/")))
+        out = cache.resolved[key] = "/".join(done)
+        return out
+
+    def _outside(self, path: str, link: str | None = None, target: str | None = None) -> TreeError:
+        what = f"symlink {link} -> {target}" if link else f"path {path!r}"
+        return TreeError(
+            f"{what} leads out of the live-bootstrap tree",
+            file=self.root / (link or path.strip("/")),
+            hint="live-bootstrap's own symlinks are relative and stay inside the tree; "
+            "refusing to read a file of this machine",
+        )
+
+    def _disk(self, rel: str) -> Path:
+        """The file on disk for a resolved path; it must really be inside ``root``."""
+        p = self.root / rel
+        if self.entries is None:
+            return p  # ``resolve`` walked these very components on disk
+        # a data-only snapshot: resolved by its listing, so check what the disk holds
+        real = os.path.realpath(p)
+        root = os.path.realpath(self.root)
+        if real != root and not real.startswith(root + os.sep):
+            raise self._outside(rel, rel, os.readlink(p) if os.path.islink(p) else real)
+        return p
 
     # -- queries -------------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
-        path = path.strip("/")
+        path = self.resolve(path)
         if self.entries is not None:
             if path in self.entries:
                 return True
@@ -79,19 +211,14 @@ class SourceTree(BaseModel):
         return os.path.lexists(self.root / path)
 
     def is_dir(self, path: str) -> bool:
-        path = path.strip("/")
+        path = self.resolve(path)
         if self.entries is not None:
-            entry = self.entries.get(path)
-            if entry is not None and entry.kind == "symlink" and entry.target:
-                # follow a relative symlink inside the tree, as the filesystem would
-                target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.target))
-                return target != path and self.is_dir(target)
-            prefix = path + "/"
+            prefix = path + "/" if path else ""
             return any(p.startswith(prefix) for p in self.entries)
         return (self.root / path).is_dir()
 
     def kind(self, path: str) -> EntryKind | None:
-        path = path.strip("/")
+        path = self.resolve(path, follow=False)
         if self.entries is not None:
             entry = self.entries.get(path)
             return entry.kind if entry else None
@@ -104,7 +231,7 @@ class SourceTree(BaseModel):
 
     def list_dir(self, path: str) -> list[str]:
         """Immediate children names of a directory, sorted."""
-        path = path.strip("/")
+        path = self.resolve(path)
         if self.entries is not None:
             prefix = path + "/" if path else ""
             names = {
@@ -116,25 +243,27 @@ class SourceTree(BaseModel):
 
     def has_content(self, path: str) -> bool:
         if self.contents is not None:
-            return path.strip("/") in self.contents
-        return (self.root / path.strip("/")).is_file()
+            return self._clean(path) in self.contents
+        return self._disk(self.resolve(path)).is_file()
 
     def read_bytes(self, path: str) -> bytes:
         if self.contents is not None:
             return self.read_text(path).encode()
-        return (self.root / path.strip("/")).read_bytes()
+        return self._disk(self.resolve(path)).read_bytes()
 
     def read_text(self, path: str) -> str:
         if self.contents is not None:
             try:
-                return self.contents[path.strip("/")]
+                return self.contents[self._clean(path)]
             except KeyError:
                 raise TreeError(
                     "not part of the embedded snapshot", file=self.root / path
                 ) from None
-        p = self.root / path.strip("/")
+        p = self._disk(self.resolve(path))
         try:
-            return p.read_text(encoding="utf-8")
+            # bytes as they are: no newline translation (a CR stays part of its token, as in
+            # script-generator.c, which reads the raw file)
+            return p.read_bytes().decode("utf-8")
         except FileNotFoundError:
             if self.exists(path):
                 raise TreeError(
@@ -142,6 +271,8 @@ class SourceTree(BaseModel):
                     file=p,
                 ) from None
             raise TreeError("file not found", file=p) from None
+        except IsADirectoryError:
+            raise TreeError("a directory where a file was expected", file=p) from None
         except UnicodeDecodeError as exc:
             raise ParseError(f"not UTF-8 text ({exc.reason})", file=p) from None
 
@@ -161,6 +292,12 @@ class Snapshot(BaseModel):
         entries = {}
         for line in self.listing:
             mode, _, path = line.partition(" ")
+            if mode not in _MODES or not path:
+                raise ParseError(
+                    f"listing entry {line!r} is not '<mode> <path>'",
+                    file=origin / "upstream.json",
+                    hint="steps/upstream.json is generated: regenerate it",
+                )
             entries[path] = TreeEntry(path=path, kind=_MODES[mode], object_id="")
         return SourceTree(
             root=origin, data_only=True, commit=self.commit, entries=entries, contents=self.files
@@ -198,9 +335,24 @@ def snapshot_of(tree: SourceTree, files: list[str]) -> Snapshot:
     )
 
 
+def _own_file(root: Path, name: str) -> Path | None:
+    """A metadata file at the root of a tree, if there is one; it must not lead out of it."""
+    p = root / name
+    if not p.is_file():
+        return None
+    real = os.path.realpath(p)
+    if not real.startswith(os.path.realpath(root) + os.sep):
+        raise TreeError(
+            f"{name} is a symlink out of the tree (to {real})",
+            file=p,
+            hint="refusing to read a file of this machine as tree metadata",
+        )
+    return p
+
+
 def _read_commit(root: Path) -> str | None:
-    commit_file = root / "COMMIT"
-    if commit_file.is_file():
+    commit_file = _own_file(root, "COMMIT")
+    if commit_file is not None:
         return commit_file.read_text().split()[0]
     if (root / ".git").exists():
         try:
@@ -216,9 +368,9 @@ def _read_commit(root: Path) -> str | None:
     return None
 
 
-def _read_listing(listing: Path, symlinks: Path) -> dict[str, TreeEntry]:
+def _read_listing(listing: Path, symlinks: Path | None) -> dict[str, TreeEntry]:
     targets: dict[str, str] = {}
-    if symlinks.is_file():
+    if symlinks is not None:
         for lineno, line in enumerate(symlinks.read_text().splitlines(), 1):
             if not line.strip():
                 continue

@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import nixcli
 from orchestrator.build.targets import DEFAULT_TARGET, default_flake
+from orchestrator.display import text
 from orchestrator.errors import NixError, OrchestratorError
 from orchestrator.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
-from orchestrator.upstream.checksums import parse_checksums
 from orchestrator.upstream.locate import read_tree
+from orchestrator.upstream.names import PATH_RE
 
 TREE_DIR = "tree"  # where a step output keeps its files, rooted at /
 REPO_DIR = "/external/repo"  # where helpers.sh leaves package tarballs
@@ -81,8 +82,46 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def in_output(output: str, path: str) -> Path:
-    return Path(output) / TREE_DIR / path.lstrip("/")
+_MAX_LINKS = 40
+
+
+def in_output(output: str, path: str) -> Path | None:
+    """Where the step output keeps ``path`` of the step's root filesystem.
+
+    Symlinks below ``<out>/tree`` are followed as the chroot would see them (an absolute target
+    starts again at ``<out>/tree``, ``..`` stops at it), so a link in a step's output can never
+    make us hash a file of this machine. A link whose target another layer provides resolves to
+    a path missing here: the check says ``missing``, never ``ok`` for the wrong file. None for
+    a link loop.
+    """
+    if not PATH_RE.fullmatch(path):
+        # the model only lets grammar-conforming paths through; never leave the output
+        raise OrchestratorError(f"pinned path {path!r} is not a plain absolute path")
+    root = Path(output) / TREE_DIR
+    todo = path.strip("/").split("/")
+    todo.reverse()
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = root.joinpath(*done, part)
+        if here.is_symlink() and hops < _MAX_LINKS:
+            hops += 1
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []
+            todo.extend(reversed(target.split("/")))
+            continue
+        if here.is_symlink():
+            return None  # a loop: no file to hash
+        done.append(part)
+    return root.joinpath(*done)
 
 
 def _check_file(output: str | None, path: str, expected: str | None) -> tuple[str | None, Status]:
@@ -91,7 +130,7 @@ def _check_file(output: str | None, path: str, expected: str | None) -> tuple[st
     if output is None:
         return None, "not-built"
     f = in_output(output, path)
-    if not f.is_file():
+    if f is None or not f.is_file():
         return None, "missing"
     actual = sha256_file(f)
     return actual, "ok" if actual == expected.lower() else "mismatch"
@@ -129,10 +168,10 @@ def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> 
         ]
     if info.checksums_file is None:
         return [no_pins]
-    pins = parse_checksums(read_text(info.checksums_file), info.checksums_file)
+    # parsed (and every path checked against the grammar of names.py) when the chain loaded
     out = []
-    for pin in pins:
-        path = pin.path if pin.path.startswith("/") else f"/steps/{step.name}/{pin.path}"
+    for pin in info.pins:
+        path = pin.path  # absolute, no '.' or '..' component: always inside the step output
         actual, status = _check_file(output, path, pin.sha256)
         out.append(
             PinCheck(
@@ -234,25 +273,27 @@ def verify_against_live_bootstrap(args: argparse.Namespace) -> int:
 
 def print_report(report: Report) -> None:
     console = Console(highlight=False)
-    table = Table(title=f"{report.target} against live-bootstrap's pins", title_justify="left")
+    table = Table(title=text(report.target, " against live-bootstrap's pins"), title_justify="left")
     table.add_column("#", justify="right")
     for col in ("step", "file", "expected", "actual", "status"):
         table.add_column(col, overflow="fold")
     for c in report.checks:
         table.add_row(
             str(c.index),
-            escape(c.step),
-            escape(c.file or ""),
+            text(c.step),
+            text(c.file or ""),
             _short(c.expected),
             _short(c.actual),
-            f"[{STYLE[c.status]}]{c.status}[/]",
+            text((c.status, STYLE[c.status])),
         )
     console.print(table)
     for c in report.checks:
         if c.status in ("mismatch", "missing"):
             console.print(
-                f"[{STYLE[c.status]}]{c.status}[/]: {escape(c.step)} {escape(c.file or '')}"
-                f" (pinned in {escape(c.pinned_in or '?')})",
+                text(
+                    (c.status, STYLE[c.status]),
+                    f": {c.step} {c.file or ''} (pinned in {c.pinned_in or '?'})",
+                ),
                 soft_wrap=True,
             )
             console.print(f"  expected {c.expected}", soft_wrap=True)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.display import lines, text
 from orchestrator.verify.report import PathResult, Report, Status
 
 SHOW_ALL_UP_TO = 50
@@ -45,7 +46,7 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
             if r.diff is not None:
                 detail += "\n" + _diff_text(r)
             style = STYLE[r.status]
-            table.add_row(f"[{style}]{r.status.value}[/]", escape(r.path), escape(detail))
+            table.add_row(text((r.status.value, style)), text(r.path), lines(detail))
         console.print(table)
     if hidden:
         console.print(f"({hidden} reproducible paths not listed; --verbose lists them)")
