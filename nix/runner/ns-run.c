@@ -2015,7 +2015,7 @@ int mode_step()
 	mkdirs(work, 493);
 	opts = cat3("lowerdir=skel:", lowers, ",upperdir=");
 	opts = cat3(opts, upper, ",workdir=");
-	opts = cat3(opts, work, ",userxattr");
+	opts = cat3(opts, work, ",userxattr,volatile");
 	if (strlen(opts) > 4000) {
 		explain_overlay(-22, opts);
 		exit(1);
