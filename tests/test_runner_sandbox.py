@@ -216,7 +216,9 @@ def test_real_improve_scripts_run_through_the_runner(tmp_path_factory):
     improves = {n: (Path(CHECKOUT) / "steps/improve" / f"{n}.sh").read_text() for n in REAL}
     improves["setup_repo"] = synth.SETUP_REPO
     improves["update_env"] = synth.UPDATE_ENV
-    manifest = "build: bash-5.0\nimprove: setup_repo\nimprove: update_env\n" + "".join(f"improve: {n}\n" for n in REAL)
+    manifest = "build: bash-5.0\nimprove: setup_repo\nimprove: update_env\n" + "".join(
+        f"improve: {n}\n" for n in REAL
+    )
     manifest += "build: after-1.0\n"
     after = """\
 src_unpack() { :; }
