@@ -246,3 +246,32 @@ src_install() {
     root = Path(s.build(["flat"]).stdout.strip().splitlines()[-1]) / "tree"
     assert (root / "usr/share/after/verdict").read_text() == "ok\n"
     assert (root / "etc/group").read_text().startswith("root:x:0:\n")
+
+
+def test_orchestrator_build_passes_filter_syscalls(chain):
+    """`orchestrator build` sees the marked step in the closure and, as root, passes
+    --option filter-syscalls false (saying so); the step then builds under the default setting."""
+    import subprocess
+    import sys
+
+    prefix = f"cli{time.time_ns()}-"
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "build",
+            "-f",
+            str(chain.harness),
+            *chain.args(),
+            "--argstr",
+            "prefix",
+            prefix,
+            "suid-1.0-pass1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=synth.REPO,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "passing --option filter-syscalls false: suid-1.0-pass1" in p.stderr
