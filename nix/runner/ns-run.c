@@ -2177,7 +2177,7 @@ int mode_step()
 	cwd = spec_get("cwd");
 	if (cwd == NULL) cwd = "/";
 	main_envp = read_environ(environ_file, extra);
-	if (latest_s != 0) wait_for_tick(upper);
+	if (latest_s != 0) wait_for_tick(out); /* beside the upper layer (same file system), not in it */
 
 	t_assembled = millis();
 	pid = 1;
