@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from tests.runner_support import synth  # noqa: E402
 
 EXPR = """\
-{ repo, runner, base, big, n, nonce, withBig ? false, cu ? "" }:
+{ repo, runner, base, big, n, nonce, withBig ? false, cu ? "", measureRunner ? runner }:
 let
   lib = import (repo + "/nix/lib.nix");
   R = import (repo + "/nix/runner.nix") { inherit lib; };
@@ -66,7 +66,7 @@ let
   empty = R.mkRun {
     name = "bench-empty-${nonce}";
     inherit system layers;
-    runner = runnerP;
+    runner = builtins.storePath measureRunner;
     label = "empty step over ${toString n} layers";
     spec = "setenv PATH=/usr/bin\\narg /usr/bin/true\\n";
   };
@@ -82,7 +82,7 @@ let
     name = "bench-copyup-${nonce}";
     inherit system;
     layers = below ++ [ { tree = builtins.storePath cu; } ];
-    runner = runnerP;
+    runner = builtins.storePath measureRunner;
     label = "copy-up of /usr";
     spec = "setenv PATH=/usr/bin\ncopyuptree /usr\narg /usr/bin/true\n";
   };
@@ -132,6 +132,18 @@ def make_big(work: Path) -> str:
             for f in range(10):
                 (dd / f"f{f}").write_bytes(os.urandom(100 * 1024))
     return synth.store_add(big)
+
+
+def build_other_runner(src: Path, work: Path) -> str:
+    """ns-run from another source file (host compiler, as synth.build_runner), in the store."""
+    d = work / "other-runner"
+    (d / "bin").mkdir(parents=True, exist_ok=True)
+    host_h = REPO / "nix" / "runner" / "host.h"
+    subprocess.run(
+        ["gcc", "-O2", "-static", "-include", str(host_h), "-o", str(d / "bin/ns-run"), str(src)],
+        check=True,
+    )
+    return synth.store_add(d)
 
 
 def make_usr(work: Path, mib: int) -> str:
@@ -262,6 +274,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--copyup", default="100,500", help="sizes in MiB ('' to skip)")
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument(
+        "--ab-src",
+        metavar="NS_RUN_C",
+        help="also measure an ns-run built from this source (e.g. an older revision), "
+        "interleaved with the current one, over the same layers",
+    )
     ap.add_argument("--skip-dag", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -290,6 +308,7 @@ def main() -> None:
             big,
         ]
         results: dict = {"overhead": [], "footprint": {}, "dag": {}, "copyup": []}
+        other = build_other_runner(Path(a.ab_src), work) if a.ab_src else None
         counts = [int(x) for x in a.layers.split(",")]
         sizes = [int(x) for x in a.copyup.split(",") if x]
         results["copyup"] = copyup_bench(expr, common, work, sizes, a.repeat)
@@ -312,7 +331,7 @@ def main() -> None:
                     ],
                     "empty",
                 )
-                runs, trivial, inner = [], [], []
+                runs, trivial, inner, other_runs, other_inner = [], [], [], [], []
                 for r in range(a.repeat):
                     nonce = f"{time.time_ns()}-{r}"
                     args = [
@@ -330,6 +349,10 @@ def main() -> None:
                     runs.append(nix_build(expr, args, "empty")[0])
                     inner.append(runner_times(LAST_LOG[0]))
                     trivial.append(nix_build(expr, args, "trivial")[0])
+                    if other:
+                        o = [*args, "--argstr", "measureRunner", other]
+                        other_runs.append(nix_build(expr, o, "empty")[0])
+                        other_inner.append(runner_times(LAST_LOG[0]))
                 med, base_cost = statistics.median(runs), statistics.median(trivial)
                 results["overhead"].append(
                     {
@@ -342,6 +365,12 @@ def main() -> None:
                         "ns_run_capture_ms": statistics.median(t[2] for t in inner),
                     }
                 )
+                if other:
+                    results["overhead"][-1]["ab"] = {
+                        "overhead_s": round(statistics.median(other_runs) - base_cost, 3),
+                        "ns_run_assemble_ms": statistics.median(t[0] for t in other_inner),
+                        "ns_run_capture_ms": statistics.median(t[2] for t in other_inner),
+                    }
         # footprint: the chain's outputs vs the flattened root filesystem with the same content
         n = max(counts)
         if not a.skip_overhead:
@@ -388,6 +417,12 @@ def main() -> None:
                     f"  (ns-run: assemble {r['ns_run_assemble_ms']} ms,"
                     f" capture {r['ns_run_capture_ms']} ms)"
                 )
+                if "ab" in r:
+                    print(
+                        f"        other ns-run: overhead {r['ab']['overhead_s']:6.3f} s  (ns-run: "
+                        f"assemble {r['ab']['ns_run_assemble_ms']} ms, capture "
+                        f"{r['ab']['ns_run_capture_ms']} ms)"
+                    )
             for key, v in results["footprint"].items():
                 if isinstance(v, dict):
                     print(
