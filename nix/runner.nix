@@ -3,7 +3,8 @@
 # A step derivation's builder is ns-run (nix/runner/ns-run.c, built by the chain's own
 # M2-Mesoplanet right after stage0; the tests pass one built by the host compiler). It stacks the
 # outputs of all earlier steps with overlayfs in a nested user + mount namespace, provides /dev,
-# /proc and /tmp as live-bootstrap's bwrap mode does, puts the step's distfiles in
+# /proc, /tmp and a /sys (an empty read-only tmpfs) as live-bootstrap's bwrap mode does, puts the
+# step's distfiles in
 # /external/distfiles, and runs exactly what live-bootstrap's seed/script-generator.c emits for
 # the directive, with the environment the previous step left. See docs/runner.md.
 #

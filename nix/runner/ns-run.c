@@ -2,9 +2,9 @@
  *
  * Builds one step of the chain inside the Nix sandbox the way live-bootstrap's bwrap mode runs
  * it: the outputs of all earlier steps are stacked with overlayfs (not copied) in a nested user +
- * mount namespace, /dev, /proc and /tmp are provided as bwrap provides them, the step's distfiles
- * appear in /external/distfiles, and the command runs chrooted with the environment the previous
- * step left. Afterwards the overlay's upper directory *is* the step's output: whiteouts are turned
+ * mount namespace, /dev, /proc and /tmp are provided as bwrap provides them (/sys as an empty
+ * read-only tmpfs: the sandbox has none), the step's distfiles appear in /external/distfiles, and
+ * the command runs chrooted with the environment the previous step left. Afterwards the overlay's upper directory *is* the step's output: whiteouts are turned
  * into an explicit deletion record (the Nix store cannot hold device files), and the pins
  * (installed-file checksums, package tarball hashes) are checked.
  *
