@@ -291,3 +291,26 @@ def test_orchestrator_build_passes_filter_syscalls(chain):
     )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "passing --option filter-syscalls false: suid-1.0-pass1" in p.stderr
+
+
+def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
+    """With fs.protected_hardlinks (the usual default), link() to a store-owned file of an earlier
+    layer fails with EPERM; a copyUp entry in the step data makes it work (docs/runner.md, the
+    sweep). No surviving step of the real chain does this today."""
+    if Path("/proc/sys/fs/protected_hardlinks").read_text().strip() != "1":
+        pytest.skip("fs.protected_hardlinks is off here: nothing refuses the link")
+    custom = {
+        "manifest": "build: bash-5.0\nimprove: hardlink\n",
+        "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
+        "improves": {"hardlink": "ln /usr/bin/busybox /usr/bin/hardlinked\n"},
+    }
+    s = synth.Synth(tmp_path_factory.mktemp("runner-hardlink"))
+    s.prepare(None, custom=custom)
+    p = s.build(["final"], check=False)
+    assert p.returncode != 0
+    assert "Operation not permitted" in p.stderr
+    data = [{"steps": ["improve-hardlink-1"], "copyUp": ["/usr/bin/busybox"], "reason": "link"}]
+    s.prepare(None, custom=custom, step_data=data)
+    p = s.build(["improve-hardlink-1"])
+    tree = Path(p.stdout.strip().splitlines()[-1]) / "tree"
+    assert (tree / "usr/bin/hardlinked").is_file()
