@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orchestrator.upstream.locate import REPO_ROOT
 
-SPECIAL_TARGETS = ("live-bootstrap", "stage0")
+SPECIAL_TARGETS = ("live-bootstrap", "stage0", "bridge")
 DEFAULT_TARGET = "live-bootstrap"
 
 

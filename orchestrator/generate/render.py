@@ -12,7 +12,7 @@ import json
 import jinja2
 
 from orchestrator import __version__
-from orchestrator.generate.nixstr import FILTERS
+from orchestrator.nixstr import FILTERS
 from orchestrator.upstream.chain import Chain
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree, snapshot_of
 
