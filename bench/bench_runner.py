@@ -7,11 +7,16 @@
 2. Store footprint of a chain of steps vs one cumulative root filesystem with the same content
    (the flattened checkpoint of all layers), in disk blocks and in bytes.
 3. The step DAG's critical path vs the sum of all steps (from the real chain's derivations).
+4. Copy-up (`copyuptree /usr`, what the kaem era and the early bash era get): a step over a
+   synthetic /usr of N MiB (default 100 and 500) that changes nothing, vs `cp -a` of the same
+   tree on the same file system (page cache warm for both); ns-run's copy time, capture time
+   and peak RSS (VmHWM, which it reports itself) against cp's time and peak RSS.
 
 The layers are made with the host-built ns-run and a busybox root (as the synthetic tests do):
 the real chain's steps past simple-patch need distfiles that are not available offline.
 
-    python bench/bench_runner.py [--layers 10,50,150] [--repeat 3] [--json]
+    python bench/bench_runner.py [--layers 10,50,150] [--repeat 3] [--copyup 100,500]
+                                 [--skip-overhead] [--skip-dag] [--json]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from tests.runner_support import synth  # noqa: E402
 
 EXPR = """\
-{ repo, runner, base, big, n, nonce, withBig ? false }:
+{ repo, runner, base, big, n, nonce, withBig ? false, cu ? "", measureRunner ? runner }:
 let
   lib = import (repo + "/nix/lib.nix");
   R = import (repo + "/nix/runner.nix") { inherit lib; };
@@ -61,7 +66,7 @@ let
   empty = R.mkRun {
     name = "bench-empty-${nonce}";
     inherit system layers;
-    runner = runnerP;
+    runner = builtins.storePath measureRunner;
     label = "empty step over ${toString n} layers";
     spec = "setenv PATH=/usr/bin\\narg /usr/bin/true\\n";
   };
@@ -72,8 +77,17 @@ let
     args = [ "mkdir" (builtins.placeholder "out") ];
   };
   flat = R.mkCheckpoint { name = "bench-flat-${toString n}"; inherit system layers; runner = runnerP; };
+  # every file below /usr copied up, nothing changed (all copies dropped at capture)
+  copyup = R.mkRun {
+    name = "bench-copyup-${nonce}";
+    inherit system;
+    layers = below ++ [ { tree = builtins.storePath cu; } ];
+    runner = builtins.storePath measureRunner;
+    label = "copy-up of /usr";
+    spec = "setenv PATH=/usr/bin\ncopyuptree /usr\narg /usr/bin/true\n";
+  };
 in
-{ inherit empty trivial flat; layerOutputs = map (l: l.tree) layers; }
+{ inherit empty trivial flat copyup; layerOutputs = map (l: l.tree) layers; }
 """
 
 FLAGS = synth.NIX_FLAGS
@@ -118,6 +132,96 @@ def make_big(work: Path) -> str:
             for f in range(10):
                 (dd / f"f{f}").write_bytes(os.urandom(100 * 1024))
     return synth.store_add(big)
+
+
+def build_other_runner(src: Path, work: Path) -> str:
+    """ns-run from another source file (host compiler, as synth.build_runner), in the store."""
+    d = work / "other-runner"
+    (d / "bin").mkdir(parents=True, exist_ok=True)
+    host_h = REPO / "nix" / "runner" / "host.h"
+    subprocess.run(
+        ["gcc", "-O2", "-static", "-include", str(host_h), "-o", str(d / "bin/ns-run"), str(src)],
+        check=True,
+    )
+    return synth.store_add(d)
+
+
+def make_usr(work: Path, mib: int) -> str:
+    """A layer with `mib` MiB below /usr/lib/cu, in files of 256 KiB, 40 per directory."""
+    d = work / f"usr-{mib}"
+    if not d.exists():
+        n = mib * 4
+        for i in range(n):
+            dd = d / "usr" / "lib" / "cu" / f"d{i // 40}"
+            dd.mkdir(parents=True, exist_ok=True)
+            (dd / f"f{i}").write_bytes(os.urandom(256 * 1024))
+    return synth.store_add(d)
+
+
+def ns_run_detail(log: str) -> dict:
+    m = re.search(r"the rest (\d+)\) ms, run (\d+) ms, capture (\d+) ms, peak RSS\s+(\d+) kB", log)
+    if not m:
+        return {}
+    return {
+        "copy_ms": int(m.group(1)),
+        "capture_ms": int(m.group(3)),
+        "peak_rss_kb": int(m.group(4)),
+    }
+
+
+def cp_a(src: str, work: Path) -> dict:
+    """`cp -a` of the tree: wall time, and cp's own peak RSS (measured by a fresh Python process
+    whose only child is cp)."""
+    dst = work / "cp-a-target"
+    if dst.exists():
+        subprocess.run(["chmod", "-R", "u+w", str(dst)], check=True)
+        shutil.rmtree(dst)
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.monotonic()\n"
+        "subprocess.run(['cp', '-a', sys.argv[1], sys.argv[2]], check=True)\n"
+        "print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", probe, src, str(dst)], capture_output=True, text=True, check=True
+    )
+    elapsed, peak = p.stdout.split()
+    subprocess.run(["chmod", "-R", "u+w", str(dst)], check=True)
+    shutil.rmtree(dst)
+    return {"s": round(float(elapsed), 3), "peak_rss_kb": int(peak)}
+
+
+def copyup_bench(expr: Path, common: list[str], work: Path, sizes: list[int], repeat: int) -> list:
+    out = []
+    for mib in sizes:
+        cu = make_usr(work, mib)
+        args = [*common, "--arg", "n", "0", "--argstr", "cu", cu]
+        cp_a(cu + "/usr", work)  # warm the page cache for both
+        runs, details, trivial, cps = [], [], [], []
+        for r in range(repeat):
+            nonce = f"cu{mib}-{time.time_ns()}-{r}"
+            wall, _ = nix_build(expr, [*args, "--argstr", "nonce", nonce], "copyup")
+            runs.append(wall)
+            details.append(ns_run_detail(LAST_LOG[0]))
+            trivial.append(nix_build(expr, [*args, "--argstr", "nonce", nonce], "trivial")[0])
+            cps.append(cp_a(cu + "/usr", work))
+        med = statistics.median
+        copy_ms = med(d["copy_ms"] for d in details)
+        capture_ms = med(d["capture_ms"] for d in details)
+        cp_s = med(c["s"] for c in cps)
+        out.append(
+            {
+                "mib": mib,
+                "step_minus_trivial_s": round(med(runs) - med(trivial), 3),
+                "ns_run_copy_ms": copy_ms,
+                "ns_run_capture_ms": capture_ms,
+                "ns_run_peak_rss_kb": max(d["peak_rss_kb"] for d in details),
+                "cp_a_s": cp_s,
+                "cp_a_peak_rss_kb": max(c["peak_rss_kb"] for c in cps),
+                "ratio_copy_plus_capture_vs_cp_a": round((copy_ms + capture_ms) / 1000 / cp_s, 2),
+            }
+        )
+    return out
 
 
 def critical_path() -> dict:
@@ -168,6 +272,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", default="10,50,150")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--copyup", default="100,500", help="sizes in MiB ('' to skip)")
+    ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument(
+        "--ab-src",
+        metavar="NS_RUN_C",
+        help="also measure an ns-run built from this source (e.g. an older revision), "
+        "interleaved with the current one, over the same layers",
+    )
+    ap.add_argument("--skip-dag", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     missing = synth.missing_tools()
@@ -194,9 +307,12 @@ def main() -> None:
             "big",
             big,
         ]
-        results: dict = {"overhead": [], "footprint": {}, "dag": {}}
+        results: dict = {"overhead": [], "footprint": {}, "dag": {}, "copyup": []}
+        other = build_other_runner(Path(a.ab_src), work) if a.ab_src else None
         counts = [int(x) for x in a.layers.split(",")]
-        for with_big in (False, True):
+        sizes = [int(x) for x in a.copyup.split(",") if x]
+        results["copyup"] = copyup_bench(expr, common, work, sizes, a.repeat)
+        for with_big in (False, True) if not a.skip_overhead else ():
             for n in counts:
                 # build the layers (and warm the caches) outside the measurement
                 nix_build(
@@ -215,7 +331,7 @@ def main() -> None:
                     ],
                     "empty",
                 )
-                runs, trivial, inner = [], [], []
+                runs, trivial, inner, other_runs, other_inner = [], [], [], [], []
                 for r in range(a.repeat):
                     nonce = f"{time.time_ns()}-{r}"
                     args = [
@@ -233,6 +349,10 @@ def main() -> None:
                     runs.append(nix_build(expr, args, "empty")[0])
                     inner.append(runner_times(LAST_LOG[0]))
                     trivial.append(nix_build(expr, args, "trivial")[0])
+                    if other:
+                        o = [*args, "--argstr", "measureRunner", other]
+                        other_runs.append(nix_build(expr, o, "empty")[0])
+                        other_inner.append(runner_times(LAST_LOG[0]))
                 med, base_cost = statistics.median(runs), statistics.median(trivial)
                 results["overhead"].append(
                     {
@@ -245,39 +365,47 @@ def main() -> None:
                         "ns_run_capture_ms": statistics.median(t[2] for t in inner),
                     }
                 )
+                if other:
+                    results["overhead"][-1]["ab"] = {
+                        "overhead_s": round(statistics.median(other_runs) - base_cost, 3),
+                        "ns_run_assemble_ms": statistics.median(t[0] for t in other_inner),
+                        "ns_run_capture_ms": statistics.median(t[2] for t in other_inner),
+                    }
         # footprint: the chain's outputs vs the flattened root filesystem with the same content
         n = max(counts)
-        args = [*common, "--arg", "n", str(n), "--argstr", "nonce", "fp"]
-        p = subprocess.run(
-            [
-                "nix-instantiate",
-                "--eval",
-                "--strict",
-                "--json",
-                str(expr),
-                *FLAGS,
-                *args,
-                "-A",
-                "layerOutputs",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        trees = [t for t in json.loads(p.stdout) if "bench-layer" in t]
-        outs = [str(Path(t).parent) for t in trees]
-        _, flat = nix_build(expr, args, "flat")
-        for apparent in (False, True):
-            key = "bytes" if apparent else "disk_blocks"
-            chain_size = du(outs, apparent)
-            flat_size = du([flat + "/tree/usr/share/bench"], apparent)
-            results["footprint"][key] = {
-                "chain": chain_size,
-                "cumulative_rootfs": flat_size,
-                "ratio": round(chain_size / flat_size, 3),
-            }
-        results["footprint"]["layers"] = n
-        results["dag"] = critical_path()
+        if not a.skip_overhead:
+            args = [*common, "--arg", "n", str(n), "--argstr", "nonce", "fp"]
+            p = subprocess.run(
+                [
+                    "nix-instantiate",
+                    "--eval",
+                    "--strict",
+                    "--json",
+                    str(expr),
+                    *FLAGS,
+                    *args,
+                    "-A",
+                    "layerOutputs",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            trees = [t for t in json.loads(p.stdout) if "bench-layer" in t]
+            outs = [str(Path(t).parent) for t in trees]
+            _, flat = nix_build(expr, args, "flat")
+            for apparent in (False, True):
+                key = "bytes" if apparent else "disk_blocks"
+                chain_size = du(outs, apparent)
+                flat_size = du([flat + "/tree/usr/share/bench"], apparent)
+                results["footprint"][key] = {
+                    "chain": chain_size,
+                    "cumulative_rootfs": flat_size,
+                    "ratio": round(chain_size / flat_size, 3),
+                }
+            results["footprint"]["layers"] = n
+        if not a.skip_dag:
+            results["dag"] = critical_path()
         if a.json:
             print(json.dumps(results, indent=1))
         else:
@@ -289,6 +417,12 @@ def main() -> None:
                     f"  (ns-run: assemble {r['ns_run_assemble_ms']} ms,"
                     f" capture {r['ns_run_capture_ms']} ms)"
                 )
+                if "ab" in r:
+                    print(
+                        f"        other ns-run: overhead {r['ab']['overhead_s']:6.3f} s  (ns-run: "
+                        f"assemble {r['ab']['ns_run_assemble_ms']} ms, capture "
+                        f"{r['ab']['ns_run_capture_ms']} ms)"
+                    )
             for key, v in results["footprint"].items():
                 if isinstance(v, dict):
                     print(
@@ -296,6 +430,13 @@ def main() -> None:
                         f"{v['cumulative_rootfs']}: {v['ratio']}x"
                     )
             print("step DAG:", json.dumps(results["dag"]))
+            for c in results["copyup"]:
+                print(
+                    f"copy-up of {c['mib']} MiB: ns-run copy {c['ns_run_copy_ms']} ms + capture "
+                    f"{c['ns_run_capture_ms']} ms (step - trivial {c['step_minus_trivial_s']} s), "
+                    f"peak RSS {c['ns_run_peak_rss_kb']} kB; cp -a {c['cp_a_s']} s, peak RSS "
+                    f"{c['cp_a_peak_rss_kb']} kB; ratio {c['ratio_copy_plus_capture_vs_cp_a']}"
+                )
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(work)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,7 @@ let
   fetchers = import ./fetchers.nix { };
 
   inherit (import ./steps.nix { inherit steps; inherit (fetchers) fetchDistfile; })
-    meta distfiles chainSteps;
+    meta distfiles chainSteps stepData;
 
   freshness = import ./freshness.nix { inherit lib live-bootstrap meta steps; };
 
@@ -28,7 +28,7 @@ let
   # The runner (nix/runner.nix, nix/seed.nix, nix/oracle.nix): every step of steps/ as its own
   # sandboxed derivation over the seed stage, .#live-bootstrap, the script-generator oracle.
   runner = (import ./runner.nix { inherit lib; }).outputs {
-    inherit meta chainSteps;
+    inherit meta chainSteps stepData;
     live-bootstrap = import ./tree.nix { inherit live-bootstrap; };
     stage0 = stage0.x86;
     profilesDir = ../orchestrator/profiles;

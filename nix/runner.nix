@@ -3,7 +3,8 @@
 # A step derivation's builder is ns-run (nix/runner/ns-run.c, built by the chain's own
 # M2-Mesoplanet right after stage0; the tests pass one built by the host compiler). It stacks the
 # outputs of all earlier steps with overlayfs in a nested user + mount namespace, provides /dev,
-# /proc and /tmp as live-bootstrap's bwrap mode does, puts the step's distfiles in
+# /proc, /tmp and a /sys (an empty read-only tmpfs) as live-bootstrap's bwrap mode does, puts the
+# step's distfiles in
 # /external/distfiles, and runs exactly what live-bootstrap's seed/script-generator.c emits for
 # the directive, with the environment the previous step left. See docs/runner.md.
 #
@@ -75,7 +76,7 @@ let
   # bootstrap.cfg and /preseed-jump.kaem). Store files belong to a user the sandbox does not map,
   # so these are copied into the upper layer before the step runs (an unchanged copy is dropped
   # from the output). Other files can be replaced (unlink, rename, O_CREAT) but not opened for
-  # writing; a step that needs that gets `copyUp.<attrName> = [ paths ]` in mkChain.
+  # writing; a step that needs that gets a "copyUp" entry in steps/overrides/runner/steps.json.
   defaultCopyUp = ''
     copyup /steps/env
     copyup /steps/bootstrap.cfg
@@ -109,9 +110,63 @@ let
       spec = "flatten 1\n";
     };
 
+  # --- step-specific behaviour, as data ------------------------------------------------------
+
+  # steps/overrides/runner/steps.json (hand-written, preserved by `generate`): which steps need
+  # what from the runner, each entry with its reason. An entry names its steps with "steps" (a
+  # list of attribute names) or "from"/"through" (a range of the chain, both ends included) and
+  # carries any of "copyUp" (paths to make writable in place), "copyUpTrees" (directories whose
+  # every file is), "setuid" (the step sets setuid/setgid bits: see the setuid check below).
+  # Returns attrName -> { copyUp; copyUpTrees; setuid; } for the steps that have any entry.
+  entryKeys = [ "steps" "from" "through" "copyUp" "copyUpTrees" "setuid" "reason" ];
+  stepBehaviour = { steps, data, file ? "steps/overrides/runner/steps.json" }:
+    let
+      entries = data.entries or [ ];
+      indexOf = builtins.listToAttrs (lib.imap0 (i: s: { name = s.attrName; value = i; }) steps);
+      where = k: e: "${file}: entry ${toString k} (${e.reason or "no reason"})";
+      known = k: e: name:
+        if indexOf ? ${name} then indexOf.${name}
+        else throw "${where k e} names step '${name}', which is not in steps/default.nix (renamed upstream? update the entry)";
+      check = k: e:
+        let bad = filter (key: !(builtins.elem key entryKeys)) (builtins.attrNames e); in
+        if bad != [ ] then throw "${where k e}: unknown key(s) ${builtins.concatStringsSep ", " bad} (known: ${builtins.concatStringsSep ", " entryKeys})"
+        else if !(e ? reason) || e.reason == "" then throw "${where k e}: every entry needs a reason"
+        else if (e ? from) != (e ? through) then throw "${where k e}: 'from' and 'through' go together"
+        else if !(e ? steps) && !(e ? from) then throw "${where k e}: name its steps with 'steps' or 'from'/'through'"
+        else if e ? from && known k e e.from > known k e e.through then throw "${where k e}: '${e.from}' comes after '${e.through}'"
+        else e;
+      checked = lib.imap0 check entries;
+      selected = k: e:
+        if e ? steps then map (known k e) e.steps
+        else genList (j: known k e e.from + j) (known k e e.through - known k e e.from + 1);
+      perEntry = lib.imap0 (k: e: map (i: { name = (elemAt steps i).attrName; value = e; }) (selected k e)) checked;
+      grouped = builtins.groupBy (x: x.name) (builtins.concatLists perEntry);
+      merge = xs: {
+        copyUp = builtins.concatMap (x: x.value.copyUp or [ ]) xs;
+        copyUpTrees = builtins.concatMap (x: x.value.copyUpTrees or [ ]) xs;
+        setuid = builtins.any (x: x.value.setuid or false) xs;
+      };
+    in
+    builtins.mapAttrs (n: merge) grouped;
+
+  # Nix's seccomp filter (`filter-syscalls`, on by default) refuses setuid/setgid chmod. The steps
+  # that need the bits depend on this check, which has no other input: Nix can build it with the
+  # first steps, so a sandbox that refuses the bits stops the chain at once with one message
+  # (naming the setting, the steps and how to set it), not hours later inside that step. Its
+  # output is cached like any other: the steps themselves check again before they start.
+  mkSetuidCheck = { name, system, runner, steps }:
+    derivation {
+      inherit name system;
+      builder = "${runner}/bin/ns-run";
+      args = [ "check-setuid" ];
+      setuidSteps = builtins.concatStringsSep ", " steps;
+    };
+
   # The chain. `steps`: the step data of steps/*.nix, in order. `below`: layers under the first
   # step (stage0 tree, base, seed). `environ`: path of the NUL-separated environment the first
   # step starts with. `checkpointEvery`: flatten the stack after that many steps (null: never).
+  # `stepData`: the parsed steps/overrides/runner/steps.json (see stepBehaviour); `copyUp`
+  # (attrName -> paths) and `copyUpTrees` (step -> directories) add to it.
   mkChain =
     { system
     , runner
@@ -128,9 +183,23 @@ let
     , copyUp ? { }
     , copyUpTrees ? (s: [ ])
     , setenv ? [ ]
+    , stepData ? { entries = [ ]; }
     }:
     let
       n = length steps;
+
+      behaviour = stepBehaviour { inherit steps; data = stepData; };
+      behaviourOf = s: behaviour.${s.attrName} or { copyUp = [ ]; copyUpTrees = [ ]; setuid = false; };
+      setuidSteps = filter (s: (behaviourOf s).setuid) steps;
+      setuidCheck = mkSetuidCheck {
+        inherit system runner;
+        name = "${prefix}setuid-check";
+        steps = map (s: s.attrName) setuidSteps;
+      };
+      setuidLines = s:
+        if (behaviourOf s).setuid
+        then "require setuid\nsetuid-steps ${builtins.concatStringsSep ", " (map (x: x.attrName) setuidSteps)}\n"
+        else "";
 
       labelOf = s:
         if s.directive == "build"
@@ -152,8 +221,9 @@ let
         lib.concatMapStrings (d: "distfile ${d.fileName} ${d}\n") (s.distfiles or [ ]);
 
       copyUpLines = s:
-        defaultCopyUp + lib.concatMapStrings (p: "copyup ${p}\n") (copyUp.${s.attrName} or [ ])
-        + lib.concatMapStrings (d: "copyuptree ${d}\n") (copyUpTrees s);
+        defaultCopyUp
+        + lib.concatMapStrings (p: "copyup ${p}\n") ((copyUp.${s.attrName} or [ ]) ++ (behaviourOf s).copyUp)
+        + lib.concatMapStrings (d: "copyuptree ${d}\n") (unique (copyUpTrees s ++ (behaviourOf s).copyUpTrees));
 
       # results.(i) = { drv; layers (for the next step); environ }
       step = i: prev:
@@ -170,7 +240,7 @@ let
               file step stepScriptPath
               cwd /steps
             ''
-            + distfileLines s + copyUpLines s
+            + distfileLines s + copyUpLines s + setuidLines s
             + lib.concatMapStrings (e: "setenv ${e}\n") setenv
             + (if s.era == "kaem"
                then "arg ${kaem}\narg --file\narg /tmp/.runner/step\n"
@@ -187,7 +257,11 @@ let
               lbDirective = s.directive;
               lbPass = if s ? pass then toString s.pass else "";
               lbIndex = toString s.index;
-            };
+            } // (if (behaviourOf s).setuid then {
+              # built first (no other input): fails at once if the sandbox refuses setuid bits
+              inherit setuidCheck;
+              lbNeedsSetuid = "1";
+            } else { });
           };
           stacked = prev.layers ++ [ (asLayer drv) ];
           checkpoint = checkpointEvery != null && mod (i + 1) checkpointEvery == 0 && i + 1 < n;
@@ -212,26 +286,17 @@ let
       final = if n == 0 then null else lib.last drvs;
       # every layer of the finished system, bottom first (for flattening or inspection)
       layers = if n == 0 then below else (lib.last results).layers;
+      # the check the setuid steps depend on (null when no step needs setuid bits)
+      setuidCheck = if setuidSteps == [ ] then null else setuidCheck;
+      setuidSteps = map (s: s.attrName) setuidSteps;
     };
-  # Which steps get every file below /usr copied up (writable in place; costs a copy of /usr
-  # per step): the kaem era, where stage0's cp, tcc -ar, catm write over installed files, and
-  # the bash era until the first tar built there (tar-1.12 from the kaem era opens existing
-  # files with O_TRUNC when src_apply extracts a package over an earlier one; GNU tar >= 1.13
-  # unlinks first, and from then on every install goes through src_apply).
-  oldInstallers = steps:
-    let
-      isNewTar = s: s.directive == "build" && s.era == "bash" && substring 0 4 s.name == "tar-";
-      newTar = filter isNewTar steps;
-      limit = if newTar == [ ] then 1000000 else (builtins.head newTar).index;
-    in
-    s: if s.index <= limit then [ "/usr" ] else [ ];
-
   # The real chain: flake outputs from the generated steps/ and the stage0 build.
   # Returns { packages; checks; hydraJobs; } to merge into nix/default.nix's.
-  outputs = { live-bootstrap, meta, chainSteps, stage0, profilesDir, checkpointEvery ? null }:
+  outputs = { live-bootstrap, meta, chainSteps, stage0, profilesDir, checkpointEvery ? null
+            , stepData ? { entries = [ ]; } }:
     let
       self = { inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint
-                 mkChain asLayer trailer defaultCopyUp; };
+                 mkChain asLayer trailer defaultCopyUp stepBehaviour mkSetuidCheck; };
       cfgOf = profile: builtins.readFile (profilesDir + "/${profile}.cfg");
       envText = builtins.readFile "${live-bootstrap}/steps/env";
       stage0Tree = "${live-bootstrap}/seed/stage0-posix";
@@ -246,8 +311,7 @@ let
         steps = chainSteps;
         below = seedStage.layers;
         inherit (meta) config;
-        inherit envText;
-        copyUpTrees = oldInstallers chainSteps;
+        inherit envText stepData;
       };
       finished = mkCheckpoint {
         inherit (seedStage) system runner;
@@ -269,7 +333,7 @@ let
         lb-runner = seedStage.runner;
         lb-base = seedStage.base;
         lb-seed = seedStage.seed;
-      };
+      } // (if chain.setuidCheck == null then { } else { lb-setuid-check = chain.setuidCheck; });
       checks = {
         oracle-nix = oracle { profile = "nix"; cfgText = cfgOf "nix"; expected = expectedNix; };
         oracle-bwrap-ci = oracle { profile = "bwrap-ci"; cfgText = cfgOf "bwrap-ci"; };
@@ -291,5 +355,6 @@ let
     };
 in
 {
-  inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint mkChain asLayer trailer defaultCopyUp outputs;
+  inherit directiveText kaemHeader bashHeader expectedScripts mkRun mkCheckpoint mkChain asLayer trailer defaultCopyUp
+    stepBehaviour mkSetuidCheck outputs;
 }

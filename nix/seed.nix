@@ -66,6 +66,7 @@ let
       mkdir /proc
       mkdir /tmp
       mkdir /sys
+      no-command
     '';
   };
 

@@ -174,7 +174,8 @@ def test_round_trip_bump_then_drop_is_byte_identical(setup: dict[str, Path]) -> 
     assert tree_digest(steps) != digest
     assert main(["bump", "--drop", PKG, "--steps", str(steps)]) == 0
     assert tree_digest(steps) == digest
-    assert not (steps / "overrides").exists()
+    # no package override is left (steps/overrides/runner/ is the runner's step data, not bump's)
+    assert not list((steps / "overrides").glob("*.json"))
 
 
 def test_explicit_url_and_expected_hash(setup: dict[str, Path], capsys) -> None:

@@ -2,9 +2,9 @@
  *
  * Builds one step of the chain inside the Nix sandbox the way live-bootstrap's bwrap mode runs
  * it: the outputs of all earlier steps are stacked with overlayfs (not copied) in a nested user +
- * mount namespace, /dev, /proc and /tmp are provided as bwrap provides them, the step's distfiles
- * appear in /external/distfiles, and the command runs chrooted with the environment the previous
- * step left. Afterwards the overlay's upper directory *is* the step's output: whiteouts are turned
+ * mount namespace, /dev, /proc and /tmp are provided as bwrap provides them (/sys as an empty
+ * read-only tmpfs: the sandbox has none), the step's distfiles appear in /external/distfiles, and
+ * the command runs chrooted with the environment the previous step left. Afterwards the overlay's upper directory *is* the step's output: whiteouts are turned
  * into an explicit deletion record (the Nix store cannot hold device files), and the pins
  * (installed-file checksums, package tarball hashes) are checked.
  *
@@ -16,7 +16,9 @@
  * Modes:
  *   ns-run step            builder of a step derivation; reads the spec named by $specPath
  *   ns-run dump-env FILE   write the environment it was started with to FILE (NUL-separated)
- *   ns-run probe DIR       check user namespaces + overlayfs in DIR and explain what is missing
+ *   ns-run check-setuid    builder of the check that setuid bits can be set (filter-syscalls)
+ *   ns-run probe DIR       check user namespaces + overlayfs (+ setuid bits) in DIR, explain
+ *                          what is missing
  *   ns-run sha256 FILE...  print sha256 of files (for tests)
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
@@ -183,6 +185,32 @@ int ns_mount(char* src, char* dst, char* type, int flags, char* data) { return m
 int ns_fork() { return fork(); }
 int ns_waitpid(int pid, int* status) { return waitpid(pid, status, 0); }
 int ns_execve(char* path, char** argv, char** envp) { return execve(path, argv, envp); }
+int ns_read(int fd, char* buf, int n) { return read(fd, buf, n); }
+int ns_write(int fd, char* buf, int n) { return write(fd, buf, n); }
+int ns_close(int fd) { return close(fd); }
+
+/* copy_file_range(in, NULL, out, NULL, len, 0): six arguments, the sixth in ebp */
+int ns_copy_file_range(int in, int out, int len)
+{
+	asm("push_esi"
+	    "push_edi"
+	    "push_ebp"
+	    "lea_ebx,[esp+DWORD] %24"
+	    "mov_ebx,[ebx]"
+	    "xor_ecx,ecx"
+	    "lea_edx,[esp+DWORD] %20"
+	    "mov_edx,[edx]"
+	    "xor_esi,esi"
+	    "xor_edi,edi"
+	    "mov_ebp,edi"
+	    "lea_edi,[esp+DWORD] %16"
+	    "mov_edi,[edi]"
+	    "mov_eax, %377"
+	    "int !0x80"
+	    "pop_ebp"
+	    "pop_edi"
+	    "pop_esi");
+}
 #else
 int ns_ret(long r)
 {
@@ -219,6 +247,10 @@ int ns_mount(char* src, char* dst, char* type, int flags, char* data) { return n
 int ns_fork() { return ns_ret(fork()); }
 int ns_waitpid(int pid, int* status) { return ns_ret(waitpid(pid, status, 0)); }
 int ns_execve(char* path, char** argv, char** envp) { return ns_ret(execve(path, argv, envp)); }
+int ns_read(int fd, char* buf, int n) { return ns_ret(read(fd, buf, n)); }
+int ns_write(int fd, char* buf, int n) { return ns_ret(write(fd, buf, n)); }
+int ns_close(int fd) { return ns_ret(close(fd)); }
+int ns_copy_file_range(int in, int out, int len) { return ns_ret(syscall(SYS_copy_file_range, in, NULL, out, NULL, len, 0)); }
 #endif
 
 /* The file-type and mode bits of a path (not following symlinks), or -errno. Uses the layout of
@@ -252,6 +284,73 @@ int last_rdev()
 	struct stat* st;
 	st = (struct stat*) stat_buf;
 	return st->st_rdev;
+#endif
+}
+
+/* st_size (low and high word), st_ino (low word), st_ctime and its nanoseconds of the last
+ * path_mode() call: what capture compares to tell an untouched copy-up from a rewritten one. */
+int last_size()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 44;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_size & 0x7FFFFFFF;
+#endif
+}
+
+int last_size_hi()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 48;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_size >> 31;
+#endif
+}
+
+int last_ino()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 88;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_ino;
+#endif
+}
+
+int last_ctime()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 80;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_ctim.tv_sec;
+#endif
+}
+
+int last_ctime_ns()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 84;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_ctim.tv_nsec;
 #endif
 }
 
@@ -316,28 +415,49 @@ void out2(char* s)
 	write(2, s, strlen(s));
 }
 
+char* cat2(char* a, char* b);
+
 char* errname(int e)
 {
 	if (e < 0) e = -e;
 	if (e == 1) return "EPERM (operation not permitted)";
 	if (e == 2) return "ENOENT (no such file or directory)";
+	if (e == 4) return "EINTR (interrupted system call)";
+	if (e == 5) return "EIO (input/output error)";
+	if (e == 6) return "ENXIO (no such device or address)";
 	if (e == 7) return "E2BIG (argument list too long)";
+	if (e == 8) return "ENOEXEC (exec format error)";
+	if (e == 9) return "EBADF (bad file descriptor)";
+	if (e == 10) return "ECHILD (no child processes)";
+	if (e == 11) return "EAGAIN (resource temporarily unavailable)";
+	if (e == 12) return "ENOMEM (cannot allocate memory)";
 	if (e == 13) return "EACCES (permission denied)";
+	if (e == 14) return "EFAULT (bad address)";
 	if (e == 16) return "EBUSY (device or resource busy)";
 	if (e == 17) return "EEXIST (file exists)";
 	if (e == 18) return "EXDEV (cross-device link)";
+	if (e == 19) return "ENODEV (no such device)";
 	if (e == 20) return "ENOTDIR (not a directory)";
 	if (e == 21) return "EISDIR (is a directory)";
 	if (e == 22) return "EINVAL (invalid argument)";
+	if (e == 23) return "ENFILE (too many open files in system)";
+	if (e == 24) return "EMFILE (too many open files)";
+	if (e == 26) return "ETXTBSY (text file busy)";
+	if (e == 27) return "EFBIG (file too large)";
 	if (e == 28) return "ENOSPC (no space left on device)";
+	if (e == 29) return "ESPIPE (illegal seek)";
 	if (e == 30) return "EROFS (read-only file system)";
+	if (e == 31) return "EMLINK (too many links)";
+	if (e == 32) return "EPIPE (broken pipe)";
 	if (e == 36) return "ENAMETOOLONG (file name too long)";
 	if (e == 38) return "ENOSYS (function not implemented)";
 	if (e == 39) return "ENOTEMPTY (directory not empty)";
 	if (e == 40) return "ELOOP (too many levels of symbolic links)";
 	if (e == 61) return "ENODATA (no data available)";
+	if (e == 75) return "EOVERFLOW (value too large for defined data type)";
 	if (e == 95) return "EOPNOTSUPP (operation not supported)";
-	return itoa10(e);
+	if (e == 122) return "EDQUOT (disk quota exceeded)";
+	return cat2("errno ", itoa10(e));
 }
 
 void fail(char* what, char* path, int err)
@@ -391,7 +511,10 @@ char* path_join(char* dir, char* name)
 	return cat3(dir, "/", name);
 }
 
-/* Read a whole file; *len receives its size. Returns NULL if it cannot be opened. */
+/* Read a whole file; *len receives its size. Returns NULL if it cannot be opened (the kernel's
+ * error is then in read_err). */
+int read_err;
+
 char* read_file(char* path, int* len)
 {
 	int fd = ns_open(path, NS_O_RDONLY, 0);
@@ -400,7 +523,11 @@ char* read_file(char* path, int* len)
 	int r;
 	char* buf;
 	char* bigger;
-	if (fd < 0) return NULL;
+	read_err = 0;
+	if (fd < 0) {
+		read_err = fd;
+		return NULL;
+	}
 	buf = calloc(cap + 1, 1);
 	while (1) {
 		if (n == cap) {
@@ -410,12 +537,12 @@ char* read_file(char* path, int* len)
 			buf = bigger;
 			cap = cap * 2;
 		}
-		r = read(fd, buf + n, cap - n);
+		r = ns_read(fd, buf + n, cap - n);
 		if (r < 0) fail("cannot read", path, r);
 		if (r == 0) break;
 		n = n + r;
 	}
-	close(fd);
+	ns_close(fd);
 	len[0] = n;
 	buf[n] = 0;
 	return buf;
@@ -425,8 +552,9 @@ void write_all(int fd, char* buf, int len, char* path)
 {
 	int r;
 	while (len > 0) {
-		r = write(fd, buf, len);
-		if (r <= 0) fail("cannot write", path, r);
+		r = ns_write(fd, buf, len);
+		if (r < 0) fail("cannot write", path, r);
+		if (r == 0) fail("cannot write (no progress)", path, 0);
 		buf = buf + r;
 		len = len - r;
 	}
@@ -437,7 +565,7 @@ void write_file(char* path, char* buf, int len, int mode)
 	int fd = ns_open(path, NS_O_WRONLY | NS_O_CREAT | NS_O_TRUNC, mode);
 	if (fd < 0) fail("cannot create", path, fd);
 	write_all(fd, buf, len, path);
-	close(fd);
+	check(ns_close(fd), "cannot write", path);
 }
 
 /* mkdir -p */
@@ -528,7 +656,7 @@ struct entry* list_dir(char* path)
 			pos = pos + reclen;
 		}
 	}
-	close(fd);
+	ns_close(fd);
 	free(buf);
 	return head;
 }
@@ -565,14 +693,43 @@ void remove_tree(char* path)
 	}
 }
 
+/* Copy a regular file through one fixed buffer (never the whole file in memory): `src` is opened
+ * before `dst` is unlinked, so dst may be the same path seen through the overlay. */
+char* copy_buf;
+
+void copy_file(char* src, char* dst, int mode)
+{
+	int in = ns_open(src, NS_O_RDONLY, 0);
+	int out;
+	int r;
+	if (in < 0) fail("cannot open", src, in);
+	if (copy_buf == NULL) copy_buf = calloc(BUFSZ, 1);
+	ns_unlink(dst);
+	out = ns_open(dst, NS_O_WRONLY | NS_O_CREAT | NS_O_TRUNC, mode);
+	if (out < 0) fail("cannot create", dst, out);
+	/* in the kernel when it can (overlay to overlay: the data never passes through here, as
+	 * with cp); any error, e.g. EXDEV across file systems, falls back to read/write from where
+	 * it stopped (both file offsets have advanced by what was copied) */
+	while (1) {
+		r = ns_copy_file_range(in, out, 1073741824);
+		if (r <= 0) break;
+	}
+	while (1) {
+		r = ns_read(in, copy_buf, BUFSZ);
+		if (r < 0) fail("cannot read", src, r);
+		if (r == 0) break;
+		write_all(out, copy_buf, r, dst);
+	}
+	ns_close(in);
+	check(ns_close(out), "cannot write", dst);
+}
+
 /* cp -r for regular files, symlinks and directories (modes: executable bit only, like the
  * Nix store). */
 void copy_tree(char* src, char* dst)
 {
 	int m = path_mode(src);
 	int t;
-	int len;
-	char* buf;
 	char* link;
 	int r;
 	struct entry* e;
@@ -602,13 +759,8 @@ void copy_tree(char* src, char* dst)
 		check(ns_symlink(link, dst), "cannot create symlink", dst);
 		free(link);
 	} else if (t == NS_S_IFREG) {
-		len = 0;
-		buf = read_file(src, &len);
-		if (buf == NULL) fail("cannot open", src, 0);
-		ns_unlink(dst);
-		if ((m & 73) != 0) write_file(dst, buf, len, 493);
-		else write_file(dst, buf, len, 420);
-		free(buf);
+		if ((m & 73) != 0) copy_file(src, dst, 493);
+		else copy_file(src, dst, 420);
 	}
 	/* special files (whiteouts, devices) are never copied */
 }
@@ -722,6 +874,7 @@ char* sha256_file(char* path)
 	int i;
 	int r;
 	unsigned v;
+	read_err = fd;
 	if (fd < 0) return NULL;
 	if (sha_k == NULL) sha_init_k();
 	h = calloc(8, sizeof(unsigned));
@@ -729,7 +882,7 @@ char* sha256_file(char* path)
 	h[4] = 0x510e527f; h[5] = 0x9b05688c; h[6] = 0x1f83d9ab; h[7] = 0x5be0cd19;
 	buf = calloc(128, 1);
 	while (1) {
-		r = read(fd, buf + fill, 64 - fill);
+		r = ns_read(fd, buf + fill, 64 - fill);
 		if (r < 0) fail("cannot read", path, r);
 		if (r == 0) break;
 		fill = fill + r;
@@ -743,7 +896,7 @@ char* sha256_file(char* path)
 			fill = 0;
 		}
 	}
-	close(fd);
+	ns_close(fd);
 	/* padding: 0x80, zeros, 64-bit big-endian bit length (total_hi counts 2^28-byte units) */
 	buf[fill] = 128;
 	fill = fill + 1;
@@ -785,33 +938,163 @@ char* sha256_file(char* path)
 }
 
 /* ------------------------------------------------------------------------------------------
- * The spec: one directive per line, "key value" (value = rest of the line)
+ * The spec: one directive per line, "key value"; '#' starts a comment line.
+ *
+ * The grammar (spec_arity): every key has a fixed shape, and anything else is refused with the
+ * spec line's number, so a misspelt key or a missing argument can never make a step run nothing
+ * or check no pin and still succeed.
+ *
+ *   shape  keys                                                   value
+ *   ---    no-command                                             (none)
+ *   1      self environ mkdir copyup copyuptree cwd flatten       one word
+ *          require (only "require setuid"), layer-output output
+ *          scratch passenv (the stdenv bridge's own store paths)
+ *   2      layer file put copyin copyupdir distfile checksums     two words
+ *          state bind
+ *   hex    expect                                                 <64 hex digits> <path>
+ *   rest   label arg setenv setuid-steps                          the rest of the line (not
+ *                                                                 empty; may hold spaces)
+ *
+ * label, self, environ, cwd, flatten, no-command, setuid-steps and layer-output may appear once. A spec
+ * runs a command (arg lines), flattens (flatten) or says no-command; exactly one of the three.
  * ------------------------------------------------------------------------------------------ */
+
+#define SHAPE_NONE 0
+#define SHAPE_WORD 1
+#define SHAPE_TWO 2
+#define SHAPE_HEX 3
+#define SHAPE_REST 4
 
 struct item {
 	char* key;
 	char* a; /* first word of the value */
 	char* b; /* rest after the first word (or NULL) */
 	char* value; /* the whole value */
+	int line; /* spec line number */
+	/* a copied-up file: what capture compares (see copy_up) */
+	int ino;
+	int ctime;
+	int ctime_ns;
+	int size;
+	int size_hi;
 	struct item* next;
 };
 
 struct item* spec;
+
+/* The shape of a key's value, or -1 for an unknown key. */
+int spec_arity(char* key)
+{
+	if (strcmp(key, "no-command") == 0) return SHAPE_NONE;
+	if (strcmp(key, "self") == 0) return SHAPE_WORD;
+	if (strcmp(key, "environ") == 0) return SHAPE_WORD;
+	if (strcmp(key, "mkdir") == 0) return SHAPE_WORD;
+	if (strcmp(key, "copyup") == 0) return SHAPE_WORD;
+	if (strcmp(key, "copyuptree") == 0) return SHAPE_WORD;
+	if (strcmp(key, "cwd") == 0) return SHAPE_WORD;
+	if (strcmp(key, "flatten") == 0) return SHAPE_WORD;
+	if (strcmp(key, "require") == 0) return SHAPE_WORD;
+	if (strcmp(key, "layer-output") == 0) return SHAPE_WORD;
+	if (strcmp(key, "output") == 0) return SHAPE_WORD;
+	if (strcmp(key, "scratch") == 0) return SHAPE_WORD;
+	if (strcmp(key, "passenv") == 0) return SHAPE_WORD;
+	if (strcmp(key, "layer") == 0) return SHAPE_TWO;
+	if (strcmp(key, "file") == 0) return SHAPE_TWO;
+	if (strcmp(key, "put") == 0) return SHAPE_TWO;
+	if (strcmp(key, "copyin") == 0) return SHAPE_TWO;
+	if (strcmp(key, "copyupdir") == 0) return SHAPE_TWO;
+	if (strcmp(key, "distfile") == 0) return SHAPE_TWO;
+	if (strcmp(key, "checksums") == 0) return SHAPE_TWO;
+	if (strcmp(key, "state") == 0) return SHAPE_TWO;
+	if (strcmp(key, "bind") == 0) return SHAPE_TWO;
+	if (strcmp(key, "expect") == 0) return SHAPE_HEX;
+	if (strcmp(key, "label") == 0) return SHAPE_REST;
+	if (strcmp(key, "arg") == 0) return SHAPE_REST;
+	if (strcmp(key, "setenv") == 0) return SHAPE_REST;
+	if (strcmp(key, "setuid-steps") == 0) return SHAPE_REST;
+	return -1;
+}
+
+int spec_once(char* key)
+{
+	if (strcmp(key, "label") == 0) return 1;
+	if (strcmp(key, "self") == 0) return 1;
+	if (strcmp(key, "environ") == 0) return 1;
+	if (strcmp(key, "cwd") == 0) return 1;
+	if (strcmp(key, "flatten") == 0) return 1;
+	if (strcmp(key, "no-command") == 0) return 1;
+	if (strcmp(key, "setuid-steps") == 0) return 1;
+	if (strcmp(key, "layer-output") == 0) return 1;
+	return 0;
+}
+
+/* 64 lowercase or uppercase hex digits and nothing else */
+int is_hex64(char* s)
+{
+	int i = 0;
+	int c;
+	while (s[i] != 0) {
+		c = s[i];
+		if (i >= 64) return 0;
+		if (c >= '0') {
+			if (c <= '9') {
+				i = i + 1;
+				continue;
+			}
+		}
+		if (c >= 'a') {
+			if (c <= 'f') {
+				i = i + 1;
+				continue;
+			}
+		}
+		if (c >= 'A') {
+			if (c <= 'F') {
+				i = i + 1;
+				continue;
+			}
+		}
+		return 0;
+	}
+	return i == 64;
+}
+
+void spec_fail(int n, char* what, char* line)
+{
+	out2("ns-run: spec line ");
+	out2(itoa10(n));
+	out2(": ");
+	out2(what);
+	out2("\n  ");
+	out2(line);
+	out2("\n");
+	exit(1);
+}
 
 struct item* parse_spec(char* text)
 {
 	struct item* head = NULL;
 	struct item* tail = NULL;
 	struct item* it;
+	struct item* seen;
 	char* line = text;
+	char* orig;
 	char* nl;
 	char* sp;
+	int n = 0;
+	int shape;
+	int commands = 0;
+	int args = 0;
 	while (line[0] != 0) {
+		n = n + 1;
 		nl = strchr(line, '\n');
 		if (nl != NULL) nl[0] = 0;
 		if (line[0] != 0) {
 			if (line[0] != '#') {
+				orig = calloc(strlen(line) + 1, 1);
+				strcpy(orig, line);
 				it = calloc(1, sizeof(struct item));
+				it->line = n;
 				sp = strchr(line, ' ');
 				if (sp == NULL) {
 					it->key = line;
@@ -828,6 +1111,49 @@ struct item* parse_spec(char* text)
 					sp[0] = 0;
 					it->b = sp + 1;
 				}
+				shape = spec_arity(it->key);
+				if (shape < 0) spec_fail(n, cat3("unknown key '", it->key, "'"), orig);
+				if (shape == SHAPE_NONE) {
+					if (it->value[0] != 0) spec_fail(n, cat3("'", it->key, "' takes no argument"), orig);
+				}
+				if (shape != SHAPE_NONE) {
+					if (it->a[0] == 0) spec_fail(n, cat3("'", it->key, "' is missing its argument"), orig);
+				}
+				if (shape == SHAPE_WORD) {
+					if (it->b != NULL) spec_fail(n, cat3("'", it->key, "' takes one argument, this line has more"), orig);
+				}
+				if (shape == SHAPE_TWO) {
+					if (it->b == NULL) spec_fail(n, cat3("'", it->key, "' takes two arguments, this line has one"), orig);
+					if (it->b[0] == 0) spec_fail(n, cat3("'", it->key, "' takes two arguments, the second is empty"), orig);
+					if (strchr(it->b, ' ') != NULL) spec_fail(n, cat3("'", it->key, "' takes two arguments, this line has more"), orig);
+				}
+				if (shape == SHAPE_HEX) {
+					if (is_hex64(it->a) == 0) spec_fail(n, "a pin is '<64 hex digits> <path>': the hash is not 64 hex digits", orig);
+					if (it->b == NULL) spec_fail(n, "a pin is '<64 hex digits> <path>': the path is missing", orig);
+					if (it->b[0] != '/') spec_fail(n, "a pin is '<64 hex digits> <path>': the path is not absolute", orig);
+					if (strchr(it->b, ' ') != NULL) spec_fail(n, "a pin is '<64 hex digits> <path>': the path holds a space", orig);
+				}
+				if (strcmp(it->key, "require") == 0) {
+					if (strcmp(it->value, "setuid") != 0) spec_fail(n, "unknown requirement (only 'require setuid')", orig);
+				}
+				if (strcmp(it->key, "setenv") == 0) {
+					if (strchr(it->value, '=') == NULL) spec_fail(n, "'setenv' takes NAME=VALUE", orig);
+				}
+				if (spec_once(it->key)) {
+					seen = head;
+					while (seen != NULL) {
+						if (strcmp(seen->key, it->key) == 0) {
+							spec_fail(n, cat3("'", it->key, cat3("' may appear once; it is already on line ", itoa10(seen->line), "")), orig);
+						}
+						seen = seen->next;
+					}
+				}
+				if (strcmp(it->key, "arg") == 0) {
+					if (args == 0) commands = commands + 1;
+					args = args + 1;
+				}
+				if (strcmp(it->key, "flatten") == 0) commands = commands + 1;
+				if (strcmp(it->key, "no-command") == 0) commands = commands + 1;
 				if (tail == NULL) head = it;
 				else tail->next = it;
 				tail = it;
@@ -835,6 +1161,15 @@ struct item* parse_spec(char* text)
 		}
 		if (nl == NULL) break;
 		line = nl + 1;
+	}
+	if (commands == 0) {
+		out2("ns-run: spec: no command: a step needs 'arg' lines (the command to run), a checkpoint\n"
+		     "  'flatten 1', or a spec that only assembles files 'no-command'\n");
+		exit(1);
+	}
+	if (commands > 1) {
+		out2("ns-run: spec: 'arg', 'flatten' and 'no-command' exclude each other; this spec has more than one\n");
+		exit(1);
 	}
 	return head;
 }
@@ -938,7 +1273,7 @@ int make_whiteouts(char* record, char* dir, int n)
 	char* owork = cat2("ow/", itoa10(n));
 	char* omnt = cat2("om/", itoa10(n));
 	char* opts;
-	if (text == NULL) fail("cannot read deletion record", record, 0);
+	if (text == NULL) fail("cannot read deletion record", record, read_err);
 	mkdirs(dir, 493);
 	/* pass 0: opaque directories (through a scratch overlay); pass 1: whiteouts */
 	while (pass < 2) {
@@ -1058,7 +1393,7 @@ void skeleton_deletions(char* record, char* skel)
 	char* line;
 	char* nl;
 	char* target;
-	if (text == NULL) fail("cannot read deletion record", record, 0);
+	if (text == NULL) fail("cannot read deletion record", record, read_err);
 	line = text;
 	while (line[0] != 0) {
 		nl = strchr(line, '\n');
@@ -1173,6 +1508,20 @@ int capture(char* dir, char* rel)
 
 int pin_failures;
 
+void checksums_fail(char* file, int n, char* line)
+{
+	out2("ns-run: ");
+	out2(step_label);
+	out2(": ");
+	out2(file);
+	out2(" line ");
+	out2(itoa10(n));
+	out2(": not a pin ('<64 hex digits>  <path>'):\n  ");
+	out2(line);
+	out2("\n");
+	exit(1);
+}
+
 void pin_check(char* root, char* file, char* expected)
 {
 	char* host = cat2(root, file);
@@ -1192,8 +1541,9 @@ void pin_check(char* root, char* file, char* expected)
 	out2("ns-run: pin ok: "); out2(file); out2(" "); out2(actual); out2("\n");
 }
 
-/* An upstream checksums file (sha256sum format: "<hex>  <path>"); relative paths are relative
- * to `base` (the directory the pass script ran in). */
+/* An upstream checksums file (sha256sum format: "<64 hex>  <path>"); relative paths are relative
+ * to `base` (the directory the pass script ran in). Any other line fails the step naming the
+ * file and line: a pin that cannot be read is never skipped. */
 void checksums_check(char* root, char* file, char* base)
 {
 	int len = 0;
@@ -1201,20 +1551,33 @@ void checksums_check(char* root, char* file, char* base)
 	char* line;
 	char* nl;
 	char* name;
-	if (text == NULL) fail("cannot read checksums file", file, 0);
+	int n = 0;
+	int count = 0;
+	if (text == NULL) fail("cannot read checksums file", file, read_err);
 	line = text;
 	while (line[0] != 0) {
+		n = n + 1;
 		nl = strchr(line, '\n');
 		if (nl != NULL) nl[0] = 0;
-		if (strlen(line) > 66) {
-			line[64] = 0;
+		if (line[0] != 0) {
+			if (strlen(line) < 67) checksums_fail(file, n, line);
+			if (line[64] != ' ') checksums_fail(file, n, line);
+			if (line[65] != ' ') checksums_fail(file, n, line);
 			name = line + 66;
+			line[64] = 0;
+			if (is_hex64(line) == 0) {
+				line[64] = ' ';
+				checksums_fail(file, n, line);
+			}
+			if (name[0] == ' ') checksums_fail(file, n, name);
 			if (name[0] != '/') name = path_join(base, name);
 			pin_check(root, name, line);
+			count = count + 1;
 		}
 		if (nl == NULL) break;
 		line = nl + 1;
 	}
+	if (count == 0) fail("checksums file has no pins:", file, 0);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1259,13 +1622,13 @@ void write_id_maps(int uid, int gid)
 	m = cat3("0 ", itoa10(uid), " 1\n");
 	fd = ns_open("/proc/self/uid_map", NS_O_WRONLY, 0);
 	if (fd < 0) fail("cannot open", "/proc/self/uid_map", fd);
-	if (write(fd, m, strlen(m)) < 0) fail("cannot write", "/proc/self/uid_map", 0);
-	close(fd);
+	check(ns_write(fd, m, strlen(m)), "cannot write", "/proc/self/uid_map");
+	ns_close(fd);
 	m = cat3("0 ", itoa10(gid), " 1\n");
 	fd = ns_open("/proc/self/gid_map", NS_O_WRONLY, 0);
 	if (fd < 0) fail("cannot open", "/proc/self/gid_map", fd);
-	if (write(fd, m, strlen(m)) < 0) fail("cannot write", "/proc/self/gid_map", 0);
-	close(fd);
+	check(ns_write(fd, m, strlen(m)), "cannot write", "/proc/self/gid_map");
+	ns_close(fd);
 }
 
 void enter_namespace()
@@ -1329,7 +1692,7 @@ char** read_environ(char* file, char** extra)
 	char** env;
 	if (file != NULL) {
 		text = read_file(file, &len);
-		if (text == NULL) fail("cannot read environment", file, 0);
+		if (text == NULL) fail("cannot read environment", file, read_err);
 	}
 	while (i < len) {
 		if (text[i] == 0) count = count + 1;
@@ -1355,28 +1718,93 @@ char** read_environ(char* file, char** extra)
 }
 
 /* Make a file from a lower layer writable in place: store files belong to a user the sandbox
- * does not map, so only a copy in the upper layer can be opened for writing. The spec item
- * becomes a "copiedup" record (path, original bytes) so that an unchanged copy is dropped from
- * the output afterwards. */
+ * does not map, so only a copy in the upper layer can be opened for writing. The copy is streamed
+ * through one buffer (nothing is kept in memory); the spec item becomes a "copiedup" record with
+ * the copy's inode, size and ctime, so that capture can drop an untouched copy without reading
+ * it again (see wait_for_tick: any later write changes the ctime). */
+char* upper_root;
+
 void copy_up(struct item* it, char* merged, char* path)
 {
 	char* l = cat2(merged, path);
+	char* u;
 	int r = path_mode(l);
-	int len = 0;
-	char* data;
 	if (r < 0) {
 		it->key = "skipped";
 		return;
 	}
-	data = read_file(l, &len);
-	if (data == NULL) fail("cannot read", path, 0);
+	if ((r & NS_S_IFMT) != NS_S_IFREG) {
+		it->key = "skipped";
+		return;
+	}
+	if ((r & 73) != 0) copy_file(l, l, 493);
+	else copy_file(l, l, 420);
+	u = cat2(upper_root, path);
+	r = path_mode(u);
+	if (r < 0) fail("copy-up left no file in the upper layer:", u, r);
 	it->key = "copiedup";
 	it->value = path;
-	it->b = data;
-	it->a = itoa10(len);
-	check(ns_unlink(l), "cannot copy up", path);
-	if ((r & 73) != 0) write_file(l, data, len, 493);
-	else write_file(l, data, len, 420);
+	it->ino = last_ino();
+	it->size = last_size();
+	it->size_hi = last_size_hi();
+	it->ctime = last_ctime();
+	it->ctime_ns = last_ctime_ns();
+	free(l);
+	free(u);
+}
+
+/* 1 if the copy of `it` in the upper layer is exactly what copy_up left (same inode, size, ctime) */
+int copy_untouched(struct item* it)
+{
+	char* u = cat2(upper_root, it->value);
+	int m = path_mode(u);
+	int same = 1;
+	free(u);
+	if (m < 0) return 0;
+	if ((m & NS_S_IFMT) != NS_S_IFREG) return 0;
+	if (last_ino() != it->ino) same = 0;
+	if (last_size() != it->size) same = 0;
+	if (last_size_hi() != it->size_hi) same = 0;
+	if (last_ctime() != it->ctime) same = 0;
+	if (last_ctime_ns() != it->ctime_ns) same = 0;
+	return same;
+}
+
+/* Wait until the file system's clock has moved past every copy's ctime: a write in the same
+ * clock tick as the copy would leave the ctime unchanged, so the step starts only once any
+ * write is bound to change it. Costs at most one tick (a few ms). */
+int latest_s;
+int latest_ns;
+
+void note_ctime(struct item* it)
+{
+	if (it->ctime > latest_s) {
+		latest_s = it->ctime;
+		latest_ns = it->ctime_ns;
+	} else if (it->ctime == latest_s) {
+		if (it->ctime_ns > latest_ns) latest_ns = it->ctime_ns;
+	}
+}
+
+void wait_for_tick(char* dir)
+{
+	char* probe = path_join(dir, ".runner-tick");
+	int tries = 0;
+	int later;
+	while (1) {
+		write_file(probe, "t", 1, 420);
+		path_mode(probe);
+		later = 0;
+		if (last_ctime() > latest_s) later = 1;
+		if (last_ctime() == latest_s) {
+			if (last_ctime_ns() > latest_ns) later = 1;
+		}
+		if (later) break;
+		tries = tries + 1;
+		if (tries > 10000000) fail("the file system clock does not advance (ctime) in", dir, 0);
+	}
+	ns_unlink(probe);
+	free(probe);
 }
 
 /* copy_up every regular file below root-relative directory `dir` (items appended to `after`) */
@@ -1386,12 +1814,14 @@ struct item* copy_up_tree(struct item* after, char* merged, char* dir)
 {
 	char* host = cat2(merged, dir);
 	struct entry* e;
+	struct entry* next;
 	char* rel;
 	char* p;
 	int m;
 	struct item* n;
 	if ((path_mode(host) & NS_S_IFMT) != NS_S_IFDIR) return after;
 	e = list_dir(host);
+	free(host);
 	while (e != NULL) {
 		rel = path_join(dir, e->name);
 		p = cat2(merged, rel);
@@ -1402,13 +1832,72 @@ struct item* copy_up_tree(struct item* after, char* merged, char* dir)
 			n->next = after->next;
 			after->next = n;
 			copy_up(n, merged, rel);
+			note_ctime(n);
 			copied_files = copied_files + 1;
 			after = n;
 		}
 		free(p);
-		e = e->next;
+		if (m != NS_S_IFREG) free(rel);
+		next = e->next;
+		free(e->name);
+		free(e);
+		e = next;
 	}
 	return after;
+}
+
+/* VmHWM of /proc/self/status: the runner's own peak memory */
+char* peak_rss()
+{
+	int len = 0;
+	char* text = read_file("/proc/self/status", &len);
+	char* p;
+	char* nl;
+	if (text == NULL) return "?";
+	p = strstr(text, "VmHWM:");
+	if (p == NULL) return "?";
+	p = p + 6;
+	while (p[0] == ' ') p = p + 1;
+	while (p[0] == 9) p = p + 1;
+	nl = strchr(p, '\n');
+	if (nl != NULL) nl[0] = 0;
+	return p;
+}
+
+/* Nix's seccomp filter (filter-syscalls, on by default) refuses chmod/fchmod/fchmodat with
+ * S_ISUID or S_ISGID. Try it on a scratch file in `dir`: 0, or the kernel's error. */
+int try_setuid(char* dir)
+{
+	char* f = path_join(dir, ".runner-setuid-probe");
+	int r;
+	write_file(f, "", 0, 420);
+	r = ns_chmod(f, 2541); /* 04755 */
+	ns_unlink(f);
+	free(f);
+	return r;
+}
+
+void explain_setuid(int r, char* steps)
+{
+	out2("ns-run: ");
+	if (step_label != NULL) {
+		out2(step_label);
+		out2(": ");
+	}
+	out2("setting a setuid bit (chmod 04755) fails here: ");
+	out2(errname(r));
+	out2("\n  Steps of the chain install setuid programs, and live-bootstrap's pinned package tarballs\n"
+	     "  record those modes, so the bits must really be set while the step packs its tarball (the\n"
+	     "  store never keeps them: Nix resets every output file to 0444/0555 afterwards).\n"
+	     "  Nix's seccomp filter refuses setuid/setgid chmod unless `filter-syscalls = false`.\n");
+	if (steps != NULL) {
+		out2("  Steps that need it: ");
+		out2(steps);
+		out2("\n");
+	}
+	out2("  Set it in the nix.conf of every machine that builds these steps (/etc/nix/nix.conf:\n"
+	     "  filter-syscalls = false; for Hydra and remote builders, on each build machine), or, as root\n"
+	     "  or a trusted user, pass --option filter-syscalls false (python -m orchestrator build does).\n");
 }
 
 void bind_dev(char* root, char* name)
@@ -1495,12 +1984,13 @@ int mode_step()
 	struct item* extra_item;
 	char* wh;
 	char* l;
+	int ndistfiles = 0;
 
 	if (spec_path == NULL) fail("no $specPath (the derivation must pass its spec with passAsFile)", NULL, 0);
 	if (out == NULL) fail("no $out", NULL, 0);
 	if (top == NULL) top = "/build";
 	text = read_file(spec_path, &len);
-	if (text == NULL) fail("cannot read spec", spec_path, 0);
+	if (text == NULL) fail("cannot read spec", spec_path, read_err);
 	spec = parse_spec(text);
 	/* "layer-output NAME": the runner's output (tree/, deletions, state/) goes to the derivation
 	 * output NAME instead of $out (a bridge member keeps $out for what it installs) */
@@ -1515,6 +2005,15 @@ int mode_step()
 	out2("ns-run: ==== "); out2(step_label); out2(" ====\n");
 
 	check(ns_chdir(top), "cannot enter", top);
+	/* a step that sets setuid bits fails here, before any work, if the sandbox refuses them */
+	if (spec_get("require") != NULL) {
+		r = try_setuid(top);
+		if (r < 0) {
+			explain_setuid(r, spec_get("setuid-steps"));
+			exit(1);
+		}
+		out2("ns-run: setuid bits can be set here (filter-syscalls is off)\n");
+	}
 	enter_namespace();
 
 	/* layers, bottom to top; "layer DIR RECORD" (RECORD "-" when nothing was deleted) */
@@ -1588,12 +2087,13 @@ int mode_step()
 	/* 2. the writable root: skeleton on top, upper = $out/tree */
 	mkdirs(out, 493);
 	upper = path_join(out, "tree");
+	upper_root = upper;
 	work = path_join(out, ".work");
 	mkdirs(upper, 493);
 	mkdirs(work, 493);
 	opts = cat3("lowerdir=skel:", lowers, ",upperdir=");
 	opts = cat3(opts, upper, ",workdir=");
-	opts = cat3(opts, work, ",userxattr");
+	opts = cat3(opts, work, ",userxattr,volatile");
 	if (strlen(opts) > 4000) {
 		explain_overlay(-22, opts);
 		exit(1);
@@ -1615,6 +2115,13 @@ int mode_step()
 	bind_dev(merged, "urandom");
 	bind_dev(merged, "tty");
 	bind_dev(merged, "ptmx");
+	if (path_mode("/dev/full") >= 0) bind_dev(merged, "full");
+	/* bwrap's --dev also makes these links (populate_device_nodes makes /dev/stdout otherwise,
+	 * which would live only in that step's /dev) */
+	check(ns_symlink("/proc/self/fd", cat2(merged, "/dev/fd")), "cannot create", "/dev/fd");
+	check(ns_symlink("/proc/self/fd/0", cat2(merged, "/dev/stdin")), "cannot create", "/dev/stdin");
+	check(ns_symlink("/proc/self/fd/1", cat2(merged, "/dev/stdout")), "cannot create", "/dev/stdout");
+	check(ns_symlink("/proc/self/fd/2", cat2(merged, "/dev/stderr")), "cannot create", "/dev/stderr");
 	target = path_join(merged, "dev/shm");
 	mkdirs(target, 493);
 	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
@@ -1624,6 +2131,12 @@ int mode_step()
 	target = path_join(merged, "tmp");
 	if (path_mode(target) < 0) mkdirs(target, 493);
 	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
+	/* /sys: bwrap binds the host's; the Nix sandbox has none, and a sysfs mount is refused in the
+	 * nested namespace. What the scripts check is that `mount` shows one (finalize_fhs:
+	 * `mount | grep '/sys' || mount -t sysfs ...`): an empty read-only tmpfs, nothing of the host. */
+	target = path_join(merged, "sys");
+	if (path_mode(target) < 0) mkdirs(target, 493);
+	check(ns_mount("sysfs-stand-in", target, "tmpfs", NS_MS_RDONLY | NS_MS_NOSUID | NS_MS_NODEV | 8, "mode=0555"), "cannot mount tmpfs on", target);
 
 	/* the runner's own files live in /tmp/.runner (tmpfs: never part of the output) */
 	runner_dir = path_join(merged, "tmp/.runner");
@@ -1631,7 +2144,7 @@ int mode_step()
 	self = spec_get("self");
 	if (self != NULL) {
 		data = read_file(self, &len);
-		if (data == NULL) fail("cannot read", self, 0);
+		if (data == NULL) fail("cannot read", self, read_err);
 		write_file(path_join(runner_dir, "ns-run"), data, len, 493);
 	}
 
@@ -1647,8 +2160,17 @@ int mode_step()
 			r = ns_mount(it->b, l, NULL, NS_MS_BIND, NULL);
 			if (r < 0) fail("cannot bind-mount distfile", it->b, r);
 			r = ns_mount(it->b, l, NULL, NS_MS_BIND | NS_MS_REMOUNT | NS_MS_RDONLY, NULL);
+			ndistfiles = ndistfiles + 1;
 		}
 		it = it->next;
+	}
+	/* A step without distfiles of its own finds one placeholder, so that live-bootstrap's loops
+	 * over the directory (improve/clean_sources.sh: `for source in "${DISTFILES}/"*; do rm ...`)
+	 * see what they expect, a non-empty directory, instead of an unmatched glob. Deleting it is
+	 * harmless: the directory is this step's tmpfs. */
+	if (ndistfiles == 0) {
+		data = "This step has no distfiles of its own (the runner gives each step only its own).\n";
+		write_file(path_join(target, "runner-placeholder"), data, strlen(data), 420);
 	}
 
 	/* 4b. store paths inside the root at their own paths (for steps whose results live in the
@@ -1698,6 +2220,7 @@ int mode_step()
 			mkdirs(cat2(merged, it->a), 493);
 		} else if (strcmp(it->key, "copyup") == 0) {
 			copy_up(it, merged, it->value);
+			if (strcmp(it->key, "copiedup") == 0) note_ctime(it);
 		} else if (strcmp(it->key, "copyuptree") == 0) {
 			copy_up_tree(it, merged, it->value);
 			out2("ns-run: copied up "); out2(itoa10(copied_files)); out2(" files below "); out2(it->value); out2("\n");
@@ -1716,6 +2239,7 @@ int mode_step()
 								extra_item->next = it->next;
 								it->next = extra_item;
 								copy_up(extra_item, merged, data);
+								if (strcmp(extra_item->key, "copiedup") == 0) note_ctime(extra_item);
 							}
 						}
 					}
@@ -1762,6 +2286,7 @@ int mode_step()
 	cwd = spec_get("cwd");
 	if (cwd == NULL) cwd = "/";
 	main_envp = read_environ(environ_file, extra);
+	if (latest_s != 0) wait_for_tick(out); /* beside the upper layer (same file system), not in it */
 
 	t_assembled = millis();
 	pid = 1;
@@ -1826,7 +2351,7 @@ int mode_step()
 		if (strcmp(it->key, "state") == 0) {
 			l = cat2(merged, it->b);
 			data = read_file(l, &len);
-			if (data == NULL) fail("the step left no", it->b, 0);
+			if (data == NULL) fail("the step left no", it->b, read_err);
 			write_file(path_join(state_dir, it->a), data, len, 420);
 		}
 		it = it->next;
@@ -1835,6 +2360,7 @@ int mode_step()
 	/* 9. take the root apart, turn the upper directory into the output */
 	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
 	remove_tree(work);
+	/* copies the step did not touch are dropped (same inode, size and ctime as copy_up left) */
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "bind") == 0) prune_mount_point(upper, it->b);
@@ -1845,12 +2371,10 @@ int mode_step()
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "copiedup") == 0) {
-			l = cat2(upper, it->value);
-			data = read_file(l, &len);
-			if (data != NULL) {
-				if (len == atoi(it->a)) {
-					if (memcmp(data, it->b, len) == 0) ns_unlink(l);
-				}
+			if (copy_untouched(it)) {
+				l = cat2(upper, it->value);
+				check(ns_unlink(l), "cannot drop unchanged copy", l);
+				free(l);
 			}
 		}
 		it = it->next;
@@ -1870,7 +2394,8 @@ int mode_step()
 	out2(" ms, overlay mount "); out2(itoa10(t_mount - t_skeleton));
 	out2(" ms, the rest "); out2(itoa10(t_assembled - t_mount)); out2(")");
 	out2(" ms, run "); out2(itoa10(t_ran - t_assembled));
-	out2(" ms, capture "); out2(itoa10(t_done - t_ran)); out2(" ms\n");
+	out2(" ms, capture "); out2(itoa10(t_done - t_ran)); out2(" ms");
+	out2(", peak RSS "); out2(peak_rss()); out2("\n");
 	return 0;
 }
 
@@ -1904,6 +2429,32 @@ int mode_probe(char* dir)
 		return 1;
 	}
 	out2("ns-run: user namespaces and overlayfs work here\n");
+	r = try_setuid(dir);
+	if (r < 0) {
+		out2("ns-run: setuid bits are refused here (");
+		out2(errname(r));
+		out2("): inside the Nix sandbox that is filter-syscalls = true;\n"
+		     "  the steps that install setuid programs need filter-syscalls = false\n");
+	} else out2("ns-run: setuid bits can be set here\n");
+	return 0;
+}
+
+/* Builder of the setuid check derivation: fails at once, with the message, if the sandbox
+ * refuses setuid bits; Nix can build it before the chain gets to the steps that need them. */
+int mode_check_setuid()
+{
+	char* out = getenv("out");
+	char* top = getenv("NIX_BUILD_TOP");
+	int r;
+	if (out == NULL) fail("no $out", NULL, 0);
+	if (top == NULL) top = "/build";
+	r = try_setuid(top);
+	if (r < 0) {
+		explain_setuid(r, getenv("setuidSteps"));
+		return 1;
+	}
+	mkdirs(out, 493);
+	out2("ns-run: setuid bits can be set here (filter-syscalls is off)\n");
 	return 0;
 }
 
@@ -1918,10 +2469,11 @@ int main(int argc, char** argv, char** envp)
 #endif
 	stat_buf = calloc(256, 1);
 	if (argc < 2) {
-		out2("usage: ns-run step | dump-env FILE | probe DIR | sha256 FILE...\n");
+		out2("usage: ns-run step | check-setuid | dump-env FILE | probe DIR | sha256 FILE...\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "step") == 0) return mode_step();
+	if (strcmp(argv[1], "check-setuid") == 0) return mode_check_setuid();
 	if (strcmp(argv[1], "dump-env") == 0) {
 		if (argc != 3) fail("usage: ns-run dump-env FILE", NULL, 0);
 		return dump_env(argv[2]);
@@ -1934,7 +2486,7 @@ int main(int argc, char** argv, char** envp)
 		i = 2;
 		while (i < argc) {
 			h = sha256_file(argv[i]);
-			if (h == NULL) fail("cannot open", argv[i], 0);
+			if (h == NULL) fail("cannot open", argv[i], read_err);
 			out2(h); out2("  "); out2(argv[i]); out2("\n");
 			i = i + 1;
 		}

@@ -25,9 +25,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from orchestrator import display, nixcli
 from orchestrator.bridge.members import load as load_bridge
+from orchestrator.build import setuid
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
 from orchestrator.build.progress import (
     Durations,
@@ -309,6 +311,13 @@ def run(args: argparse.Namespace) -> int:
         if STEP_ENV in drv.env:  # the runner names its step derivations in the environment
             index.alias(drv.name, drv.env[STEP_ENV])
     plan.to_build = _ordered(plan.to_build, index)
+    # steps that set setuid bits need filter-syscalls = false: pass it, or stop before building
+    needs_setuid = setuid.setuid_steps(plan.closure[d] for d in plan.to_build)
+    if needs_setuid:
+        more, note = setuid.options_for(needs_setuid, args.option, setuid.current_settings())
+        args.option = [*args.option, *more]
+        if note:
+            err.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     if plan.missing_distfiles:
         text, hint = missing_message(plan.missing_distfiles, attempted=False)
         if args.offline:

@@ -41,7 +41,7 @@ NIX_FLAGS = [
 BUSYBOX_APPLETS = (
     "sh cat cp mv rm ln mkdir rmdir chmod touch ls test [ echo printf env grep sed find sort "
     "xargs tar bzip2 gzip sha256sum wc head tail cut tr true false sleep basename dirname id "
-    "readlink uname expr"
+    "readlink uname expr awk mount mknod stat"
 ).split()
 
 
@@ -325,6 +325,48 @@ def write_tree(root: Path, pins: dict[str, str] | None, *, update_checksums: boo
     (improve / "update_env.sh").write_text(UPDATE_ENV)
 
 
+def write_custom_tree(
+    root: Path,
+    manifest: str,
+    packages: dict[str, dict[str, str]],
+    improves: dict[str, str],
+    *,
+    update_checksums: bool = True,
+) -> None:
+    """A synthetic tree with this manifest (ENV and HELPERS as above; no package pins unless
+    ``update_checksums`` is off). ``packages``: step directory -> files (no distfiles)."""
+    if root.exists():
+        shutil.rmtree(root)
+    steps = root / "steps"
+    steps.mkdir(parents=True)
+    if update_checksums:
+        manifest = "define: UPDATE_CHECKSUMS = True\n" + manifest
+    (steps / "manifest").write_text(manifest)
+    (steps / "env").write_text(ENV)
+    (steps / "helpers.sh").write_text(HELPERS)
+    (steps / "SHA256SUMS.pkgs").write_text("")
+    (root / "COMMIT").write_text("0" * 40 + "\n")
+    for name, files in packages.items():
+        d = steps / name
+        d.mkdir()
+        (d / "sources").write_text("")
+        for rel, text in files.items():
+            (d / rel).write_text(text)
+    improve = steps / "improve"
+    improve.mkdir()
+    for name, text in improves.items():
+        (improve / f"{name}.sh").write_text(text)
+
+
+def write_step_data(steps_dir: Path, entries: list[dict]) -> None:
+    """steps/overrides/runner/steps.json, the runner's step data (kept by generate)."""
+    import json
+
+    f = steps_dir / "overrides" / "runner" / "steps.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"schema_version": 1, "entries": entries}, indent=1) + "\n")
+
+
 def generate(tree: Path, out: Path) -> None:
     subprocess.run(
         [
@@ -435,6 +477,7 @@ let
     inherit (meta) config;
     envText = builtins.readFile (tree + "/steps/env");
     inherit prefix checkpointEvery;
+    inherit (loaded) stepData;
     setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];
     # the synthetic chain's stand-in bash is a plain (dynamic) Debian bash
     copyUp = { };
@@ -442,6 +485,7 @@ let
 in
 chain.byName // {
   final = chain.final;
+  setuid-check = chain.setuidCheck;
   # the finished root filesystem, flattened (as .#live-bootstrap is)
   flat = runnerLib.mkCheckpoint {
     name = "${prefix}flat";
@@ -468,9 +512,23 @@ class Synth:
         self.environ = initial_environ(work)
         self.base = ""
 
-    def prepare(self, pins: dict[str, str] | None, *, update_checksums: bool = False) -> None:
-        write_tree(self.tree, pins, update_checksums=update_checksums)
+    def prepare(
+        self,
+        pins: dict[str, str] | None,
+        *,
+        update_checksums: bool = False,
+        custom: dict | None = None,
+        step_data: list[dict] | None = None,
+    ) -> None:
+        """Write and generate the tree: the standard synthetic chain, or ``custom`` (the
+        arguments of write_custom_tree); ``step_data``: the runner's steps.json entries."""
+        if custom is None:
+            write_tree(self.tree, pins, update_checksums=update_checksums)
+        else:
+            write_custom_tree(self.tree, **custom)
         generate(self.tree, self.steps)
+        if step_data is not None:
+            write_step_data(self.steps, step_data)
         sys.path.insert(0, str(REPO))
         from orchestrator.upstream.chain import load_chain
         from orchestrator.upstream.tree import SourceTree
