@@ -175,6 +175,25 @@ def test_distfiles_list_in_a_pipe_has_whole_cells(capsys) -> None:
         assert row[5].split() == d["urls"] or (not d["urls"] and row[5].startswith("(git only"))
 
 
+def test_terminal_tables_never_fold_a_store_path_or_url() -> None:
+    """On a narrow terminal the table grows instead: each long cell stays on one line."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.tables import Rows, columns, emit
+
+    path = "/nix/store/" + "b" * 32 + "-gcc-4.0.4-pass1-with-a-long-name"
+    url = "https://example.org/" + "x" * 90 + ".tar.gz"
+    table = Rows("t", columns("path", "url", "markup"))
+    table.add(path, url, "[bold]not markup[/]")
+    buf = io.StringIO()
+    emit(table, console=Console(file=buf, force_terminal=True, width=40, color_system=None))
+    lines = buf.getvalue().splitlines()
+    assert any(path in line and url in line for line in lines), buf.getvalue()
+    assert "[bold]not markup[/]" in buf.getvalue()
+
+
 # -- 4. errors a program can read, seed that cannot silently do nothing --------------------------
 def test_json_errors_are_objects_with_the_hint(tmp_path: Path, capsys) -> None:
     rc = main(["plan", "--json", "--live-bootstrap", str(tmp_path / "nope")])
