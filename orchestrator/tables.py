@@ -10,13 +10,13 @@
   screen, and a copied line is still the whole value. Cells are rich ``Text``, never markup, so
   upstream text such as ``[bold]`` is shown as written.
 
-TODO(integrator): when orchestrator/display.py (showing upstream text literally, escapes made
-visible) lands, route ``_visible`` through it so both agree on one escaping.
+TODO(integrator): orchestrator/display.py (engineer "trust": upstream text shown literally) was
+not on main when this was written; ``_visible`` follows its ``visible`` rule, replace it with an
+import of ``orchestrator.display.visible`` when both are merged.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,14 +27,23 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    if ch in _NAMED:
+        return _NAMED[ch]
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 def _visible(text: str) -> str:
-    """One line, control characters made visible (a backslash is doubled first)."""
-    text = text.replace("\\", "\\\\")
-    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+    """One line: every non-printable character (controls, bidi overrides, line separators)
+    written as an escape (``\\t``, ``\\n``, ``\\x1b``, ``\\u202e``). The same rule as
+    orchestrator/display.py's ``visible`` (engineer "trust"): swap this for it once merged."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
 @dataclass

@@ -193,6 +193,17 @@ def test_terminal_tables_never_fold_a_store_path_or_url() -> None:
     assert any(path in line and url in line for line in lines), buf.getvalue()
     assert "[bold]not markup[/]" in buf.getvalue()
 
+    # piped: a cell with a tab, a newline or an escape sequence is still one row of 3 cells
+    table.add("a\tb", "c\nd", "\x1b[2J")
+    plain = io.StringIO()
+    emit(table, console=Console(file=plain, force_terminal=False))
+    rows = [line.split("\t") for line in plain.getvalue().splitlines()]
+    assert rows == [
+        ["path", "url", "markup"],
+        [path, url, "[bold]not markup[/]"],
+        ["a\\tb", "c\\nd", "\\x1b[2J"],
+    ]
+
 
 # -- 4. errors a program can read, seed that cannot silently do nothing --------------------------
 def test_json_errors_are_objects_with_the_hint(tmp_path: Path, capsys) -> None:
