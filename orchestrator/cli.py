@@ -17,7 +17,7 @@ from rich.console import Console
 
 from orchestrator import __version__
 from orchestrator.display import lines, text
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import GenerateError, OrchestratorError
 
 # Subcommand modules, in the order `--help` lists them.
 COMMANDS = [
@@ -95,15 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         want_json = bool(getattr(args, "json", False))
         # --live-bootstrap PATH / $LIVE_BOOTSTRAP: what every nix call of this command evaluates
-        # (only commands that take the option; the others never see $LIVE_BOOTSTRAP)
-        inputs = nix_input_args(args.live_bootstrap) if hasattr(args, "live_bootstrap") else []
-        with nixcli.flake_inputs(inputs, None if inputs else explain_fetch_failure):
+        # (only commands that take the option; the others never see $LIVE_BOOTSTRAP). A path
+        # Nix cannot take is an error only when a nix call needs it (plan just reads the tree).
+        inputs: list[str] = []
+        unusable: OrchestratorError | None = None
+        try:
+            inputs = nix_input_args(args.live_bootstrap) if hasattr(args, "live_bootstrap") else []
+        except GenerateError as exc:
+            unusable = exc
+        explain = None if inputs or unusable else explain_fetch_failure
+        with nixcli.flake_inputs(inputs, explain, unusable):
             return int(args.func(args) or 0)
     except OrchestratorError as exc:
         # the message quotes upstream text: printed literally (display.py)
         err_console.print(text(("error:", "bold red"), " ") + lines(str(exc)), soft_wrap=True)
         if want_json and not getattr(exc, "json_printed", False):
-            print(json.dumps(error_object(exc), indent=1))
+            try:
+                print(json.dumps(error_object(exc), indent=1))
+            except BrokenPipeError:
+                pass
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -26,17 +26,31 @@ _INPUT_ARGS: list[str] = []
 _EXPLAIN: list[Callable[[str], NixError | None]] = []
 
 
+_INPUT_ERROR: list[Exception] = []  # the override cannot be expressed: raised on first use
+
+
 @contextmanager
 def flake_inputs(
-    args: Sequence[str], explain: Callable[[str], NixError | None] | None = None
+    args: Sequence[str],
+    explain: Callable[[str], NixError | None] | None = None,
+    error: Exception | None = None,
 ) -> Iterator[None]:
-    saved = (list(_INPUT_ARGS), list(_EXPLAIN))
+    saved = (list(_INPUT_ARGS), list(_EXPLAIN), list(_INPUT_ERROR))
     _INPUT_ARGS[:] = list(args)
     _EXPLAIN[:] = [explain] if explain else []
+    _INPUT_ERROR[:] = [error] if error else []
     try:
         yield
     finally:
-        _INPUT_ARGS[:], _EXPLAIN[:] = saved
+        _INPUT_ARGS[:], _EXPLAIN[:], _INPUT_ERROR[:] = saved
+
+
+def _input_args(args: Sequence[str]) -> list[str]:
+    if not _takes_flakes(args):
+        return []
+    if _INPUT_ERROR:
+        raise _INPUT_ERROR[0]
+    return list(_INPUT_ARGS)
 
 
 # nix subcommands that evaluate installables (and so take --override-input)
@@ -97,7 +111,7 @@ def run_nix(
 ) -> subprocess.CompletedProcess[str]:
     """Run nix; ``env`` adds to the environment, ``timeout`` raises TimeoutExpired.
     ``inputs=False``: without the command's input overrides (for calls that take no flake)."""
-    extra = _INPUT_ARGS if inputs and _takes_flakes(args) else []
+    extra = _input_args(args) if inputs else []
     cmd = [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args, *extra]
     proc = subprocess.run(
         cmd,
@@ -166,7 +180,7 @@ def nix_command(
     args: Sequence[str], *, offline: bool = True, sandbox: bool | None = None
 ) -> list[str]:
     """The full argv of a ``nix`` call, for callers that stream its output (``build``)."""
-    extra = _INPUT_ARGS if _takes_flakes(args) else []
+    extra = _input_args(args)
     return [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args, *extra]
 
 

@@ -124,6 +124,21 @@ def test_audit_reads_sources_in_a_chroot_store(
     assert rc == 1, "the stray blob is found too"
 
 
+def test_a_path_nix_cannot_take_is_refused_only_where_nix_needs_it(
+    pinned_fixture: Path, tmp_path: Path, capsys
+) -> None:
+    """Nix 2.8's path: references are not percent-decoded: a space cannot be passed."""
+    import shutil
+
+    odd = tmp_path / "with space" / "lb"
+    shutil.copytree(pinned_fixture, odd)
+    assert main(["plan", "--json", "--live-bootstrap", str(odd)]) == 0, "reading needs no Nix"
+    assert len(json.loads(capsys.readouterr().out)) == 181
+    rc = main(["audit", "stage0", "--json", "--live-bootstrap", str(odd)])
+    error = json.loads(capsys.readouterr().out)
+    assert rc == 2 and "Nix cannot take this directory" in error["error"] and error["hint"]
+
+
 # -- 3. output that survives a pipe ----------------------------------------------------------------
 def _piped(*argv: str) -> tuple[list[list[str]], str]:
     """Run the CLI with stdout a pipe; the rows, split at tabs, and stderr."""

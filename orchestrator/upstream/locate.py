@@ -23,14 +23,13 @@ import argparse
 import json
 import os
 import subprocess
-import urllib.parse
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError, ParseError
 from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json
+from orchestrator.nixstr import nix_json, path_flake_ref
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +68,7 @@ def nix_input_args(explicit: str | os.PathLike[str] | None) -> list[str]:
             f"{OPTION} {path}: not a directory",
             hint="a live-bootstrap checkout with submodules (README: Offline)",
         )
-    # a path: URL; characters that mean something in a URL are percent-encoded
-    url = "path:" + urllib.parse.quote(str(where.resolve()), safe="/-_.~+=,@")
-    return ["--override-input", INPUT_NAME, url]
+    return ["--override-input", INPUT_NAME, path_flake_ref(str(where.resolve()))]
 
 
 def explain_fetch_failure(stderr: str) -> NixError | None:
