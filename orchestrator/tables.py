@@ -50,6 +50,13 @@ def _visible(text: str) -> str:
 class Column:
     header: str
     right: bool = False  # right-justified on a terminal (numbers)
+    multiline: bool = False  # "\n" in a cell: a line break on a terminal, " ; " in a pipe
+
+
+def _cell(text: str, column: Column, sep: str) -> str:
+    if column.multiline:
+        return sep.join(_visible(line) for line in text.split("\n"))
+    return _visible(text)
 
 
 @dataclass
@@ -68,14 +75,17 @@ class Rows:
         self.styles.append(style)
 
 
-def columns(*headers: str, right: Sequence[str] = ()) -> list[Column]:
-    return [Column(h, right=h in right) for h in headers]
+def columns(
+    *headers: str, right: Sequence[str] = (), multiline: Sequence[str] = ()
+) -> list[Column]:
+    return [Column(h, right=h in right, multiline=h in multiline) for h in headers]
 
 
 def write_plain(table: Rows, out: IO[str]) -> None:
     out.write("\t".join(_visible(c.header) for c in table.columns) + "\n")
     for row in table.rows:
-        out.write("\t".join(_visible(cell) for cell in row) + "\n")
+        cells = (_cell(cell, c, " ; ") for cell, c in zip(row, table.columns, strict=True))
+        out.write("\t".join(cells) + "\n")
 
 
 def rich_table(table: Rows, cell_styles: dict[tuple[int, int], str] | None = None) -> Table:
@@ -84,7 +94,7 @@ def rich_table(table: Rows, cell_styles: dict[tuple[int, int], str] | None = Non
         t.add_column(c.header, justify="right" if c.right else "left", no_wrap=True)
     for i, (row, style) in enumerate(zip(table.rows, table.styles, strict=True)):
         cells = [
-            Text(_visible(cell), style=(cell_styles or {}).get((i, j), ""))
+            Text(_cell(cell, table.columns[j], "\n"), style=(cell_styles or {}).get((i, j), ""))
             for j, cell in enumerate(row)
         ]
         t.add_row(*cells, style=style or "")

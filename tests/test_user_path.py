@@ -220,6 +220,21 @@ def test_terminal_tables_never_fold_a_store_path_or_url() -> None:
     ]
 
 
+def test_verify_table_in_a_pipe_keeps_store_paths_whole(capsys) -> None:
+    from orchestrator.verify.render import print_table
+    from orchestrator.verify.report import PathResult, Report, Status, Summary, now
+
+    ours = "/nix/store/" + "c" * 32 + "-a-rather-long-derivation-name-for-an-80-column-terminal"
+    theirs = "/nix/store/" + "d" * 32 + "-a-rather-long-derivation-name-for-an-80-column-terminal"
+    result = PathResult(path=ours, status=Status.differs, reason="NAR hashes differ", theirs=theirs)
+    report = Report(mode="rebuild", started=now(), results=[result])
+    report.summary = Summary.of(report.results, strict=False)
+    print_table(report)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "status\tpath\tdetail"
+    assert out[1].split("\t") == ["differs", ours, f"vs {theirs} ; NAR hashes differ"]
+
+
 # -- 4. errors a program can read, seed that cannot silently do nothing --------------------------
 def test_json_errors_are_objects_with_the_hint(tmp_path: Path, capsys) -> None:
     rc = main(["plan", "--json", "--live-bootstrap", str(tmp_path / "nope")])
