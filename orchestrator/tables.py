@@ -10,9 +10,8 @@
   screen, and a copied line is still the whole value. Cells are rich ``Text``, never markup, so
   upstream text such as ``[bold]`` is shown as written.
 
-TODO(integrator): orchestrator/display.py (engineer "trust": upstream text shown literally) was
-not on main when this was written; ``_visible`` follows its ``visible`` rule, replace it with an
-import of ``orchestrator.display.visible`` when both are merged.
+Escapes are orchestrator.display's (``visible``): the same rule as every other place that shows
+upstream text.
 """
 
 from __future__ import annotations
@@ -27,23 +26,12 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(ch: str) -> str:
-    o = ord(ch)
-    if ch in _NAMED:
-        return _NAMED[ch]
-    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+from orchestrator.display import visible
 
 
 def _visible(text: str) -> str:
-    """One line: every non-printable character (controls, bidi overrides, line separators)
-    written as an escape (``\\t``, ``\\n``, ``\\x1b``, ``\\u202e``). The same rule as
-    orchestrator/display.py's ``visible`` (engineer "trust"): swap this for it once merged."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+    """One line: every non-printable character written as an escape (display.py's rule)."""
+    return visible(text)
 
 
 @dataclass
