@@ -34,6 +34,8 @@
 #   }
 { live-bootstrap, steps }:
 let
+  inherit (import ./lib.nix) relativeTo hasPrefix;
+
   load = arch:
     let
       plan = builtins.fromJSON (builtins.readFile (steps + "/stage0/${arch}.json"));
@@ -43,23 +45,26 @@ let
       # what it reads and nothing else: the other seeds of bootstrap-seeds/ never enter it.
       # The tree itself (scripts that read the answers file or copy M2libc) comes without
       # bootstrap-seeds/ for the same reason.
+      # Filters compare paths relative to what builtins.path copies (lib.relativeTo): Nix hands
+      # them physical paths, which carry a prefix in a chroot store.
       source = p:
         if p == "" then
           builtins.path {
             path = root;
             name = "stage0-posix";
-            filter = path: _: path != "${root}/bootstrap-seeds";
+            filter = let rel = relativeTo root; in path: _: rel path != "bootstrap-seeds";
           }
         else
           # copied inside a directory of its own, so the file keeps its name (tools that
           # look at argv[0] see "hex0-seed", not "<hash>-hex0-seed")
           let
             full = "${root}/${p}";
-            below = path: path == full
-              || builtins.substring 0 (builtins.stringLength full + 1) path == full + "/";
-            dir = builtins.path { path = dirOf full; name = baseNameOf p; filter = path: _: below path; };
+            name = baseNameOf p;
+            rel = relativeTo (dirOf full);
+            below = path: let r = rel path; in r == name || hasPrefix "${name}/" r;
+            dir = builtins.path { path = dirOf full; inherit name; filter = path: _: below path; };
           in
-          "${dir}/${baseNameOf p}";
+          "${dir}/${name}";
 
       # A reference in the data: exactly one of lit / src / step / out / text.
       ref = r:

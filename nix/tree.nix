@@ -4,8 +4,9 @@
 # binary inputs at exactly those two (`orchestrator audit live-bootstrap` checks it).
 { live-bootstrap }:
 let
+  inherit (import ./lib.nix) relativeTo hasPrefix;
   root = "${live-bootstrap}";
-  seeds = "${root}/seed/stage0-posix/bootstrap-seeds";
+  seeds = "seed/stage0-posix/bootstrap-seeds";
   keep = [
     seeds
     "${seeds}/POSIX"
@@ -13,10 +14,11 @@ let
     "${seeds}/POSIX/x86/hex0-seed"
     "${seeds}/POSIX/x86/kaem-optional-seed"
   ];
-  underSeeds = p: builtins.substring 0 (builtins.stringLength seeds + 1) p == seeds + "/";
+  # relative to the root (Nix hands the filter physical paths: a chroot store prefixes them)
+  rel = relativeTo root;
 in
 builtins.path {
   path = root;
   name = "live-bootstrap-source";
-  filter = p: _: !(underSeeds p) || builtins.elem p keep;
+  filter = p: _: let r = rel p; in !(hasPrefix "${seeds}/" r) || builtins.elem r keep;
 }

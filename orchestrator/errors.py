@@ -61,3 +61,7 @@ class StaleError(OrchestratorError):
 
 class NixError(OrchestratorError):
     """A nix command failed."""
+
+
+class InputUnavailable(NixError):
+    """The pinned live-bootstrap input is not in the store and cannot be fetched."""

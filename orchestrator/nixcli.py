@@ -10,12 +10,71 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.errors import NixError
 
 FEATURES = ["--extra-experimental-features", "nix-command flakes"]
+
+# Set for the length of one CLI command (``cli.main`` -> :func:`flake_inputs`): arguments every
+# nix call gets (``--override-input live-bootstrap path:…``; nix accepts them on any command and
+# ignores them where no flake is evaluated), and what turns a failed fetch into a clear error.
+_INPUT_ARGS: list[str] = []
+_EXPLAIN: list[Callable[[str], NixError | None]] = []
+
+
+_INPUT_ERROR: list[Exception] = []  # the override cannot be expressed: raised on first use
+
+
+@contextmanager
+def flake_inputs(
+    args: Sequence[str],
+    explain: Callable[[str], NixError | None] | None = None,
+    error: Exception | None = None,
+) -> Iterator[None]:
+    saved = (list(_INPUT_ARGS), list(_EXPLAIN), list(_INPUT_ERROR))
+    _INPUT_ARGS[:] = list(args)
+    _EXPLAIN[:] = [explain] if explain else []
+    _INPUT_ERROR[:] = [error] if error else []
+    try:
+        yield
+    finally:
+        _INPUT_ARGS[:], _EXPLAIN[:], _INPUT_ERROR[:] = saved
+
+
+def _input_args(args: Sequence[str]) -> list[str]:
+    if not _takes_flakes(args):
+        return []
+    if _INPUT_ERROR:
+        raise _INPUT_ERROR[0]
+    return list(_INPUT_ARGS)
+
+
+# nix subcommands that evaluate installables (and so take --override-input)
+_FLAKE_COMMANDS = {"build", "eval", "path-info", "show-derivation", "derivation", "log", "flake"}
+
+
+def _takes_flakes(args: Sequence[str]) -> bool:
+    it = iter(args)
+    for a in it:
+        if a == "--option":  # NAME VALUE
+            next(it, None)
+            next(it, None)
+        elif not a.startswith("-"):
+            return a in _FLAKE_COMMANDS
+    return False
+
+
+def explain_failure(stderr: str) -> NixError | None:
+    """A clearer error for a known failure in nix's stderr (the pinned input not fetchable)."""
+    for explain in _EXPLAIN:
+        found = explain(stderr)
+        if found is not None:
+            return found
+    return None
 
 
 def nix_binary() -> str:
@@ -48,9 +107,12 @@ def run_nix(
     input: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float | None = None,
+    inputs: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run nix; ``env`` adds to the environment, ``timeout`` raises TimeoutExpired."""
-    cmd = [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args]
+    """Run nix; ``env`` adds to the environment, ``timeout`` raises TimeoutExpired.
+    ``inputs=False``: without the command's input overrides (for calls that take no flake)."""
+    extra = _input_args(args) if inputs else []
+    cmd = [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args, *extra]
     proc = subprocess.run(
         cmd,
         cwd=cwd,
@@ -61,6 +123,9 @@ def run_nix(
         timeout=timeout,
     )
     if check and proc.returncode != 0:
+        explained = explain_failure(proc.stderr or "")
+        if explained is not None:
+            raise explained
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-30:])
         raise NixError(f"`nix {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
     return proc
@@ -71,6 +136,43 @@ def nix_json(args: Sequence[str], **kw: Any) -> Any:
     return json.loads(proc.stdout)
 
 
+# -- where store paths are on disk ---------------------------------------------------------------
+_ROOTS: dict[tuple[str | None, ...], str] = {}
+
+
+def _root_of(store: str) -> str:
+    """The directory a ``store`` setting puts /nix/store under: "" for the default store."""
+    if store.startswith("/"):
+        return store.rstrip("/")
+    _, _, query = store.partition("?")
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == "root" and value:
+            return urllib.parse.unquote(value).rstrip("/")
+    return ""
+
+
+def store_root() -> str:
+    """The chroot of the store Nix uses here (``--store ROOT``, ``store = ROOT`` in nix.conf or
+    $NIX_CONFIG): store paths are at ROOT/nix/store/… on disk. "" for /nix/store itself."""
+    key = tuple(os.environ.get(v) for v in ("NIX_CONFIG", "NIX_REMOTE", "NIX_CONF_DIR", "HOME"))
+    if key not in _ROOTS:
+        proc = run_nix(["show-config", "--json"], check=False, inputs=False)
+        try:
+            store = str(json.loads(proc.stdout)["store"]["value"])
+        except (ValueError, KeyError, TypeError):
+            store = ""
+        _ROOTS[key] = _root_of(store)
+    return _ROOTS[key]
+
+
+def real_path(path: str | os.PathLike[str]) -> str:
+    """Where a store path's bytes are on disk (a chroot store keeps them under its root)."""
+    text = os.fspath(path)
+    root = store_root() if text.startswith("/nix/store/") else ""
+    return root + text
+
+
 # -- additions for build / distfiles seed / audit ------------------------------------------------
 
 
@@ -78,7 +180,8 @@ def nix_command(
     args: Sequence[str], *, offline: bool = True, sandbox: bool | None = None
 ) -> list[str]:
     """The full argv of a ``nix`` call, for callers that stream its output (``build``)."""
-    return [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args]
+    extra = _input_args(args)
+    return [nix_binary(), *base_args(offline=offline, sandbox=sandbox), *args, *extra]
 
 
 def nix_version() -> tuple[int, ...]:

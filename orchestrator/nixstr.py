@@ -182,6 +182,23 @@ def flake_installable(flake: str, attrs: Sequence[str]) -> str:
     return flake + "#" + urllib.parse.quote(attr_path(attrs), safe=_FRAGMENT_SAFE)
 
 
+# What Nix 2.8 takes in a ``path:`` flake reference (measured): it does not percent-decode, a
+# space makes the reference "not a valid URL", ``?`` starts a query and ``#`` an attribute path.
+_PATH_REF_RE = re.compile(r"/[A-Za-z0-9/._+~=,@-]*")
+
+
+def path_flake_ref(path: str) -> str:
+    """``path:PATH`` for ``--override-input``; PATH absolute and expressible, else an error."""
+    text = _checked_text(path, "path")
+    if not _PATH_REF_RE.fullmatch(text):
+        raise GenerateError(
+            f"{text}: Nix cannot take this directory as a flake input (path:{text})",
+            hint="a path: reference holds letters, digits and / . _ + ~ = , @ - only: "
+            "move or copy the tree to such a path",
+        )
+    return "path:" + text
+
+
 FILTERS = {
     "nix_str": nix_string,
     "nix_attr": nix_attr,

@@ -14,6 +14,7 @@ ORDER = [
     "errors",
     "display",
     "nixstr",
+    "tables",
     "formats",
     "nixcli",
     "upstream",
@@ -25,6 +26,7 @@ ORDER = [
     "maintain",
     "commands",
     "cli",
+    "clidoc",
 ]
 RANK = {name: i for i, name in enumerate(ORDER)}
 

@@ -28,13 +28,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from orchestrator import nixcli
 from orchestrator.errors import NixError, OrchestratorError
 from orchestrator.formats import nix32
 from orchestrator.formats.storepath import STORE_DIR
+from orchestrator.tables import Rows, columns, emit
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -225,7 +224,8 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "seed",
         help="add a directory of distfiles to the Nix store at the paths the build expects",
         description="Verify each distfile's sha256 and add it with nix-store --add-fixed, so that "
-        "the build needs no network. Exit 1 when a file has the wrong hash.",
+        "the build needs no network. Exit 1 when a file has the wrong hash, or when distfiles "
+        "are missing from the store and DIR added none of them.",
     )
     p.add_argument("dir", metavar="DIR", help="live-bootstrap's distfiles/ or a mirror.sh mirror")
     add_selection_arguments(p)
@@ -240,10 +240,10 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="distfiles from this JSON (as `distfiles list --json` prints)",
     )
-    p.add_argument(
-        "--live-bootstrap", metavar="PATH", help="read this tree instead of the committed steps/"
-    )
-    p.add_argument("--json", action="store_true")
+    from orchestrator.upstream.locate import add_live_bootstrap_argument
+
+    add_live_bootstrap_argument(p)
+    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
 
 
 def specs_from_args(args: argparse.Namespace) -> list[DistfileSpec]:
@@ -258,19 +258,36 @@ def run_seed(args: argparse.Namespace) -> int:
         k: sum(1 for r in results if r.status == k) for k in ("present", "missing", "mismatched")
     }
     added = sum(1 for r in results if r.detail == "added")
+    missing = [r.filename for r in results if r.status == "missing"]
+    error = None
+    if missing and not added and not counts["mismatched"]:
+        # a wrong DIR (or the wrong list) must not look like success
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        error = OrchestratorError(
+            f"nothing added from {args.dir}: {len(missing)} distfile(s) missing from the store "
+            f"and from that directory: {', '.join(missing[:10])}{more}",
+            hint="DIR must hold the files under their distfile names (live-bootstrap's "
+            "distfiles/, a mirror.sh mirror); `distfiles list` names them",
+        )
+        error.exit_code = 1
     if args.json:
         print(
             json.dumps(
-                {"counts": counts, "added": added, "results": [r.model_dump() for r in results]},
+                {
+                    "counts": counts,
+                    "added": added,
+                    "results": [r.model_dump() for r in results],
+                    "error": error.message if error else None,
+                    "hint": error.hint if error else None,
+                },
                 indent=1,
             )
         )
     else:
-        table = Table(title=f"distfiles seeded from {args.dir}", title_justify="left")
-        for col in ("status", "file", "detail"):
-            table.add_column(col, overflow="fold")
+        table = Rows(f"distfiles seeded from {args.dir}", columns("status", "file", "detail"))
         style = {"present": "green", "missing": "yellow", "mismatched": "bold red"}
         order = {"mismatched": 0, "missing": 1, "present": 2}
+        cell_styles = {}
         for r in sorted(results, key=lambda r: order[r.status]):
             detail = (
                 r.detail
@@ -279,10 +296,14 @@ def run_seed(args: argparse.Namespace) -> int:
             )
             if r.status == "present":
                 detail += f": {r.store_path}"
-            table.add_row(f"[{style[r.status]}]{r.status}[/]", escape(r.filename), escape(detail))
-        out.print(table)
+            cell_styles[(len(table.rows), 0)] = style[r.status]
+            table.add(r.status, r.filename, detail)
+        emit(table, console=out, cell_styles=cell_styles)
     err.print(
         f"{counts['present']} present ({added} added), {counts['missing']} missing, {counts['mismatched']} mismatched",
         soft_wrap=True,
     )
+    if error is not None:
+        error.json_printed = bool(args.json)  # type: ignore[attr-defined]  # the report has it
+        raise error
     return 1 if counts["mismatched"] else 0

@@ -212,7 +212,7 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "interrupted downloads, checking each sha256. Then `distfiles seed DIR`. "
         "Exit 1 when a distfile could not be downloaded.",
     )
-    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dir", metavar="DIR", help="directory to download into (created if missing)")
     add_selection_arguments(p)
     p.set_defaults(func=run_mirror)
 

@@ -110,12 +110,12 @@ def fmt_seconds(seconds: float | None) -> str:
 
 @dataclass
 class Eta:
-    seconds: float | None  # None: nothing known
+    seconds: float | None  # None: no derivation of this build was ever timed
     unknown: int  # derivations still to build that have no earlier run
 
     def text(self) -> str:
         if self.seconds is None:
-            return "ETA ? (no earlier run)"
+            return f"ETA unknown: {self.unknown} never timed (no earlier run)"
         more = f" + {self.unknown} never timed" if self.unknown else ""
         return f"ETA {fmt_seconds(self.seconds)}{more}"
 
@@ -126,19 +126,21 @@ def eta(log: BuildLog, to_build: list[str], durations: Durations, now: float) ->
 
     total = 0.0
     unknown = 0
-    known = 0
+    timed = 0  # derivations of this build with an earlier run, finished ones included
     for drv in to_build:
         rec = log.builds.get(drv)
+        expected = durations.get(store_name(drv))
+        timed += expected is not None
         if rec is not None and rec.finished is not None:
             continue
-        expected = durations.get(store_name(drv))
         if expected is None:
             unknown += 1
             continue
-        known += 1
         ran = rec.seconds(now) if rec is not None else 0.0
         total += max(0.0, expected - ran)
-    return Eta(total if known else None, unknown)
+    # Once the timed derivations are done, what is left is "0:00 + N never timed", not "?":
+    # the estimate stays a number for as long as any part of it was measured.
+    return Eta(total if timed else None, unknown)
 
 
 class LiveView:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from orchestrator.commands.build import (
     add_source_arguments,
@@ -23,7 +22,8 @@ from orchestrator.commands.build import (
     installable_args,
 )
 from orchestrator.display import lines, text
-from orchestrator.upstream.locate import locate_tree
+from orchestrator.tables import Rows, columns, emit
+from orchestrator.upstream.locate import add_live_bootstrap_argument, locate_tree
 from orchestrator.verify.audit import (
     BINARY_KINDS,
     AuditReport,
@@ -55,11 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
     add_source_arguments(p)
-    p.add_argument(
-        "--live-bootstrap",
-        metavar="PATH",
-        help="tree to recognise files by content (default: the pinned input, when in the store)",
-    )
+    add_live_bootstrap_argument(p, default="the pinned input (also to recognise files by content)")
     p.add_argument("--all", action="store_true", help="list every file, not counts of text files")
     p.set_defaults(func=run)
 
@@ -83,7 +79,7 @@ def _tree(explicit: str | None) -> TreeIndex:
 def run(args: argparse.Namespace) -> int:
     inst = installable_args(args.target, args)
     err.print(text("evaluating ", " ".join(inst)), soft_wrap=True)
-    attrs = [a for a, _ in chain_steps()]
+    attrs = [a for a, _ in chain_steps(args.live_bootstrap)]
     closure = closure_of(inst, args.target, attrs)
     report = audit(args.target, closure, _tree(args.live_bootstrap))
     bridged = None
@@ -119,17 +115,11 @@ def print_bridged(b: BridgeAudit) -> None:
         out.print(f"no derivation of nixpkgs' own bootstrap (nixpkgs {escape(b.nixpkgs_rev)})")
 
 
-def _short(store_path: str) -> str:
-    """``/nix/store/<hash>-name`` -> ``<hash[:8]>…-name``: enough to tell inputs apart."""
-    base = store_path.rsplit("/", 1)[-1]
-    h, _, name = base.partition("-")
-    return f"{h[:8]}…-{name}" if len(h) == 32 and name else store_path
-
-
 def _where(f: Finding) -> str:
+    """The input, whole: a store path is never shortened (it is what `nix` commands take)."""
     if f.store_path.endswith(".drv"):
-        return f.file or _short(f.store_path)
-    return f"{_short(f.store_path)}/{f.file}" if f.file else _short(f.store_path)
+        return f.file or f.store_path
+    return f"{f.store_path}/{f.file}" if f.file else f.store_path
 
 
 def _seed_name(f: Finding) -> str:
@@ -139,34 +129,38 @@ def _seed_name(f: Finding) -> str:
 
 
 def print_report(report: AuditReport, *, show_all: bool = False) -> None:
-    table = Table(title=text("audit of ", report.target), title_justify="left")
-    for col in ("kind", "input", "bytes", "origin / url", "used by"):
-        table.add_column(col, justify="right" if col == "bytes" else "left", overflow="fold")
+    table = Rows(
+        f"audit of {report.target}",
+        columns("kind", "input", "bytes", "origin / url", "used by", right=("bytes",)),
+    )
+    cell_styles = {}
     grouped: dict[tuple[str, str], list[Finding]] = {}
     for f in report.findings:
         listed = show_all or f.kind in BINARY_KINDS or f.kind == "fixed-output"
         if listed:
-            style = {"seed": "bold green", "unexpected-binary": "bold red"}.get(f.kind, "")
-            table.add_row(
-                text((f.kind, style)),
-                text(_where(f)),
-                str(f.size) if f.size is not None else "",
-                text(f.origin or f.url or ""),
-                text(", ".join(f.used_by[:3]) + (" …" if len(f.used_by) > 3 else "")),
+            style = {"seed": "bold green", "unexpected-binary": "bold red"}.get(f.kind)
+            if style:
+                cell_styles[(len(table.rows), 0)] = style
+            table.add(
+                f.kind,
+                _where(f),
+                f.size if f.size is not None else "",
+                f.origin or f.url or "",
+                ", ".join(f.used_by[:3]) + (" …" if len(f.used_by) > 3 else ""),
             )
         else:
             grouped.setdefault((f.kind, f.store_path if f.kind != "source" else ""), []).append(f)
     for (kind, path), items in sorted(grouped.items()):
         size = sum(f.size or 0 for f in items)
         users = sorted({u for f in items for u in f.used_by})
-        table.add_row(
+        table.add(
             kind,
-            text(f"{len(items)} file(s)" + (f" in {_short(path)}" if path else "")),
-            str(size) if size else "",
+            f"{len(items)} file(s)" + (f" in {path}" if path else ""),
+            size or "",
             "",
-            text(", ".join(users[:3]) + (" …" if len(users) > 3 else "")),
+            ", ".join(users[:3]) + (" …" if len(users) > 3 else ""),
         )
-    out.print(table)
+    emit(table, console=out, cell_styles=cell_styles)
     seeds = distinct_seeds(report.findings)
     seed_list = ", ".join(f"{_seed_name(f)} {f.size} B" for f in seeds)
     out.print(

@@ -45,7 +45,7 @@ from orchestrator.build.targets import DEFAULT_TARGET, SPECIAL_TARGETS, default_
 from orchestrator.errors import NixError, OrchestratorError
 from orchestrator.nixstr import attr_path, flake_installable
 from orchestrator.upstream.chain import load_chain
-from orchestrator.upstream.locate import read_tree
+from orchestrator.upstream.locate import add_live_bootstrap_argument, read_tree
 from orchestrator.verify.audit import FETCHURL, Derivation, load_closure
 
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
@@ -91,11 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="do not try to download: fail before building when a distfile is not in the store",
     )
     p.add_argument("-o", "--out-link", metavar="PATH", help="create this result symlink")
-    p.add_argument(
-        "--live-bootstrap",
-        metavar="PATH",
-        help="number the steps from this tree's chain (default: the committed steps/)",
-    )
+    add_live_bootstrap_argument(p, default="the pinned input (steps numbered from steps/)")
     p.add_argument("-L", "--print-build-logs", action="store_true", help="echo every log line")
     p.add_argument(
         "--option",
@@ -134,8 +130,22 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where TARGET comes from: the flake (default), or a Nix file with arguments."""
     p.add_argument("--flake", metavar="REF", help="flake to use (default: this repository)")
     p.add_argument("-f", "--file", metavar="FILE", help="TARGET is an attribute of this Nix file")
-    p.add_argument("--arg", nargs=2, action="append", default=[], metavar=("NAME", "EXPR"))
-    p.add_argument("--argstr", nargs=2, action="append", default=[], metavar=("NAME", "STRING"))
+    p.add_argument(
+        "--arg",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "EXPR"),
+        help="with --file: pass NAME = the Nix expression EXPR (repeatable)",
+    )
+    p.add_argument(
+        "--argstr",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "STRING"),
+        help="with --file: pass NAME = the string STRING (repeatable)",
+    )
 
 
 def installable_args(target: str, args: argparse.Namespace) -> list[str]:
@@ -435,6 +445,8 @@ def run(args: argparse.Namespace) -> int:
         for path in outputs:
             print(path)
     if error is not None:
+        if args.json:
+            error.json_printed = True  # type: ignore[attr-defined]  # the summary carries it
         raise error
     built = len([r for r in log.builds.values() if r.status == "built"])
     err.print(
@@ -554,4 +566,5 @@ def _json(
         "builds": builds,
         "outputs": outputs,
         "error": error.message if error is not None else None,
+        "hint": error.hint if error is not None else None,
     }

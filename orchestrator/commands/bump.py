@@ -32,7 +32,13 @@ from orchestrator.maintain.report import split_name
 from orchestrator.maintain.transaction import Transaction
 from orchestrator.nixcli import base_args, nix_binary
 from orchestrator.upstream.chain import Chain, load_chain
-from orchestrator.upstream.locate import REPO_ROOT, committed_tree, locate_tree
+from orchestrator.upstream.locate import (
+    REPO_ROOT,
+    add_live_bootstrap_argument,
+    chosen_tree,
+    committed_tree,
+    locate_tree,
+)
 from orchestrator.upstream.overrides import (
     OVERRIDES_DIR,
     Override,
@@ -86,11 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="the generated steps/ directory (default: the repository's)",
     )
-    p.add_argument(
-        "--live-bootstrap",
-        metavar="PATH",
-        help="regenerate from this tree (default: the snapshot committed in steps/)",
-    )
+    add_live_bootstrap_argument(p, default="the snapshot committed in steps/")
     p.set_defaults(func=run)
 
 
@@ -112,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace, steps_dir: Path) -> SourceTree:
-    if args.live_bootstrap:
-        return locate_tree(args.live_bootstrap, log=lambda m: err.print(m, markup=False))
+    if chosen_tree(args.live_bootstrap):
+        return locate_tree(
+            chosen_tree(args.live_bootstrap), log=lambda m: err.print(m, markup=False)
+        )
     return committed_tree(steps_dir)
 
 

@@ -5,25 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from orchestrator.build import distfiles as distfiles_store
 from orchestrator.build import mirror
-from orchestrator.display import text
+from orchestrator.tables import Rows, columns, emit
 from orchestrator.upstream.chain import load_chain
-from orchestrator.upstream.locate import read_tree
-
-out = Console(highlight=False)
+from orchestrator.upstream.locate import add_live_bootstrap_argument, read_tree
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distfiles", help="source tarballs the chain needs")
     dsub = p.add_subparsers(dest="distfiles_command", required=True, metavar="ACTION")
     lp = dsub.add_parser("list", help="every distinct distfile, with all its URLs")
-    lp.add_argument("--live-bootstrap", metavar="PATH")
-    lp.add_argument("--json", action="store_true")
+    add_live_bootstrap_argument(lp)
+    lp.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     lp.set_defaults(func=run_list)
     for extra in EXTRA_ACTIONS:
         extra(dsub)
@@ -55,17 +49,19 @@ def run_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    table = Table(title=f"{len(chain.distfiles)} distfiles")
-    for col in ("filename", "type", "sha256", "first step", "pre-network", "urls"):
-        table.add_column(col)
+    # whole cells (full sha256, every URL, space-separated): see orchestrator.tables
+    table = Rows(
+        f"{len(chain.distfiles)} distfiles",
+        columns("filename", "type", "sha256", "first step", "pre-network", "urls"),
+    )
     for d in chain.distfiles:
-        table.add_row(
-            text(d.filename),
+        table.add(
+            d.filename,
             d.kind,
-            d.sha256[:16] + "...",
-            text(d.first_step),
+            d.sha256,
+            d.first_step,
             "yes" if d.pre_network else "",
-            Text("\n").join(text(u) for u in d.urls) or "(git only: mirror or seeded store)",
+            " ".join(d.urls) or "(git only: mirror or seeded store)",
         )
-    out.print(table)
+    emit(table)
     return 0

@@ -16,18 +16,14 @@ from orchestrator.generate.write import (
     unified,
     write_atomically,
 )
-from orchestrator.upstream.locate import REPO_ROOT, locate_tree
+from orchestrator.upstream.locate import REPO_ROOT, add_live_bootstrap_argument, locate_tree
 
 err = Console(stderr=True, highlight=False)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="(re)write steps/ from a live-bootstrap tree")
-    p.add_argument(
-        "--live-bootstrap",
-        metavar="PATH",
-        help="checkout or data-only snapshot (default: the pinned flake input)",
-    )
+    add_live_bootstrap_argument(p, default="the pinned flake input")
     p.add_argument(
         "--output",
         metavar="DIR",

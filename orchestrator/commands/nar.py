@@ -20,12 +20,17 @@ def register(subparsers: Any) -> None:
         "hash",
         help="print sha256:<nix32> and NAR size (= nix hash path --type sha256 --base32)",
     )
-    h.add_argument("paths", nargs="+", metavar="PATH")
-    h.add_argument("--format", choices=["nix32", "sri", "hex"], default="nix32")
+    h.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to hash")
+    h.add_argument(
+        "--format",
+        choices=["nix32", "sri", "hex"],
+        default="nix32",
+        help="sha256:<nix32> as narinfo files write it (default), SRI sha256-<base64>, or sha256:<hex>",
+    )
     h.add_argument("--json", action="store_true", help="JSON list of {path, narHash, narSize}")
     h.set_defaults(func=run)
     d = sub.add_parser("dump", help="write PATH's NAR to stdout (= nix-store --dump)")
-    d.add_argument("path", metavar="PATH")
+    d.add_argument("path", metavar="PATH", help="file or directory to serialise to stdout")
     d.set_defaults(func=run)
 
 

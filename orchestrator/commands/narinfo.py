@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("narinfo", help="narinfo helpers")
     sub = p.add_subparsers(dest="narinfo_command", required=True, metavar="SUBCOMMAND")
     c = sub.add_parser("check", help="parse narinfo files and verify their signatures")
-    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("files", nargs="+", metavar="FILE", help="narinfo files to check")
     c.add_argument(
         "--trusted-key",
         action="append",

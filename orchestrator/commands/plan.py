@@ -6,28 +6,35 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from orchestrator.bridge.members import DATA_FILE, load
 from orchestrator.display import text
+from orchestrator.tables import Rows, columns, emit
 from orchestrator.upstream.chain import load_chain
-from orchestrator.upstream.locate import REPO_ROOT, committed_tree, read_tree
+from orchestrator.upstream.locate import (
+    REPO_ROOT,
+    add_live_bootstrap_argument,
+    chosen_tree,
+    committed_tree,
+    read_tree,
+)
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
 from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
-
-out = Console(highlight=False)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
+    add_live_bootstrap_argument(p)
     p.add_argument(
-        "--live-bootstrap",
-        metavar="PATH",
-        help="read this tree instead of the committed steps/upstream.json",
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=available_profiles(),
+        help=f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})",
     )
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=available_profiles())
-    p.add_argument("--json", action="store_true", help="machine-readable list in manifest order")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable list in manifest order (number from 1, attr as build takes it)",
+    )
     p.add_argument(
         "--all",
         action="store_true",
@@ -49,13 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tree = read_tree(args.live_bootstrap) if args.live_bootstrap else committed_tree(args.steps)
+    chosen = chosen_tree(args.live_bootstrap)
+    tree = read_tree(chosen) if chosen else committed_tree(args.steps)
     chain = apply_overrides(load_chain(tree, args.profile), load_overrides(args.steps))
     sources = {s.step.index: len(s.distfiles) for s in chain.steps}
     if args.json:
         rows = [
             {
                 "index": s.step.index,
+                "number": s.step.index + 1,
                 "directive": s.step.directive,
                 "name": s.step.name,
                 "pass": s.step.pass_no,
@@ -74,13 +83,23 @@ def run(args: argparse.Namespace) -> int:
             rows += _bridge_rows(chain, len(rows))
         print(json.dumps(rows, indent=1))
         return 0
-    table = Table(
-        title=text(
-            f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: {len(chain.steps)} steps"
-        )
+    # "#" counts from 1 like build's "step i/N" and verify's table; "attribute" is the name
+    # build, verify, audit and bump take
+    table = Rows(
+        f"live-bootstrap {(chain.commit or '?')[:12]} - profile {chain.profile}: "
+        f"{len(chain.steps)} steps",
+        columns(
+            "#",
+            "attribute",
+            "directive",
+            "name",
+            "pass",
+            "era",
+            "sources",
+            "predicate",
+            right=("#", "pass", "sources"),
+        ),
     )
-    for col in ("#", "directive", "name", "pass", "era", "sources", "predicate"):
-        table.add_column(col, justify="right" if col in ("#", "pass", "sources") else "left")
     by_line = {s.step.line: s for s in chain.steps}
     for ev in chain.plan.evaluated:
         info = by_line.get(ev.entry.line)
@@ -90,23 +109,22 @@ def run(args: argparse.Namespace) -> int:
         if pred:
             pred = f"{pred} -> {ev.predicate_result}"
         if info is None:
-            table.add_row(
-                "", ev.entry.kind, text(ev.entry.arg), "", "", "", text(pred), style="dim"
-            )
+            table.add("", "", ev.entry.kind, ev.entry.arg, "", "", "", pred, style="dim")
             continue
         s = info.step
-        table.add_row(
-            str(s.index),
+        table.add(
+            s.index + 1,
+            s.attr_name,
             s.directive,
             text(s.name, f" [override {info.override.version}: no upstream pin]")
             if info.override
-            else text(s.name),
-            str(s.pass_no or ""),
+            else s.name,
+            s.pass_no or "",
             s.era,
-            str(sources[s.index]),
-            text(pred),
+            sources[s.index],
+            pred,
         )
-    out.print(table)
+    emit(table)
     if args.bridge:
         _print_bridge(chain, len(chain.steps))
     return 0
@@ -136,27 +154,26 @@ def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-de
 
 def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
     rows = _bridge_rows(chain, start)
-    table = Table(
-        title=f"stdenv bridge (stdenv-bridge/members.json): {len(rows)} steps after the chain, "
-        "on its final system"
+    table = Rows(
+        f"stdenv bridge (stdenv-bridge/members.json): {len(rows)} steps after the chain, "
+        "on its final system",
+        columns("#", "step", "member", "from", "nixpkgs", "script", right=("#",)),
     )
-    for col in ("#", "step", "member", "from", "nixpkgs", "script"):
-        table.add_column(col, justify="right" if col == "#" else "left")
     for r in rows:
         origin = (
             f"chain {r['from_chain']}"
             if r["from_chain"]
             else ", ".join([f"{r['sources']} source(s)", *r["inputs"]])
         )
-        table.add_row(
-            str(r["index"]),
+        table.add(
+            r["index"],
             r["name"],
             "yes" if r["member"] else "",
             origin,
             r["nixpkgs_version"],
             r["script"],
         )
-    out.print(table)
+    emit(table)
 
 
 def _package_check(s) -> str | None:  # type: ignore[no-untyped-def]

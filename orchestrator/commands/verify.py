@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         return pins.verify_against_live_bootstrap(args)
     if not (args.against_hydra or args.rebuild):
         raise OrchestratorError(
-            "say what to compare with: --against-hydra or --rebuild",
+            "say what to compare with: --against-hydra, --against-live-bootstrap or --rebuild "
+            "(--schema prints the --json schema)",
             hint="orchestrator verify --against-hydra TARGET... (see orchestrator verify --help)",
         )
     if args.jobs < 1:

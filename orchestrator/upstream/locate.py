@@ -7,12 +7,19 @@
 4. a data-only snapshot of exactly the pinned revision (a directory whose ``COMMIT`` names it)
    under ``$ORCHESTRATOR_SNAPSHOTS`` or the project's shared fixtures beside the repository.
 
-Commands that only read the chain (plan, distfiles list, audit) do not need any of this: they
-read the committed steps/.
+Commands that only read the chain (plan, distfiles list) do not need any of this: by default they
+read the committed steps/upstream.json.
+
+The same ``--live-bootstrap PATH`` (or ``$LIVE_BOOTSTRAP``) is also what Nix evaluates: every
+command that evaluates or builds the chain passes it as ``--override-input live-bootstrap
+path:PATH`` (:func:`nix_input_args`, installed for the whole command by ``cli.main``), and a
+pinned input that cannot be fetched becomes one clear error naming the option
+(:func:`explain_fetch_failure`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -20,13 +27,73 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from orchestrator.errors import NixError, OrchestratorError, ParseError
+from orchestrator.errors import InputUnavailable, NixError, OrchestratorError, ParseError
 from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json
+from orchestrator.nixstr import nix_json, path_flake_ref
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT_NAME = "live-bootstrap"
+ENV_VAR = "LIVE_BOOTSTRAP"
+OPTION = "--live-bootstrap"
+OPTION_HELP = (
+    "live-bootstrap tree to use instead of the pinned flake input: a checkout with submodules "
+    "(Nix evaluates it, as --override-input live-bootstrap path:PATH), or for reading only a "
+    "data-only snapshot; default $LIVE_BOOTSTRAP, else {default}"
+)
+
+
+def add_live_bootstrap_argument(
+    p: argparse.ArgumentParser, default: str = "the committed steps/upstream.json"
+) -> None:
+    """The one ``--live-bootstrap PATH`` option of every command that reads or evaluates the chain."""
+    p.add_argument(OPTION, metavar="PATH", help=OPTION_HELP.format(default=default))
+
+
+def chosen_tree(explicit: str | os.PathLike[str] | None) -> str | None:
+    """``--live-bootstrap`` if given, else ``$LIVE_BOOTSTRAP``, else None (the pinned input)."""
+    if explicit:
+        return os.fspath(explicit)
+    return os.environ.get(ENV_VAR) or None
+
+
+def nix_input_args(explicit: str | os.PathLike[str] | None) -> list[str]:
+    """What every nix call of the command gets: the input override, if a tree was chosen."""
+    path = chosen_tree(explicit)
+    if path is None:
+        return []
+    where = Path(path).expanduser()
+    if not where.is_dir():
+        raise OrchestratorError(
+            f"{OPTION} {path}: not a directory",
+            hint="a live-bootstrap checkout with submodules (README: Offline)",
+        )
+    return ["--override-input", INPUT_NAME, path_flake_ref(str(where.resolve()))]
+
+
+def explain_fetch_failure(stderr: str) -> NixError | None:
+    """nix failed while fetching the pinned live-bootstrap input: say so in one line.
+
+    Nix's own message names neither the input nor a way out (``Could not resolve host``, or
+    ``program 'git' failed``). A failure that mentions the input's URL or a git fetch is this one
+    when the pinned input is indeed not in the store (asked again, without the network)."""
+    try:
+        lock = read_lock()
+    except OrchestratorError:
+        return None
+    url = str(lock.locked.get("url") or "")
+    bare = url.removeprefix("git+").split("?")[0]
+    fetching = (bare and bare in stderr) or "program 'git' failed" in stderr
+    if not fetching or _from_store(lock) is not None:
+        return None
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    why = next((ln for ln in lines if ln.startswith("fatal:")), lines[-1] if lines else "")
+    why = why.removeprefix("fatal: ").split("': ")[-1]
+    return InputUnavailable(
+        f"the pinned live-bootstrap input ({(lock.rev or '?')[:12]}) is not in the Nix store and "
+        f"cannot be fetched ({why}): pass {OPTION} PATH (or set ${ENV_VAR}) to a checkout of it",
+        hint="README, section Offline: how to assemble a checkout with submodules at that revision",
+    )
 
 
 class LockedInput(BaseModel):
@@ -92,7 +159,7 @@ def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceT
     if explicit:
         say(f"reading live-bootstrap from {explicit}")
         return SourceTree.open(Path(explicit))
-    env = os.environ.get("LIVE_BOOTSTRAP")
+    env = os.environ.get(ENV_VAR)
     if env:
         say(f"reading live-bootstrap from $LIVE_BOOTSTRAP ({env})")
         return SourceTree.open(env)
@@ -108,7 +175,7 @@ def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceT
             return SourceTree.open(snap)
     raise OrchestratorError(
         f"the pinned live-bootstrap input ({lock.rev}) is not available offline",
-        hint="pass --live-bootstrap PATH (a checkout with submodules), or run "
+        hint=f"pass {OPTION} PATH (or set ${ENV_VAR}) to a checkout with submodules, or run "
         "`nix flake archive` once with network access",
     )
 
@@ -135,7 +202,9 @@ def committed_tree(steps_dir: Path | None = None) -> SourceTree:
 
 
 def read_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
-    """For read-only commands: an explicit tree if given, else the committed snapshot."""
-    if explicit:
-        return locate_tree(explicit, log=log)
+    """For read-only commands: ``--live-bootstrap``/``$LIVE_BOOTSTRAP`` if given, else the
+    committed snapshot."""
+    chosen = chosen_tree(explicit)
+    if chosen:
+        return locate_tree(chosen, log=log)
     return committed_tree()

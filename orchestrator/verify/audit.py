@@ -197,7 +197,7 @@ def classify_file(name: str, data: bytes, tree_paths: list[str]) -> Kind:
 
 
 def _files(store_path: str) -> Iterable[tuple[str | None, Path]]:
-    p = Path(store_path)
+    p = Path(nixcli.real_path(store_path))  # under its root in a chroot store
     if p.is_symlink() or p.is_file():
         yield None, p
         return

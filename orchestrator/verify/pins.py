@@ -23,12 +23,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
 from orchestrator import nixcli
 from orchestrator.build.targets import DEFAULT_TARGET, default_flake
 from orchestrator.display import text
-from orchestrator.errors import NixError, OrchestratorError
+from orchestrator.errors import InputUnavailable, NixError, OrchestratorError
 from orchestrator.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.locate import read_tree
@@ -97,7 +96,8 @@ def in_output(output: str, path: str) -> Path | None:
     if not PATH_RE.fullmatch(path):
         # the model only lets grammar-conforming paths through; never leave the output
         raise OrchestratorError(f"pinned path {path!r} is not a plain absolute path")
-    root = Path(output) / TREE_DIR
+    # nixcli.real_path: in a chroot store the output is under the store's root on disk
+    root = Path(nixcli.real_path(output)) / TREE_DIR
     todo = path.strip("/").split("/")
     todo.reverse()
     done: list[str] = []
@@ -202,6 +202,8 @@ def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     installable = flake_installable(flake, ["packages", current_system()])
     try:
         paths = nixcli.nix_json(["eval", installable, "--apply", apply])
+    except InputUnavailable:
+        raise
     except NixError as exc:
         raise OrchestratorError(
             f"cannot evaluate the step outputs of {flake}: {exc.message}",
@@ -235,10 +237,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--flake", metavar="REF", help="flake with the step outputs (default: this repository)"
         )
     if "--live-bootstrap" not in have:
-        parser.add_argument(
-            "--live-bootstrap",
-            metavar="PATH",
-            help="take the pins from this tree (default: the committed steps/upstream.json)",
+        from orchestrator.upstream.locate import add_live_bootstrap_argument
+
+        add_live_bootstrap_argument(
+            parser, default="the pinned input (pins from the committed steps/upstream.json)"
         )
     if "--json" not in have:
         parser.add_argument("--json", action="store_true")
@@ -272,21 +274,18 @@ def verify_against_live_bootstrap(args: argparse.Namespace) -> int:
 
 
 def print_report(report: Report) -> None:
+    from orchestrator.tables import Rows, columns, emit
+
     console = Console(highlight=False)
-    table = Table(title=text(report.target, " against live-bootstrap's pins"), title_justify="left")
-    table.add_column("#", justify="right")
-    for col in ("step", "file", "expected", "actual", "status"):
-        table.add_column(col, overflow="fold")
+    table = Rows(
+        f"{report.target} against live-bootstrap's pins",
+        columns("#", "step", "file", "expected", "actual", "status", right=("#",)),
+    )
+    cell_styles = {}
     for c in report.checks:
-        table.add_row(
-            str(c.index),
-            text(c.step),
-            text(c.file or ""),
-            _short(c.expected),
-            _short(c.actual),
-            text((c.status, STYLE[c.status])),
-        )
-    console.print(table)
+        cell_styles[(len(table.rows), 5)] = STYLE[c.status]
+        table.add(c.index, c.step, c.file or "", c.expected or "", c.actual or "", c.status)
+    emit(table, console=console, cell_styles=cell_styles)
     for c in report.checks:
         if c.status in ("mismatch", "missing"):
             console.print(
@@ -301,7 +300,3 @@ def print_report(report: Report) -> None:
                 f"  actual   {c.actual or '(no such file in the step output)'}", soft_wrap=True
             )
     console.print(", ".join(f"{v} {k}" for k, v in report.counts.items()))
-
-
-def _short(h: str | None) -> str:
-    return h[:12] + "…" if h else ""

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from orchestrator.display import lines, text
+from orchestrator.tables import Rows, columns, emit
 from orchestrator.verify.report import PathResult, Report, Status
 
 SHOW_ALL_UP_TO = 50
@@ -33,10 +32,9 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
         hidden = len(rows) - len(shown)
         rows = shown
     if rows:
-        table = Table(show_lines=False)
-        table.add_column("status", no_wrap=True)
-        table.add_column("path", overflow="fold")
-        table.add_column("detail", overflow="fold")
+        # orchestrator.tables: whole store paths on a terminal and in a pipe
+        table = Rows("", columns("status", "path", "detail", multiline=("detail",)))
+        cell_styles = {}
         for r in rows:
             detail = r.reason or ""
             if r.theirs:
@@ -45,9 +43,9 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
                 detail += f"\nhint: {r.hint}"
             if r.diff is not None:
                 detail += "\n" + _diff_text(r)
-            style = STYLE[r.status]
-            table.add_row(text((r.status.value, style)), text(r.path), lines(detail))
-        console.print(table)
+            cell_styles[(len(table.rows), 0)] = STYLE[r.status]
+            table.add(r.status.value, r.path, detail)
+        emit(table, console=console, cell_styles=cell_styles)
     if hidden:
         console.print(f"({hidden} reproducible paths not listed; --verbose lists them)")
     if report.cache_gave_up:
