@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build.closure import parse_derivations
 from orchestrator.cli import main
 from orchestrator.upstream.locate import REPO_ROOT
-from orchestrator.verify.audit import classify_file, is_binary, parse_derivations
+from orchestrator.verify.audit import classify_file, is_binary
 from tests.conftest import flake_package_names, pinned_source_or_skip
 from tests.synthetic import make_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build.targets import installable
 from orchestrator.cli import main
-from orchestrator.commands.build import installable
 from orchestrator.verify.pins import TREE_DIR
 from tests.conftest import flake_package_names, pinned_source_or_skip
 from tests.synthetic import make_tree

@@ -169,7 +169,7 @@ def test_plan_in_a_pipe_has_whole_cells_attribute_names_and_numbers_from_1(capsy
     assert "181 steps" in err
 
     # the same numbering as build's "step i/N"
-    from orchestrator.commands.build import chain_steps, step_index
+    from orchestrator.build.targets import chain_steps, step_index
 
     steps = chain_steps()
     index = step_index("live-bootstrap", steps)

@@ -1,8 +1,20 @@
-"""What `build`, `verify` and `audit` name: the flake to read and its chain's special targets."""
+"""What `build`, `verify` and `audit` name: the flake, its chain's targets, and the installable
+that a TARGET on the command line becomes."""
 
 from __future__ import annotations
 
-from orchestrator.upstream.locate import REPO_ROOT
+import argparse
+import difflib
+import re
+from types import SimpleNamespace
+from typing import Any
+
+from orchestrator.bridge.members import load as load_bridge
+from orchestrator.build.progress import StepIndex, StepRef
+from orchestrator.errors import OrchestratorError
+from orchestrator.nixstr import attr_path, flake_installable
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import REPO_ROOT, read_tree
 
 SPECIAL_TARGETS = ("live-bootstrap", "stage0", "bridge")
 DEFAULT_TARGET = "live-bootstrap"
@@ -11,3 +23,97 @@ DEFAULT_TARGET = "live-bootstrap"
 def default_flake() -> str:
     """This repository's flake when running from a checkout of it, else the current directory."""
     return str(REPO_ROOT) if (REPO_ROOT / "flake.nix").is_file() else "."
+
+
+def installable(target: str, flake: str | None = None) -> str:
+    """TARGET as given when it is an installable already, else the flake's attribute TARGET
+    (one name: a step attribute's dots are part of it)."""
+    if "#" in target or target.startswith("/"):
+        return target
+    if BRIDGE_MEMBER.fullmatch(target):  # bridge.<member>: an attribute of packages.bridge
+        return flake_installable(flake or default_flake(), target.split("."))
+    return flake_installable(flake or default_flake(), [target])
+
+
+BRIDGE_MEMBER = re.compile(r"bridge\.[a-z0-9-]+")
+
+
+def bridge_steps() -> list[tuple[str, Any]]:
+    """The stdenv bridge's steps (stdenv-bridge/members.json), numbered after the chain's."""
+    return [
+        (s.attr, SimpleNamespace(name=f"{s.name}-{s.version}", pass_no=None, directive="bridge"))
+        for s in load_bridge().steps
+    ]
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """Where TARGET comes from: the flake (default), or a Nix file with arguments."""
+    p.add_argument("--flake", metavar="REF", help="flake to use (default: this repository)")
+    p.add_argument("-f", "--file", metavar="FILE", help="TARGET is an attribute of this Nix file")
+    p.add_argument(
+        "--arg",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "EXPR"),
+        help="with --file: pass NAME = the Nix expression EXPR (repeatable)",
+    )
+    p.add_argument(
+        "--argstr",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "STRING"),
+        help="with --file: pass NAME = the string STRING (repeatable)",
+    )
+
+
+def installable_args(target: str, args: argparse.Namespace) -> list[str]:
+    """The installable part of a nix command line for TARGET."""
+    extra = [x for name, value in getattr(args, "arg", []) for x in ("--arg", name, value)]
+    extra += [x for name, value in getattr(args, "argstr", []) for x in ("--argstr", name, value)]
+    if getattr(args, "file", None):
+        return ["--file", args.file, attr_path([target]), *extra]
+    return [installable(target, getattr(args, "flake", None)), *extra]
+
+
+def chain_steps(live_bootstrap: str | None = None) -> list[tuple[str, Any]]:
+    chain = load_chain(read_tree(live_bootstrap))
+    return [(s.step.attr_name, s.step) for s in chain.steps]
+
+
+def step_index(target: str, steps: list[tuple[str, Any]]) -> StepIndex:
+    """Steps of the chain that ``target`` contains (all of it unless it is a step)."""
+    attrs = [a for a, _ in steps]
+    n = attrs.index(target) + 1 if target in attrs else len(steps)
+    return StepIndex(
+        [
+            StepRef(attr=a, index=i, total=n, name=s.name, pass_no=s.pass_no, directive=s.directive)
+            for i, (a, s) in enumerate(steps[:n])
+        ]
+    )
+
+
+def resolve_target(target: str | None, until: str | None, steps: list[tuple[str, Any]]) -> str:
+    attrs = [a for a, _ in steps]
+    if until:
+        if target and target != DEFAULT_TARGET:
+            raise OrchestratorError(
+                f"give either TARGET ({target}) or --until {until}, not both",
+                hint="--until STEP builds the chain up to STEP",
+            )
+        if until not in attrs:
+            raise OrchestratorError(
+                f"--until {until}: no such step", hint=did_you_mean(until, attrs)
+            )
+        return until
+    return target or DEFAULT_TARGET
+
+
+def did_you_mean(name: str, attrs: list[str]) -> str:
+    close = difflib.get_close_matches(name, attrs, n=3, cutoff=0.5)
+    if close:
+        return (
+            "did you mean " + " or ".join(close) + "? (`python -m orchestrator plan` lists steps)"
+        )
+    return "`python -m orchestrator plan` lists the steps"

@@ -14,10 +14,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.commands.build import (
+from orchestrator.build.plan import closure_of
+from orchestrator.build.targets import (
     add_source_arguments,
     chain_steps,
-    closure_of,
     default_flake,
     installable_args,
 )

@@ -13,14 +13,11 @@ started/finished derivation (anything else). Exit code: the build's.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import queue
-import re
 import subprocess
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
@@ -28,43 +25,39 @@ from rich.live import Live
 from rich.markup import escape
 
 from orchestrator import display, nixcli
-from orchestrator.bridge.members import load as load_bridge
 from orchestrator.build import setuid
+from orchestrator.build.closure import FETCHURL
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
+from orchestrator.build.plan import (
+    BuildFailed,
+    MissingDistfiles,
+    Plan,
+    make_plan,
+    missing_message,
+)
 from orchestrator.build.progress import (
     Durations,
     LiveView,
     StepIndex,
-    StepRef,
     eta,
     failure_report,
     fmt_seconds,
     summary_table,
 )
-from orchestrator.build.targets import DEFAULT_TARGET, SPECIAL_TARGETS, default_flake
-from orchestrator.errors import NixError, OrchestratorError
-from orchestrator.nixstr import attr_path, flake_installable
-from orchestrator.upstream.chain import load_chain
-from orchestrator.upstream.locate import add_live_bootstrap_argument, read_tree
-from orchestrator.verify.audit import FETCHURL, Derivation, load_closure
+from orchestrator.build.targets import (
+    add_source_arguments,
+    bridge_steps,
+    chain_steps,
+    installable_args,
+    resolve_target,
+    step_index,
+)
+from orchestrator.errors import OrchestratorError
+from orchestrator.upstream.locate import add_live_bootstrap_argument
 
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
-SEED_COMMAND = "python -m orchestrator distfiles seed DIR"
-MIRROR_COMMAND = "python -m orchestrator distfiles mirror DIR"
 
 err = Console(stderr=True, highlight=False)
-
-
-class BuildFailed(NixError):
-    """The build failed; the exit code is Nix's."""
-
-    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
-
-
-class MissingDistfiles(BuildFailed):
-    """Distfiles not in the store that Nix could not (or was told not to) fetch."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,153 +95,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pass a Nix option through (repeatable)",
     )
     p.set_defaults(func=run)
-
-
-# -- targets -------------------------------------------------------------------------------------
-def installable(target: str, flake: str | None = None) -> str:
-    """TARGET as given when it is an installable already, else the flake's attribute TARGET
-    (one name: a step attribute's dots are part of it)."""
-    if "#" in target or target.startswith("/"):
-        return target
-    if BRIDGE_MEMBER.fullmatch(target):  # bridge.<member>: an attribute of packages.bridge
-        return flake_installable(flake or default_flake(), target.split("."))
-    return flake_installable(flake or default_flake(), [target])
-
-
-BRIDGE_MEMBER = re.compile(r"bridge\.[a-z0-9-]+")
-
-
-def bridge_steps() -> list[tuple[str, Any]]:
-    """The stdenv bridge's steps (stdenv-bridge/members.json), numbered after the chain's."""
-    return [
-        (s.attr, SimpleNamespace(name=f"{s.name}-{s.version}", pass_no=None, directive="bridge"))
-        for s in load_bridge().steps
-    ]
-
-
-def add_source_arguments(p: argparse.ArgumentParser) -> None:
-    """Where TARGET comes from: the flake (default), or a Nix file with arguments."""
-    p.add_argument("--flake", metavar="REF", help="flake to use (default: this repository)")
-    p.add_argument("-f", "--file", metavar="FILE", help="TARGET is an attribute of this Nix file")
-    p.add_argument(
-        "--arg",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "EXPR"),
-        help="with --file: pass NAME = the Nix expression EXPR (repeatable)",
-    )
-    p.add_argument(
-        "--argstr",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "STRING"),
-        help="with --file: pass NAME = the string STRING (repeatable)",
-    )
-
-
-def installable_args(target: str, args: argparse.Namespace) -> list[str]:
-    """The installable part of a nix command line for TARGET."""
-    extra = [x for name, value in getattr(args, "arg", []) for x in ("--arg", name, value)]
-    extra += [x for name, value in getattr(args, "argstr", []) for x in ("--argstr", name, value)]
-    if getattr(args, "file", None):
-        return ["--file", args.file, attr_path([target]), *extra]
-    return [installable(target, getattr(args, "flake", None)), *extra]
-
-
-def chain_steps(live_bootstrap: str | None = None) -> list[tuple[str, Any]]:
-    chain = load_chain(read_tree(live_bootstrap))
-    return [(s.step.attr_name, s.step) for s in chain.steps]
-
-
-def step_index(target: str, steps: list[tuple[str, Any]]) -> StepIndex:
-    """Steps of the chain that ``target`` contains (all of it unless it is a step)."""
-    attrs = [a for a, _ in steps]
-    n = attrs.index(target) + 1 if target in attrs else len(steps)
-    return StepIndex(
-        [
-            StepRef(attr=a, index=i, total=n, name=s.name, pass_no=s.pass_no, directive=s.directive)
-            for i, (a, s) in enumerate(steps[:n])
-        ]
-    )
-
-
-def resolve_target(target: str | None, until: str | None, steps: list[tuple[str, Any]]) -> str:
-    attrs = [a for a, _ in steps]
-    if until:
-        if target and target != DEFAULT_TARGET:
-            raise OrchestratorError(
-                f"give either TARGET ({target}) or --until {until}, not both",
-                hint="--until STEP builds the chain up to STEP",
-            )
-        if until not in attrs:
-            raise OrchestratorError(
-                f"--until {until}: no such step", hint=_did_you_mean(until, attrs)
-            )
-        return until
-    return target or DEFAULT_TARGET
-
-
-def _did_you_mean(name: str, attrs: list[str]) -> str:
-    close = difflib.get_close_matches(name, attrs, n=3, cutoff=0.5)
-    if close:
-        return (
-            "did you mean " + " or ".join(close) + "? (`python -m orchestrator plan` lists steps)"
-        )
-    return "`python -m orchestrator plan` lists the steps"
-
-
-# -- before building -----------------------------------------------------------------------------
-class Plan:
-    """The closure of the target and what of it is not in the store yet."""
-
-    def __init__(self, closure: dict[str, Derivation], invalid: set[str]) -> None:
-        self.closure = closure
-        self.to_build = [
-            d.path for d in closure.values() if any(p in invalid for p in d.output_paths)
-        ]
-        self.missing_distfiles = [
-            self.closure[d] for d in self.to_build if self.closure[d].builder == FETCHURL
-        ]
-
-
-def closure_of(inst: list[str], target: str, attrs: list[str]) -> dict[str, Derivation]:
-    """The derivation closure of TARGET (evaluation only); a missing attribute is a user error."""
-    try:
-        return load_closure(inst)
-    except NixError as exc:
-        if "does not provide attribute" in exc.message or "not found" in exc.message:
-            hint = (
-                f"{target} is a step of the generated chain, but the flake does not expose it: "
-                "are the steps wired into the flake's packages (nix/default.nix)?"
-                if target in attrs
-                else _did_you_mean(target, [*SPECIAL_TARGETS, *attrs])
-            )
-            raise OrchestratorError(f"the flake has no target {target!r}", hint=hint) from None
-        raise
-
-
-def make_plan(inst: list[str], target: str, attrs: list[str]) -> Plan:
-    closure = closure_of(inst, target, attrs)
-    outputs = [p for d in closure.values() for p in d.output_paths]
-    return Plan(closure, nixcli.invalid_paths(outputs))
-
-
-def missing_message(missing: list[Derivation], attempted: bool) -> tuple[str, str]:
-    lines = [
-        f"{len(missing)} distfile(s) are not in the Nix store"
-        + (" and could not be downloaded:" if attempted else ":")
-    ]
-    for d in sorted(missing, key=lambda d: d.name):
-        out = next(iter(d.outputs.values()))
-        url = d.env.get("url", "")
-        lines.append(f"  {d.name}  sha256 {out.hash}  {url}")
-    hint = (
-        f"put them in a directory (live-bootstrap's distfiles/ or a mirror.sh mirror) and run "
-        f"`{SEED_COMMAND}`; with a network, `{MIRROR_COMMAND}` downloads them"
-    )
-    return "\n".join(lines), hint
 
 
 # -- running -------------------------------------------------------------------------------------

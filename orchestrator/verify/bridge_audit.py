@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from orchestrator.build.closure import Derivation
 from orchestrator.nixcli import nix_json
-from orchestrator.verify.audit import Derivation
 
 # The flake's bridged outputs: audited with the policy below.
 BRIDGED_TARGETS = ("stdenv", "hello", "nixos-iso")
