@@ -10,13 +10,11 @@ then selected the same files. Evaluation only: nothing is built.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from orchestrator.upstream.locate import _from_store, read_lock
-from tests.conftest import REPO, run_nix
+from tests.conftest import REPO, pinned_source_or_skip, run_nix
 
 ATTRS = ["stage0", "stage0-amd64", "live-bootstrap"]
 
@@ -39,16 +37,7 @@ def drv_paths(tree: Path, *store: str) -> dict[str, str]:
 
 
 def _real_source() -> Path:
-    checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
-    if checkout and (Path(checkout) / "seed/stage0-posix/kaem.x86").is_file():
-        return Path(checkout)
-    found = _from_store(read_lock())
-    if found is None:
-        pytest.skip(
-            "the pinned live-bootstrap source is not in the store and LIVE_BOOTSTRAP_CHECKOUT "
-            "is not set (a data-only fixture cannot evaluate stage0: it has no M2libc)"
-        )
-    return found
+    return pinned_source_or_skip()
 
 
 @pytest.mark.nix

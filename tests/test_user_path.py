@@ -24,22 +24,13 @@ from orchestrator import clidoc
 from orchestrator.build.nixlog import BuildLog
 from orchestrator.build.progress import Durations, eta
 from orchestrator.cli import build_parser, main
-from orchestrator.upstream.locate import _from_store, read_lock
-from tests.conftest import REPO
+from tests.conftest import REPO, pinned_source_or_skip
 
 STORE_DRV = "/nix/store/" + "a" * 32 + "-{}.drv"
 
 
 def _real_source() -> Path:
-    checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
-    if checkout and (Path(checkout) / "seed/stage0-posix/kaem.x86").is_file():
-        return Path(checkout)
-    found = _from_store(read_lock())
-    if found is None:
-        pytest.skip(
-            "the pinned live-bootstrap source is neither in the store nor LIVE_BOOTSTRAP_CHECKOUT"
-        )
-    return found
+    return pinned_source_or_skip()
 
 
 @pytest.fixture
