@@ -1,7 +1,7 @@
 # stage0-posix from the hex0 seed: one derivation per command of its kaem scripts.
 #
 # The commands come from steps/stage0/<arch>.json, written by `python -m orchestrator generate`
-# (orchestrator/stage0.py interprets kaem.<arch> and every script it runs). This file only turns
+# (orchestrator/stage0/translate.py interprets kaem.<arch> and every script it runs). This file only turns
 # that data into derivations: the first builder is the hex0 seed, every later builder is an
 # earlier output (or the chain's own kaem running a generated script that assembles a directory
 # with the chain's mkdir/cp/catm/chmod). No nixpkgs, no host binary.

@@ -1,4 +1,4 @@
-"""orchestrator/setuid.py: which builds need Nix's filter-syscalls = false, and what `build` does
+"""orchestrator/build/setuid.py: which builds need Nix's filter-syscalls = false, and what `build` does
 about it. The real CLI path (the option passed, the step built with its setuid bits) runs in
 tests/test_runner_sandbox.py; here the decision itself, against the real `nix show-config`."""
 
