@@ -229,6 +229,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             timeout=args.timeout,
             retries=args.retries,
+            client=args.http_client,
         )
         # every path of the closure is now a pair, a path both sides share, or missing on Hydra
         if products:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel, Field
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.formats.binary_cache import BinaryCache, CacheError
+from orchestrator.formats.binary_cache import BinaryCache, CacheError, HttpClient
 from orchestrator.formats.storepath import hash_part, store_name, store_path_of
 from orchestrator.nixcli import nix_json
 from orchestrator.verify.local_store import LocalPath
@@ -160,6 +160,7 @@ def pair_with_hydra(
     jobs: int,
     timeout: float,
     retries: int,
+    client: HttpClient = "builtin",
 ) -> tuple[dict[str, LocalPath], list[Pair], list[LocalPath], list[PathResult]]:
     """The hook of ``verify``: (our closure's path info, the pairs, the paths both sides share
     -- fixed-output sources, mostly: checked against the cache directly --, ours missing on
@@ -181,7 +182,9 @@ def pair_with_hydra(
     closure = {lp.path: lp for lp in query_local([r.ours for r in roots], closure=True)}
 
     async def walk() -> PairedClosure:
-        async with BinaryCache(cache_url, concurrency=jobs, timeout=timeout, retries=retries) as c:
+        async with BinaryCache(
+            cache_url, concurrency=jobs, timeout=timeout, retries=retries, client=client
+        ) as c:
             return await pair_closures(roots, closure, c)
 
     paired = asyncio.run(walk())
