@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from orchestrator.errors import ParseError, TreeError
+from orchestrator.formats.inroot import MAX_LINKS, LinkLoop, OutsideRoot, resolve_in_root
 
 EntryKind = Literal["file", "executable", "symlink", "submodule"]
 _MODES: dict[str, EntryKind] = {
@@ -26,7 +27,6 @@ _MODES: dict[str, EntryKind] = {
     "120000": "symlink",
     "160000": "submodule",
 }
-_MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup (MAXSYMLINKS)
 
 
 # The committed data snapshot in steps/ that read-only commands use on a fresh clone.
@@ -115,7 +115,9 @@ class SourceTree(BaseModel):
     def resolve(self, path: str, *, follow: bool = True) -> str:
         """``path`` with its symlinks followed inside the tree (the last one only if ``follow``).
 
-        Raises TreeError for a symlink that leads out of the tree or a cycle.
+        Raises TreeError for a symlink that leads out of the tree or a cycle. One component at
+        a time through the shared resolver (formats/inroot.py), each resolved directory cached,
+        so a deep path costs no recursion and a sibling reuses its parent.
         """
         cache = self.__pydantic_private__["_cache"]  # type: ignore[index]
         if cache is None:
@@ -126,6 +128,12 @@ class SourceTree(BaseModel):
             return out
         links = cache.links
         resolved = cache.resolved
+
+        def read_link(here: str) -> str | None:
+            if here not in links:
+                links[here] = self._read_link(here)
+            return links[here]
+
         rel = self._clean(path)
         parts = rel.split("/") if rel else []
         # start from the longest directory prefix already resolved (usually the parent)
@@ -137,46 +145,29 @@ class SourceTree(BaseModel):
             consumed -= 1
         else:
             consumed, start = 0, ""
-        done: list[str] = start.split("/") if start else []  # resolved: real dirs, no links
-        todo = parts[consumed:]
-        todo.reverse()  # a stack: the next component last
-        expanded = False  # once a link is expanded, prefixes of ``parts`` no longer map to done
-        hops = 0
-        while todo:
-            part = todo.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not done:
-                    raise self._outside(path)
-                done.pop()
-                continue
-            here = "/".join(done) + "/" + part if done else part
-            target = None
-            if todo or follow:
-                if here in links:
-                    target = links[here]
-                else:
-                    target = links[here] = self._read_link(here)
-            if target is None:
-                done.append(part)
-                if not expanded and todo:
-                    consumed += 1
-                    resolved[("/".join(parts[:consumed]), True)] = here
-                continue
-            expanded = True
-            hops += 1
-            if hops > _MAX_LINKS:
-                raise TreeError(
-                    f"symlink cycle: resolving {rel} follows more than {_MAX_LINKS} links "
-                    f"(at {here} -> {target})",
-                    file=self.root / here,
-                    hint="a live-bootstrap tree has no symlink loops; refusing to read it",
+        here = start
+        try:
+            for i in range(consumed, len(parts)):
+                last = i == len(parts) - 1
+                here = resolve_in_root(
+                    parts[i],
+                    read_link,
+                    absolute="refuse",
+                    follow=follow or not last,
+                    start=here.split("/") if here else (),
                 )
-            if target.startswith("/"):
-                raise self._outside(path, here, target)
-            todo.extend(reversed(target.split("/")))
-        out = cache.resolved[key] = "/".join(done)
+                if not last:
+                    resolved[("/".join(parts[: i + 1]), True)] = here
+        except OutsideRoot as exc:
+            raise self._outside(path, exc.link, exc.target) from None
+        except LinkLoop as exc:
+            raise TreeError(
+                f"symlink cycle: resolving {rel} follows more than {MAX_LINKS} links "
+                f"(at {exc.link} -> {exc.target})",
+                file=self.root / exc.link,
+                hint="a live-bootstrap tree has no symlink loops; refusing to read it",
+            ) from None
+        out = cache.resolved[key] = here
         return out
 
     def _outside(self, path: str, link: str | None = None, target: str | None = None) -> TreeError:

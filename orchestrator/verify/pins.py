@@ -28,6 +28,7 @@ from orchestrator import nixcli
 from orchestrator.build.targets import DEFAULT_TARGET, default_flake
 from orchestrator.display import text
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError
+from orchestrator.formats.inroot import LinkLoop, OutsideRoot, resolve_in_root
 from orchestrator.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.locate import read_tree
@@ -81,47 +82,31 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-_MAX_LINKS = 40
-
-
 def in_output(output: str, path: str) -> Path | None:
     """Where the step output keeps ``path`` of the step's root filesystem.
 
     Symlinks below ``<out>/tree`` are followed as the chroot would see them (an absolute target
-    starts again at ``<out>/tree``, ``..`` stops at it), so a link in a step's output can never
-    make us hash a file of this machine. A link whose target another layer provides resolves to
-    a path missing here: the check says ``missing``, never ``ok`` for the wrong file. None for
-    a link loop.
+    starts again at ``<out>/tree``) by the shared resolver (formats/inroot.py), which refuses a
+    ``..`` above the root, so a link in a step's output can never make us hash a file of this
+    machine. A link whose target another layer provides resolves to a path missing here: the
+    check says ``missing``, never ``ok`` for the wrong file. None for a link loop or a link
+    that climbs out.
     """
     if not PATH_RE.fullmatch(path):
         # the model only lets grammar-conforming paths through; never leave the output
         raise OrchestratorError(f"pinned path {path!r} is not a plain absolute path")
     # nixcli.real_path: in a chroot store the output is under the store's root on disk
     root = Path(nixcli.real_path(output)) / TREE_DIR
-    todo = path.strip("/").split("/")
-    todo.reverse()
-    done: list[str] = []
-    hops = 0
-    while todo:
-        part = todo.pop()
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        here = root.joinpath(*done, part)
-        if here.is_symlink() and hops < _MAX_LINKS:
-            hops += 1
-            target = os.readlink(here)
-            if target.startswith("/"):
-                done = []
-            todo.extend(reversed(target.split("/")))
-            continue
-        if here.is_symlink():
-            return None  # a loop: no file to hash
-        done.append(part)
-    return root.joinpath(*done)
+
+    def read_link(rel: str) -> str | None:
+        here = root / rel
+        return os.readlink(here) if here.is_symlink() else None
+
+    try:
+        rel = resolve_in_root(path, read_link, absolute="chroot")
+    except (OutsideRoot, LinkLoop):
+        return None  # no file of this output to hash
+    return root / rel if rel else root
 
 
 def _check_file(output: str | None, path: str, expected: str | None) -> tuple[str | None, Status]:
