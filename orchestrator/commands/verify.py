@@ -23,8 +23,8 @@ from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
 from orchestrator.verify import pins
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
-from orchestrator.verify.hydra_plan import HydraProduct, plan_hydra
-from orchestrator.verify.local_store import LocalPath, query_local
+from orchestrator.verify.hydra_plan import HydraProduct, hydra_outputs, plan_hydra
+from orchestrator.verify.local_store import LocalPath, query_local, query_store_paths
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 from orchestrator.verify.rebuild import rebuild_target
 from orchestrator.verify.render import print_table
@@ -202,18 +202,21 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     locals_ = query_local(args.targets, closure=args.closure) if args.targets else []
     products: list[HydraProduct] = []
     unmatched: list[str] = []
+    hydra_items: list[PathResult] = []
     if args.job:
         with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
             build = hydra.latest(args.job)
         report.hydra_build = build.id
         _log(f"Hydra {args.job}: latest successful build {build.id}")
         if not locals_:
-            outs = [o.path for o in build.buildoutputs.values()]
-            locals_ = query_local(outs, closure=args.closure)
+            # only values that are store paths by Nix's grammar reach `nix path-info`
+            outs, _ = hydra_outputs(build)
+            locals_ = query_store_paths(list(outs.values()), closure=args.closure)
         plan = plan_hydra(build, locals_)
         pairs += plan.pairs
         products = plan.products
         unmatched = plan.unmatched
+        hydra_items = _hydra_item_results(build.id, plan.invalid, bool(build.buildoutputs))
 
     missing_on_hydra: list[PathResult] = []
     pair_locals: dict[str, LocalPath] = {}
@@ -245,6 +248,9 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     for r in missing_on_hydra:
         report.results.append(r)
         sink.result(r)
+    for r in hydra_items:
+        report.results.append(r)
+        sink.result(r)
     for hydra_out in unmatched:
         r = PathResult(
             path=hydra_out,
@@ -268,6 +274,27 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
                 r.reason = f"{r.reason}; {ISO_NOTE}"
     report.results.extend(results)
     return _finish(args, report, sink)
+
+
+def _hydra_item_results(
+    build_id: int, invalid: list[tuple[str, str]], has_outputs: bool
+) -> list[PathResult]:
+    """An error for each value of Hydra's answer that breaks Nix's grammar; and, for a build
+    without outputs, an inconclusive result: nothing compared is never "reproducible"."""
+    out = [
+        PathResult(path=f"hydra build {build_id}: {what}", status=Status.error, reason=why)
+        for what, why in invalid
+    ]
+    if not has_outputs:
+        out.append(
+            PathResult(
+                path=f"hydra build {build_id}",
+                status=Status.not_in_cache,
+                reason="Hydra's build lists no outputs: nothing to compare",
+                hint="check the job name; --strict fails on this",
+            )
+        )
+    return out
 
 
 async def _check(

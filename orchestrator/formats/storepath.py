@@ -32,3 +32,43 @@ def hash_part(path: str) -> str:
 
 def store_name(path: str) -> str:
     return Path(path).name[HASH_LEN + 1 :]
+
+
+# Nix's own grammar of a store path name (libstore/path.cc, checkName): at most 211
+# characters of [A-Za-z0-9+-._?=], not starting with a period. Anything else is not a store path
+# to Nix -- and a string that is not a store path is an *installable* to `nix path-info`.
+NAME_MAX = 211
+_NAME_RE = re.compile(r"[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}")
+
+
+class BadStorePath(ValueError):
+    """Text that is not a store path by Nix's grammar."""
+
+
+def check_store_path(text: object, store_dir: str = STORE_DIR) -> str:
+    """``text`` if it is exactly ``<store_dir>/<32 nix32 chars>-<name>`` (no trailing ``/``, no
+    sub-path), else BadStorePath naming what is wrong."""
+    if not isinstance(text, str):
+        raise BadStorePath(f"not a string: {text!r}")
+    prefix = store_dir.rstrip("/") + "/"
+    if not text.startswith(prefix):
+        raise BadStorePath(f"{text!r} is not in the store {store_dir}")
+    base = text[len(prefix) :]
+    if "/" in base:
+        raise BadStorePath(f"{text!r} is not a store path (it has a sub-path)")
+    if len(base) < HASH_LEN + 2 or not is_hash_part(base[:HASH_LEN]) or base[HASH_LEN] != "-":
+        raise BadStorePath(f"{text!r} is not a store path (no <32 nix32 chars>-<name>)")
+    if not _NAME_RE.fullmatch(base[HASH_LEN + 1 :]):
+        raise BadStorePath(
+            f"{text!r} is not a store path (the name is not {NAME_MAX} characters at most "
+            "of A-Z a-z 0-9 + - . _ ? =, or starts with a period)"
+        )
+    return text
+
+
+def is_store_path(text: object, store_dir: str = STORE_DIR) -> bool:
+    try:
+        check_store_path(text, store_dir)
+    except BadStorePath:
+        return False
+    return True

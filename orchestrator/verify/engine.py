@@ -33,7 +33,7 @@ from orchestrator.formats.hashes import Hash, HashError, parse_hash
 from orchestrator.formats.nar import NarError, make_writable, nar_hash, unpack_nar
 from orchestrator.formats.narinfo import NarInfo, PublicKey, check_signatures
 from orchestrator.formats.storepath import hash_part
-from orchestrator.verify.hydra_plan import HydraProduct
+from orchestrator.verify.hydra_plan import HydraProduct, product_file
 from orchestrator.verify.local_store import LocalPath
 from orchestrator.verify.nardiff import DiffReport, run_diff
 from orchestrator.verify.pairs import Pair, pair_mapping, rewritten_nar_hash, unpack_rewritten
@@ -288,14 +288,16 @@ class Verifier:
             expected = parse_hash(sha256hash, "sha256")
             result.remote_nar_hash = f"sha256:{expected.hex}"
             result.signed_by = [f"hydra-api:{where}"]
-            if not os.path.isfile(local_file):
+            try:  # resolved inside the output only: never a file of this machine
+                disk = product_file(owner.path, local_file)
+            except FileNotFoundError:
                 result.status = Status.differs
                 result.reason = "Hydra's build product has no counterpart in the local output"
                 return self._emit(result, started)
             async with self._cpu:
-                digest = await asyncio.to_thread(_sha256_file, local_file)
+                digest = await asyncio.to_thread(_sha256_file, disk)
             result.local_nar_hash = f"sha256:{digest.hex()}"
-            result.local_nar_size = os.path.getsize(local_file)
+            result.local_nar_size = os.path.getsize(disk)
             if digest == expected.digest:
                 result.status = Status.reproducible
                 result.reason = "file sha256 equals the build product's sha256hash on Hydra"

@@ -52,7 +52,10 @@ def _flag(v: Any) -> bool:
     if isinstance(v, bool):
         return v
     if isinstance(v, int | float):
-        return v != 0
+        # json.loads reads NaN and Infinity; NaN != 0 would make an unfinished build "finished"
+        if v in (0, 1):
+            return v == 1
+        raise ValueError(f"not a 0/1 flag: {v!r}")
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes")
     raise ValueError(f"not a 0/1 flag: {v!r}")
@@ -122,6 +125,10 @@ def split_job(spec: str) -> tuple[str, str, str]:
             hint="e.g. nixos/trunk-combined/nixos.iso_minimal.x86_64-linux",
         )
     return parts[0], parts[1], parts[2]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class HydraClient:
@@ -197,8 +204,8 @@ class HydraClient:
         except httpx.TransportError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from None
         try:
-            return json.loads(body)
-        except ValueError:
+            return json.loads(body, parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             raise HydraError(
                 f"{self.url}{rel}: answer is not JSON (content-type {ctype})",
                 hint="is this a Hydra server? the API needs Accept: application/json",

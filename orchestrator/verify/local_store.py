@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.hashes import Hash, parse_hash
-from orchestrator.formats.storepath import STORE_DIR, store_path_of
+from orchestrator.formats.storepath import STORE_DIR, check_store_path, store_path_of
 from orchestrator.nixcli import nix_json
 
 
@@ -115,7 +115,7 @@ def query_local(
                 [LocalPath.from_path_info(e, installable=t) for e in nix_json(["path-info", t])]
             )
     wanted = list(dict.fromkeys(r for r in resolved if isinstance(r, str)))
-    answers = {e["path"]: e for e in nix_json(["path-info", *wanted])} if wanted else {}
+    answers = _path_infos(wanted)
     found: dict[str, LocalPath] = {}
     for r in resolved:
         infos = (
@@ -128,7 +128,40 @@ def query_local(
     if closure:
         valid = [p for p, i in found.items() if i.valid]
         if valid:
-            for entry in nix_json(["path-info", "--recursive", *valid]):
+            for entry in _path_infos(valid, recursive=True).values():
                 info = LocalPath.from_path_info(entry)
                 found.setdefault(info.path, info)
     return list(found.values())
+
+
+# bytes of paths per `nix path-info` call: a Hydra build with tens of thousands of outputs
+# would exceed the kernel's argument limit ("argument list too long") in one call
+_BATCH_BYTES = 128 << 10
+
+
+def _path_infos(paths: Sequence[str], *, recursive: bool = False) -> dict[str, Any]:
+    """``nix path-info --json`` of store paths, in batches; by path."""
+    out: dict[str, Any] = {}
+    flags = ["--recursive"] if recursive else []
+    batch: list[str] = []
+    size = 0
+    for p in [*paths, None]:
+        if batch and (p is None or size + len(p) + 1 > _BATCH_BYTES):
+            for e in nix_json(["path-info", *flags, *batch]):
+                out.setdefault(e["path"], e)
+            batch, size = [], 0
+        if p is not None:
+            batch.append(p)
+            size += len(p) + 1
+    return out
+
+
+def query_store_paths(
+    paths: Sequence[str], *, closure: bool = False, store_dir: str = STORE_DIR
+) -> list[LocalPath]:
+    """Like ``query_local`` for paths that came from elsewhere (a Hydra answer): each must be
+    a store path by Nix's grammar (BadStorePath otherwise), so none can be taken by Nix as an
+    installable -- a flake reference, a URL, an expression file it would evaluate and build."""
+    for p in paths:
+        check_store_path(p, store_dir)
+    return query_local(paths, closure=closure, store_dir=store_dir)
