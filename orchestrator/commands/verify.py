@@ -20,6 +20,7 @@ from orchestrator.display import lines
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
+from orchestrator.formats.url_credentials import redact
 from orchestrator.verify import pins
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
@@ -193,8 +194,8 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
 
     report = Report(
         mode="against-hydra",
-        cache=args.cache,
-        hydra=args.hydra if args.job else None,
+        cache=redact(args.cache),  # a password in the URL is never shown, logged or stored
+        hydra=redact(args.hydra) if args.job else None,
         job=args.job,
         trusted_keys=[str(k) for k in keys],
         started=now(),
@@ -261,7 +262,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
-    _log(f"checking {n} item(s) against {args.cache}")
+    _log(f"checking {n} item(s) against {redact(args.cache)}")
     try:
         results, report.cache_gave_up = asyncio.run(
             _check(args, keys, locals_, pairs, pair_locals, products, sink)
@@ -324,7 +325,7 @@ async def _check(
             on_result=sink.result,
         )
         results = await verify_against_cache(
-            verifier, locals_, pairs, pair_locals, products, hydra_url=args.hydra
+            verifier, locals_, pairs, pair_locals, products, hydra_url=redact(args.hydra)
         )
         return results, cache.give_up.down
 

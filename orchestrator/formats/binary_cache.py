@@ -28,9 +28,11 @@ import bz2
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
 import time
@@ -52,6 +54,7 @@ from orchestrator.formats.retry import (
     is_transient_status,
     parse_retry_after,
 )
+from orchestrator.formats.url_credentials import basic_auth_header, split_url
 
 DEFAULT_CACHE = "https://cache.nixos.org"
 _CHUNK = 1 << 20
@@ -62,6 +65,21 @@ _CHUNK = 1 << 20
 NARINFO_MAX = 1 << 20
 CACHE_INFO_MAX = 64 << 10
 _HEADERS_MAX = 64 << 10
+# One deadline per request, both clients and file:// caches: --timeout, plus the time the
+# largest body the request may bring takes at this rate -- so a server that trickles a byte
+# every few seconds (each read within --timeout) still ends within a bound.
+MIN_RATE = 256 << 10  # bytes per second
+
+# HTTP's own grammar, in ASCII: Python's int() also takes "١٢", "1_0", "-5", "0x1f" and " 7"
+_STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: .*)?")
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+def request_deadline(timeout: float, limit: int) -> float:
+    """Seconds one request may take in all (connect, redirects, headers, body)."""
+    return timeout + limit / MIN_RATE
+
 
 HttpClient = Literal["builtin", "httpx"]
 
@@ -146,8 +164,9 @@ class _KeepAliveGet:
     request; the caller's semaphore bounds them). Every connection that is not put back for
     reuse is closed, whatever went wrong."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
+    def __init__(self, url: str, timeout: float, auth: tuple[str, str] | None = None) -> None:
+        parts = urlsplit(url)  # without user info: the netloc is what Host says
+        self.auth = basic_auth_header(auth) if auth is not None else None
         self.scheme = parts.scheme
         self.netloc = parts.netloc
         self.host = parts.hostname or "localhost"
@@ -212,20 +231,20 @@ class _KeepAliveGet:
         self, conn: _Conn, path: str, limit: int
     ) -> tuple[int, dict[str, str], bytes, bool]:
         reader, writer = conn
+        auth = f"Authorization: {self.auth}\r\n" if self.auth else ""
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {self.netloc}\r\nUser-Agent: orchestrator-verify\r\n"
-            "Accept-Encoding: identity\r\n\r\n".encode()
+            f"{auth}Accept-Encoding: identity\r\n\r\n".encode()
         )
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
             raise _ProtocolError(f"answer headers longer than {_HEADERS_MAX} bytes") from None
         lines = head.decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        code = rest.partition(" ")[0]
-        if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
+        m = _STATUS_LINE.fullmatch(lines[0])
+        if m is None:
             raise _ProtocolError(f"not an HTTP/1.x answer: {lines[0][:60]!r}")
-        status = int(code)
+        version, status = m.group(1), int(m.group(2))
         headers: dict[str, str] = {}
         for line in lines[1:]:
             if line:
@@ -236,7 +255,7 @@ class _KeepAliveGet:
             body = await _read_chunked(reader, limit)
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not length.isdigit():
+            if not _DECIMAL.fullmatch(length):
                 raise _ProtocolError(f"bad Content-Length {length[:30]!r}")
             if int(length) > limit:
                 raise _TooLarge(f"Content-Length {int(length)} exceeds the limit of {limit} bytes")
@@ -258,11 +277,10 @@ async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
-        line = (await reader.readuntil(b"\r\n")).split(b";")[0].strip()
-        try:
-            size = int(line, 16)
-        except ValueError:
-            raise _ProtocolError(f"bad chunk size {line[:30]!r}") from None
+        line = (await reader.readuntil(b"\r\n")).split(b";")[0].strip(b" \t\r\n")
+        if not _CHUNK_SIZE.fullmatch(line):
+            raise _ProtocolError(f"bad chunk size {line[:30]!r}")
+        size = int(line, 16)
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":
                 pass  # trailers
@@ -311,8 +329,10 @@ class BinaryCache:
         backoff: float = 0.25,
         client: HttpClient = "builtin",
     ) -> None:
-        self.url = url.rstrip("/")
-        parts = urlsplit(self.url)
+        where = split_url(url.rstrip("/"))
+        self.url = where.shown  # every message, log and result shows this: no password
+        self._bare, self._auth = where.bare, where.auth
+        parts = urlsplit(self._bare)
         self.scheme = parts.scheme
         if self.scheme not in ("file", "http", "https"):
             raise CacheError(
@@ -327,8 +347,8 @@ class BinaryCache:
         self._sem = asyncio.Semaphore(self._concurrency)
         self._client: httpx.AsyncClient | None = None
         self._lean: _KeepAliveGet | None = None
-        if self.scheme != "file" and client == "builtin" and proxy_for(self.url) is None:
-            self._lean = _KeepAliveGet(self.url, timeout)
+        if self.scheme != "file" and client == "builtin" and proxy_for(self._bare) is None:
+            self._lean = _KeepAliveGet(self._bare, timeout, self._auth)
         # 2 x --jobs failed attempts in a row, or 2 x --timeout without an answer: the cache is
         # down. Twice the timeout, so that one timed-out round of requests is still retried.
         self.give_up = GiveUp(2 * self._concurrency, 2 * timeout)
@@ -339,7 +359,8 @@ class BinaryCache:
         if self._client is None:
             try:
                 self._client = httpx.AsyncClient(
-                    base_url=self.url + "/",
+                    base_url=self._bare + "/",
+                    auth=httpx.BasicAuth(*self._auth) if self._auth is not None else None,
                     timeout=httpx.Timeout(self.timeout),
                     limits=httpx.Limits(
                         max_connections=self._concurrency,
@@ -375,7 +396,13 @@ class BinaryCache:
         """GET ``rel`` below the cache root, at most ``limit`` bytes; ``None`` when the cache
         does not have it. With ``stream_to`` the body goes to that file."""
         if self.root is not None:
-            return await asyncio.to_thread(self._read_file, self.root / rel, limit, stream_to)
+            return await asyncio.to_thread(
+                _read_file,
+                self.root / rel,
+                limit,
+                stream_to,
+                time.monotonic() + request_deadline(self.timeout, limit),
+            )
         tries = 0
         try:
             async for attempt in async_retrying(
@@ -397,20 +424,6 @@ class BinaryCache:
             ) from None
         raise AssertionError("unreachable: the retry loop returns or raises")
 
-    def _read_file(self, p: Path, limit: int, stream_to: Path | None) -> bytes | None:
-        try:
-            size = p.stat().st_size
-            if size > limit:
-                raise CacheError(f"{p} is {size} bytes, more than the {limit} expected")
-            if stream_to is not None:
-                shutil.copyfile(p, stream_to)
-                return b""
-            return p.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CacheError(f"cannot read {p}: {exc.strerror}") from None
-
     async def _attempt(self, rel: str, limit: int, stream_to: Path | None) -> bytes | None:
         async with self._sem:
             if self.give_up.down is not None:
@@ -419,16 +432,15 @@ class BinaryCache:
                     hint=_PATIENCE_HINT,
                 )
             started = time.monotonic()
+            deadline = request_deadline(self.timeout, limit)
             try:
-                if stream_to is not None:
-                    status, headers, body = await self._httpx_get(rel, limit, stream_to)
-                elif self._lean is not None:
-                    try:
-                        status, headers, body = await self._lean.get(rel, limit)
-                    except _OffHostRedirect as redirect:
-                        status, headers, body = await self._httpx_get(redirect.location, limit)
-                else:
-                    status, headers, body = await self._httpx_get(rel, limit)
+                status, headers, body = await asyncio.wait_for(
+                    self._request(rel, limit, stream_to), deadline
+                )
+            except TimeoutError:
+                why = f"no complete answer within {deadline:.0f} s"
+                self.give_up.failed(why, started)
+                raise TransientError(why) from None
             except _TooLarge as exc:
                 self.give_up.answered()
                 raise CacheError(f"{self.url}/{rel}: {exc}") from None
@@ -448,14 +460,35 @@ class BinaryCache:
             return None
         raise CacheError(f"{self.url}/{rel}: HTTP {status}")
 
-    async def _httpx_get(
-        self, rel: str, limit: int, stream_to: Path | None = None
+    async def _request(
+        self, rel: str, limit: int, stream_to: Path | None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        async with self.client.stream("GET", rel) as resp:
+        try:
+            if stream_to is not None:
+                return await self._httpx_get(rel, limit, stream_to)
+            if self._lean is not None:
+                try:
+                    return await self._lean.get(rel, limit)
+                except _OffHostRedirect as redirect:
+                    # another host: the credentials of this cache are not sent there
+                    return await self._httpx_get(redirect.location, limit, off_host=True)
+            return await self._httpx_get(rel, limit)
+        except (ValueError, UnicodeError) as exc:  # anything malformed the parsers let through
+            raise _ProtocolError(f"malformed answer: {exc}") from None
+
+    async def _httpx_get(
+        self, rel: str, limit: int, stream_to: Path | None = None, *, off_host: bool = False
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        stream = (
+            self.client.stream("GET", rel, auth=None)  # no credentials to another host
+            if off_host
+            else self.client.stream("GET", rel)
+        )
+        async with stream as resp:
             if resp.status_code != 200:
                 return resp.status_code, resp.headers, b""
             length = resp.headers.get("content-length", "")
-            if length.isdigit() and int(length) > limit:
+            if _DECIMAL.fullmatch(length) and int(length) > limit:
                 raise _TooLarge(f"Content-Length {int(length)} exceeds the limit of {limit} bytes")
             size = 0
             buf = bytearray()
@@ -531,6 +564,46 @@ class BinaryCache:
 
 
 _PATIENCE_HINT = "check the cache URL and the network; --timeout and --retries tune patience"
+
+
+def _read_file(p: Path, limit: int, stream_to: Path | None, deadline: float) -> bytes | None:
+    """A file of a ``file://`` cache: a regular file only (a FIFO would block for ever, a
+    device would never end), at most ``limit`` bytes, read before ``deadline``."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheError(f"{p} is not a regular file: refusing to read it")
+        if st.st_size > limit:
+            raise CacheError(f"{p} is {st.st_size} bytes, more than the {limit} expected")
+        out = open(stream_to, "wb") if stream_to is not None else None  # noqa: SIM115
+        buf = bytearray()
+        size = 0
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                size += len(chunk)
+                if size > limit:  # it grew while we read it
+                    raise CacheError(f"{p} is more than the {limit} bytes expected")
+                if time.monotonic() > deadline:
+                    raise CacheError(f"{p}: not read within the deadline")
+                if out is None:
+                    buf += chunk
+                else:
+                    out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+        return b"" if stream_to is not None else bytes(buf)
+    except OSError as exc:
+        raise CacheError(f"cannot read {p}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _file_digest(path: Path, algo: str) -> bytes:

@@ -8,18 +8,22 @@ models below accept all of that and normalise it.
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.formats.binary_cache import request_deadline
 from orchestrator.formats.retry import (
     TransientError,
     is_transient_status,
     parse_retry_after,
     retrying,
 )
+from orchestrator.formats.url_credentials import split_url
 
 DEFAULT_HYDRA = "https://hydra.nixos.org"
 
@@ -149,12 +153,15 @@ class HydraClient:
         retries: int = 2,
         backoff: float = 0.5,
     ) -> None:
-        self.url = url.rstrip("/")
+        where = split_url(url.rstrip("/"))
+        self.url = where.shown  # messages show this: never a password
         self.retries = retries
         self.backoff = backoff
+        self.timeout = timeout
         try:
             self._client = httpx.Client(
-                base_url=self.url,
+                base_url=where.bare,
+                auth=httpx.BasicAuth(*where.auth) if where.auth is not None else None,
                 timeout=httpx.Timeout(timeout),
                 follow_redirects=True,
                 headers={"Accept": "application/json", "User-Agent": "orchestrator-verify"},
@@ -203,6 +210,8 @@ class HydraClient:
                 ctype = resp.headers.get("content-type", "?")
         except httpx.TransportError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        except (ValueError, UnicodeError) as exc:  # a malformed answer httpx let through
+            raise TransientError(f"malformed answer: {exc}") from None
         try:
             return json.loads(body, parse_constant=_no_constant)
         except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
@@ -214,13 +223,19 @@ class HydraClient:
     def _read_bounded(self, resp: httpx.Response, rel: str) -> bytes:
         length = resp.headers.get("content-length", "")
         too_large = HydraError(f"{self.url}{rel}: answer larger than {self.JSON_MAX} bytes")
-        if length.isdigit() and int(length) > self.JSON_MAX:
+        if re.fullmatch(r"[0-9]{1,18}", length) and int(length) > self.JSON_MAX:
             raise too_large
+        # one deadline for the whole answer (each read is bounded by the timeout): a server
+        # that trickles a byte at a time is cut off at it
+        budget = request_deadline(self.timeout, self.JSON_MAX)
+        deadline = time.monotonic() + budget
         buf = bytearray()
         for chunk in resp.iter_bytes():
             buf += chunk
             if len(buf) > self.JSON_MAX:
                 raise too_large
+            if time.monotonic() > deadline:
+                raise TransientError(f"no complete answer within {budget:.0f} s")
         return bytes(buf)
 
     def build(self, build_id: int) -> Build:
