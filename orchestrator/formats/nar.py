@@ -22,8 +22,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,7 +90,34 @@ class _Writer:
             self.sink(self.buf)
             self.buf = bytearray()
 
-    def node(self, path: bytes) -> None:
+    def tree(self, root: bytes) -> None:
+        """The NAR of ``root``: depth first, names sorted as bytes, with an explicit stack (no
+        recursion on the tree's depth: any depth the file system holds is archived)."""
+        # one frame per open directory: [its path + b"/", its sorted names, the next index]
+        stack: list[list[Any]] = []
+        self.node(root, stack)
+        while stack:
+            frame = stack[-1]
+            prefix, names, i = frame
+            if i == len(names):
+                stack.pop()
+                self.buf += _CLOSE  # the directory node
+                if stack:
+                    self.buf += _CLOSE  # its entry in the parent
+            else:
+                frame[2] = i + 1
+                buf = self.buf
+                buf += _ENTRY
+                buf += _str(names[i])
+                buf += _NODE
+                if not self.node(prefix + names[i], stack):
+                    self.buf += _CLOSE  # the entry of a file or symlink
+            if len(self.buf) >= _FLUSH_AT:
+                self.flush()
+
+    def node(self, path: bytes, stack: list[list[Any]]) -> bool:
+        """Write the node of ``path``; for a directory only its head, and push its frame
+        (True)."""
         try:
             st = os.lstat(path)
         except OSError as exc:
@@ -127,18 +153,13 @@ class _Writer:
             except OSError as exc:
                 raise NarError(f"cannot list {os.fsdecode(path)}: {exc.strerror}") from None
             prefix = path + b"/" if not path.endswith(b"/") else path
-            for name in names:
-                buf = self.buf
-                buf += _ENTRY
-                buf += _str(name)
-                buf += _NODE
-                self.node(prefix + name)
-                self.buf += _CLOSE
-            self.buf += _CLOSE
+            stack.append([prefix, names, 0])
+            return True
         else:
             raise NarError(f"{os.fsdecode(path)} has an unsupported file type (mode {mode:o})")
         if len(self.buf) >= _FLUSH_AT:
             self.flush()
+        return False
 
     def _stream(self, path: bytes, size: int) -> None:
         if self.chunk is None:
@@ -179,7 +200,7 @@ def dump_nar(path: str | os.PathLike[str] | bytes, sink: Sink) -> int:
     The sink must consume each buffer before returning (the buffer may be reused)."""
     w = _Writer(sink)
     w.buf += MAGIC
-    w.node(os.fsencode(path))
+    w.tree(os.fsencode(path))
     w.flush()
     return w.size
 
@@ -241,13 +262,51 @@ class _Reader:
 
 def unpack_nar(src: BinaryIO, dest: str | os.PathLike[str]) -> None:
     """Unpack a NAR read from ``src`` into ``dest`` (which must not exist), validating it as
-    Nix does: magic, sorted unique entry names, no ``/``, ``.``, ``..`` or NUL in names."""
+    Nix does: magic, sorted unique entry names, no ``/``, ``.``, ``..`` or NUL in names.
+
+    Iterative: a NAR nested any number of levels deep is unpacked (or refused by the file
+    system, as an OSError) without recursion."""
     r = _Reader(src)
     r.expect(b"nix-archive-1")
-    _unpack_node(r, os.fsencode(dest))
+    # open directories: [path, the previous entry name]
+    stack: list[list[Any]] = []
+    pending: bytes | None = os.fsencode(dest)  # the next node to read
+    while True:
+        if pending is not None:
+            is_dir = _unpack_head(r, pending)
+            if is_dir:
+                stack.append([pending, None])
+            elif not stack:
+                return  # the archive was a single file or symlink
+            else:
+                r.expect(b")")  # the entry of that file in its directory
+            pending = None
+        frame = stack[-1]
+        tag = r.read_str()
+        if tag == b")":
+            os.chmod(frame[0], 0o555)
+            stack.pop()
+            if not stack:
+                return
+            r.expect(b")")  # the entry of that directory in its parent
+            continue
+        if tag != b"entry":
+            raise NarError(f"expected 'entry' or ')' at byte {r.offset}, got {tag[:40]!r}")
+        r.expect(b"(")
+        r.expect(b"name")
+        name = r.read_str()
+        if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+            raise NarError(f"invalid entry name {name!r} at byte {r.offset}")
+        previous = frame[1]
+        if previous is not None and name <= previous:
+            raise NarError(f"entry {name!r} is not sorted after {previous!r}")
+        frame[1] = name
+        r.expect(b"node")
+        pending = frame[0] + b"/" + name
 
 
-def _unpack_node(r: _Reader, path: bytes) -> None:
+def _unpack_head(r: _Reader, path: bytes) -> bool:
+    """Read one node: a file or symlink whole, a directory up to its entries (True)."""
     r.expect(b"(")
     r.expect(b"type")
     kind = r.read_str()
@@ -274,43 +333,58 @@ def _unpack_node(r: _Reader, path: bytes) -> None:
         r.padding(size)
         os.chmod(path, 0o555 if executable else 0o444)
         r.expect(b")")
-    elif kind == b"symlink":
+        return False
+    if kind == b"symlink":
         r.expect(b"target")
         os.symlink(r.read_str(limit=1 << 20), path)
         r.expect(b")")
-    elif kind == b"directory":
+        return False
+    if kind == b"directory":
         os.mkdir(path)
-        previous: bytes | None = None
-        while True:
-            tag = r.read_str()
-            if tag == b")":
-                break
-            if tag != b"entry":
-                raise NarError(f"expected 'entry' or ')' at byte {r.offset}, got {tag[:40]!r}")
-            r.expect(b"(")
-            r.expect(b"name")
-            name = r.read_str()
-            if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
-                raise NarError(f"invalid entry name {name!r} at byte {r.offset}")
-            if previous is not None and name <= previous:
-                raise NarError(f"entry {name!r} is not sorted after {previous!r}")
-            previous = name
-            r.expect(b"node")
-            _unpack_node(r, path + b"/" + name)
-            r.expect(b")")
-        os.chmod(path, 0o555)
-    else:
-        raise NarError(f"unknown node type {kind[:40]!r} at byte {r.offset}")
+        return True
+    raise NarError(f"unknown node type {kind[:40]!r} at byte {r.offset}")
+
+
+def _dirs_preorder(root: bytes) -> list[bytes]:
+    """Every directory below ``root`` (itself included), parents first; links not followed.
+    Each is made writable by its owner on the way, so that it can be listed and emptied."""
+    out: list[bytes] = []
+    todo = [root]
+    while todo:
+        d = todo.pop()
+        os.chmod(d, stat.S_IMODE(os.lstat(d).st_mode) | stat.S_IRWXU)
+        out.append(d)
+        with os.scandir(d) as it:
+            todo.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+    return out
 
 
 def make_writable(root: str | os.PathLike[str]) -> None:
-    """Give the owner write access to an unpacked tree so it can be deleted."""
-    root_path = Path(root)
-    if root_path.is_symlink() or not root_path.exists():
+    """Give the owner write access to an unpacked tree so it can be deleted (any depth)."""
+    root_b = os.fsencode(root)
+    if not os.path.isdir(root_b) or os.path.islink(root_b):
         return
-    os.chmod(root_path, stat.S_IMODE(os.lstat(root_path).st_mode) | stat.S_IWUSR)
-    for dirpath, dirnames, _files in os.walk(root_path):
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            if not os.path.islink(p):
-                os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) | stat.S_IWUSR)
+    _dirs_preorder(root_b)
+
+
+def remove_tree(root: str | os.PathLike[str]) -> None:
+    """Delete a tree an unpacked NAR left (read-only directories, any depth: no recursion, as
+    ``shutil.rmtree`` has on Python 3.11); links are removed, never followed. Best effort
+    where the file system refuses (what cannot be removed stays; nothing raises)."""
+    root_b = os.fsencode(root)
+    try:
+        if not stat.S_ISDIR(os.lstat(root_b).st_mode):
+            os.unlink(root_b)
+            return
+        dirs = _dirs_preorder(root_b)
+    except OSError:
+        return
+    for d in reversed(dirs):  # children before their parents
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    if not e.is_dir(follow_symlinks=False):
+                        os.unlink(e.path)
+            os.rmdir(d)
+        except OSError:
+            continue

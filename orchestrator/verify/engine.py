@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import BinaryCache, CacheError
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
-from orchestrator.formats.nar import NarError, make_writable, nar_hash, unpack_nar
+from orchestrator.formats.nar import NarError, nar_hash, remove_tree, unpack_nar
 from orchestrator.formats.narinfo import NarInfo, PublicKey, check_signatures
 from orchestrator.formats.storepath import hash_part
 from orchestrator.verify.hydra_plan import HydraProduct, product_file
@@ -205,9 +204,8 @@ class Verifier:
                 )
             except (OrchestratorError, NarError, OSError) as exc:
                 return DiffReport(tool="builtin", error=str(exc))
-            finally:
-                make_writable(tmp)
-                shutil.rmtree(tmp, ignore_errors=True)
+            finally:  # removed on every way out, at any depth the NAR had
+                await asyncio.to_thread(remove_tree, tmp)
 
     # -- a cross-bootstrap pair ---------------------------------------------------------------
 

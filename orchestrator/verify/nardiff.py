@@ -66,7 +66,8 @@ def diff_trees(ours: Path, theirs: Path) -> DiffReport:
             return "directory"
         return "regular"
 
-    def walk(rel: str) -> None:
+    def visit(rel: str) -> list[str]:
+        """Record how ``rel`` differs; the children to visit next when both are directories."""
         a, b = ours / rel if rel else ours, theirs / rel if rel else theirs
         ka, kb = kind(a), kind(b)
         if ka is None or kb is None:
@@ -84,10 +85,10 @@ def diff_trees(ours: Path, theirs: Path) -> DiffReport:
                     detail=(ka or kb),
                 )
             )
-            return
+            return []
         if ka != kb:
             files.append(FileDiff(path=rel, change="type", detail=f"{ka} vs {kb}"))
-            return
+            return []
         if ka == "symlink":
             ta, tb = os.readlink(a), os.readlink(b)
             if ta != tb:
@@ -109,10 +110,14 @@ def diff_trees(ours: Path, theirs: Path) -> DiffReport:
                 )
         else:
             names = sorted(set(os.listdir(a)) | set(os.listdir(b)))
-            for n in names:
-                walk(f"{rel}/{n}" if rel else n)
+            return [f"{rel}/{n}" if rel else n for n in names]
+        return []
 
-    walk("")
+    # depth first in name order, with a stack: a tree of any depth, no recursion
+    todo = [""]
+    while todo:
+        todo.extend(reversed(visit(todo.pop())))
+
     truncated = len(files) > _MAX_FILE_DIFFS
     return DiffReport(tool="builtin", files=files[:_MAX_FILE_DIFFS], truncated=truncated)
 
