@@ -149,7 +149,8 @@ def _from_snapshots(rev: str) -> Path | None:
             continue
         for d in sorted(base.iterdir()):
             commit = d / "COMMIT"
-            if commit.is_file() and commit.read_text().split()[:1] == [rev]:
+            # is_file: never a FIFO or device; bytes: a non-UTF-8 COMMIT is just another commit
+            if commit.is_file() and commit.read_bytes().split()[:1] == [rev.encode()]:
                 return d
     return None
 

@@ -10,6 +10,7 @@ everything downstream is agnostic of which one it reads.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -235,12 +236,25 @@ class SourceTree(BaseModel):
     def has_content(self, path: str) -> bool:
         if self.contents is not None:
             return self._clean(path) in self.contents
-        return self._disk(self.resolve(path)).is_file()
+        p = self._disk(self.resolve(path))
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            link = self.root / self.resolve(path, follow=False)
+            if os.path.islink(link):  # "absent" would silently drop what it holds
+                raise TreeError(
+                    f"a symlink to a missing file ({os.readlink(link)})", file=link
+                ) from None
+            return False
+        if stat.S_ISREG(mode):
+            return True
+        kind = "directory" if stat.S_ISDIR(mode) else _kind_name(mode)
+        raise TreeError(f"a {kind} where a file was expected: refusing to read it", file=p)
 
     def read_bytes(self, path: str) -> bytes:
         if self.contents is not None:
             return self.read_text(path).encode()
-        return self._disk(self.resolve(path)).read_bytes()
+        return read_regular(self._disk(self.resolve(path)))
 
     def read_text(self, path: str) -> str:
         if self.contents is not None:
@@ -254,7 +268,7 @@ class SourceTree(BaseModel):
         try:
             # bytes as they are: no newline translation (a CR stays part of its token, as in
             # script-generator.c, which reads the raw file)
-            return p.read_bytes().decode("utf-8")
+            return read_regular(p).decode("utf-8")
         except FileNotFoundError:
             if self.exists(path):
                 raise TreeError(
@@ -305,25 +319,86 @@ def snapshot_of(tree: SourceTree, files: list[str]) -> Snapshot:
                 listing.append(f"{reverse[entry.kind]} {path}")
     else:
         for top in ("steps", "seed"):
-            base = tree.root / top
-            for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = sorted(
-                    d for d in dirnames if not (top == "seed" and d == "stage0-posix")
-                )
-                rel_dir = Path(dirpath).relative_to(tree.root).as_posix()
-                for name in sorted(
-                    filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
-                ):
-                    rel = f"{rel_dir}/{name}"
-                    kind = tree.kind(rel)
-                    if kind is not None:
-                        listing.append(f"{reverse[kind]} {rel}")
+            for rel in _walk(tree.root, top, skip="seed/stage0-posix"):
+                kind = tree.kind(rel)
+                if kind is not None:
+                    listing.append(f"{reverse[kind]} {rel}")
         listing.sort(key=lambda line: line.split(" ", 1)[1])
     return Snapshot(
         commit=tree.commit,
         listing=listing,
         files={f: tree.read_text(f) for f in sorted(files) if tree.has_content(f)},
     )
+
+
+def read_regular(p: Path) -> bytes:
+    """The bytes of ``p`` if it is a regular file. A FIFO would block for ever, a device never
+    end, a socket not open: each is a TreeError naming the file, never a read."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise
+    except OSError as exc:
+        raise TreeError(f"cannot read: {exc.strerror}", file=p) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise TreeError(
+                f"a {_kind_name(st.st_mode)} where a file was expected: refusing to read it",
+                file=p,
+                hint="a live-bootstrap tree holds regular files, directories and symlinks only",
+            )
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind_name(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device node"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return f"special file (mode {mode:o})"
+
+
+def _walk(root: Path, top: str, *, skip: str) -> list[str]:
+    """Files, and symlinks to directories, below ``root/top`` as root-relative paths: depth
+    first with a stack (no recursion limit; Python 3.11's os.walk recurses), links to
+    directories listed but not entered."""
+    out: list[str] = []
+    todo = [top]
+    while todo:
+        rel = todo.pop()
+        try:
+            with os.scandir(root / rel) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # not a directory (or gone): nothing below it
+        for e in entries:
+            child = f"{rel}/{e.name}"
+            try:
+                e.name.encode("utf-8")
+            except UnicodeEncodeError:  # bytes os.fsdecode could only smuggle as surrogates
+                raise TreeError(
+                    "a file name that is not UTF-8: steps/upstream.json could not hold it",
+                    file=Path(os.fsencode(root / child).decode("utf-8", "backslashreplace")),
+                ) from None
+            if e.is_dir(follow_symlinks=False):
+                if child != skip:
+                    todo.append(child)
+            else:
+                out.append(child)
+    return out
 
 
 def _own_file(root: Path, name: str) -> Path | None:
@@ -344,7 +419,14 @@ def _own_file(root: Path, name: str) -> Path | None:
 def _read_commit(root: Path) -> str | None:
     commit_file = _own_file(root, "COMMIT")
     if commit_file is not None:
-        return commit_file.read_text().split()[0]
+        words = read_regular(commit_file).split()
+        if not words or not _COMMIT_RE.fullmatch(words[0]):
+            raise ParseError(
+                "expected a git commit id (40 or 64 hex digits) as the first word",
+                file=commit_file,
+                line=1,
+            )
+        return words[0].decode("ascii")
     if (root / ".git").exists():
         try:
             out = subprocess.run(
@@ -359,10 +441,25 @@ def _read_commit(root: Path) -> str | None:
     return None
 
 
+_COMMIT_RE = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _lines(p: Path) -> list[tuple[int, str]]:
+    """The numbered lines of a metadata file, each UTF-8 (a ParseError naming the line if
+    not); split on ``\n`` only, as git writes them."""
+    out = []
+    for lineno, raw in enumerate(read_regular(p).split(b"\n"), 1):
+        try:
+            out.append((lineno, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"not UTF-8 text ({exc.reason})", file=p, line=lineno) from None
+    return out
+
+
 def _read_listing(listing: Path, symlinks: Path | None) -> dict[str, TreeEntry]:
     targets: dict[str, str] = {}
     if symlinks is not None:
-        for lineno, line in enumerate(symlinks.read_text().splitlines(), 1):
+        for lineno, line in _lines(symlinks):
             if not line.strip():
                 continue
             if " -> " not in line:
@@ -370,7 +467,7 @@ def _read_listing(listing: Path, symlinks: Path | None) -> dict[str, TreeEntry]:
             src, dst = line.split(" -> ", 1)
             targets[src] = dst
     entries: dict[str, TreeEntry] = {}
-    for lineno, line in enumerate(listing.read_text().splitlines(), 1):
+    for lineno, line in _lines(listing):
         if not line.strip():
             continue
         meta, _, path = line.partition("\t")
