@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -24,9 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ParseError
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
+from orchestrator.formats.storepath import check_base_name, check_store_dir, check_store_path
 
 DEFAULT_STORE_DIR = "/nix/store"
 DEFAULT_TRUSTED_KEY = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
+_DECIMAL = re.compile(r"[0-9]{1,19}")
 COMPRESSIONS = ("none", "xz", "bzip2", "zstd", "br", "gzip", "lzip", "lz4")
 
 
@@ -126,21 +129,22 @@ def parse_narinfo(text: str, *, source: str = "<narinfo>") -> NarInfo:
             continue
         try:
             if name in ("file_size", "nar_size"):
-                if not value.isdigit():
+                if not _DECIMAL.fullmatch(value):  # ASCII, as Nix's string2Int reads it
                     raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
                 fields[name] = int(value)
             elif name in ("file_hash", "nar_hash"):
                 fields[name] = parse_hash(value)
             elif name == "references":
-                fields[name] = value.split()
+                fields[name] = [check_base_name(r) for r in value.split()]
             elif name == "sigs":
                 sigs.append(value)
             elif name == "store_path":
-                if not value.startswith("/") or len(PurePosixPath(value).name) < 33:
-                    raise ValueError(f"StorePath is not a store path: {value!r}")
-                fields[name] = value
+                # Nix's own grammar: <canonical store dir>/<32 nix32 chars>-<name>
+                store_dir, _, _base = value.rpartition("/")
+                fields[name] = check_store_path(value, check_store_dir(store_dir))
             elif name == "deriver":
-                fields[name] = value if value not in ("", "unknown-deriver") else None
+                deriver = value if value not in ("", "unknown-deriver") else None
+                fields[name] = check_base_name(deriver) if deriver is not None else None
             else:
                 fields[name] = value
         except (ValueError, HashError) as exc:

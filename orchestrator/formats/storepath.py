@@ -56,13 +56,29 @@ def check_store_path(text: object, store_dir: str = STORE_DIR) -> str:
     base = text[len(prefix) :]
     if "/" in base:
         raise BadStorePath(f"{text!r} is not a store path (it has a sub-path)")
+    check_base_name(base, text)
+    return text
+
+
+def check_base_name(base: str, shown: str | None = None) -> str:
+    """``base`` if it is ``<32 nix32 chars>-<name>`` (a store path without its directory, as
+    narinfo ``References`` and ``Deriver`` write it), else BadStorePath."""
+    what = repr(shown if shown is not None else base)
     if len(base) < HASH_LEN + 2 or not is_hash_part(base[:HASH_LEN]) or base[HASH_LEN] != "-":
-        raise BadStorePath(f"{text!r} is not a store path (no <32 nix32 chars>-<name>)")
+        raise BadStorePath(f"{what} is not a store path (no <32 nix32 chars>-<name>)")
     if not _NAME_RE.fullmatch(base[HASH_LEN + 1 :]):
         raise BadStorePath(
-            f"{text!r} is not a store path (the name is not {NAME_MAX} characters at most "
+            f"{what} is not a store path (the name is not {NAME_MAX} characters at most "
             "of A-Z a-z 0-9 + - . _ ? =, or starts with a period)"
         )
+    return base
+
+
+def check_store_dir(text: str) -> str:
+    """An absolute, canonical store directory (no empty, ``.`` or ``..`` component)."""
+    parts = text.split("/")
+    if not text.startswith("/") or any(p in ("", ".", "..") for p in parts[1:]):
+        raise BadStorePath(f"{text!r} is not a canonical absolute store directory")
     return text
 
 
