@@ -94,9 +94,10 @@ def _parse_entry(tokens: list[str], path: str, lineno: int) -> Entry:
         return _parse_define(rest, path, lineno)
 
     if kind == "uninstall":
-        args: list[str] = []
-        while rest and rest[0] != "(":
-            args.append(rest.pop(0))
+        end = rest.index("(") if "(" in rest else len(rest)
+        args, rest = rest[:end], rest[end:]
+        if not args:  # `uninstall: ( predicate )`: nothing to remove is a typo, not a no-op
+            raise fail(f"{keyword} needs a package or file before its predicate")
         # helpers.sh's uninstall: an absolute path removes a file, anything else a package
         for a in args:
             if a.startswith("/"):

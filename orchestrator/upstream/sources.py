@@ -36,10 +36,23 @@ class SourceLine(BaseModel):
     git_ref: str | None = None
 
 
+# Fields are split as upstream splits them (helpers.sh: `read line` then ${line} unquoted, IFS
+# space, tab, newline; lib/generator.py: lines, then split(" ")): on spaces and tabs only. A \x0c,
+# \x85 or \u2028 is part of a field (and fails its grammar), never a line or field break, as it
+# would be to Python's splitlines() and split().
+_FIELD_SEP = re.compile(r"[ \t]+")
+
+
+def source_lines(text: str) -> list[tuple[int, str]]:
+    """Numbered lines as upstream reads them: split on ``\n`` only (``\r\n`` ends a line too)."""
+    return [(n, raw.removesuffix("\r")) for n, raw in enumerate(text.split("\n"), 1)]
+
+
 def parse_sources(text: str, path: str) -> list[SourceLine]:
     out: list[SourceLine] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        tokens = raw.split()
+    for lineno, raw in source_lines(text):
+        stripped = raw.strip(" \t")
+        tokens = _FIELD_SEP.split(stripped) if stripped else []
         if not tokens:
             continue
         out.append(_parse_line(tokens, path, lineno))
@@ -69,6 +82,8 @@ def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
         if "~" not in spec:
             raise fail(f"git source {spec!r} has no '~<ref>'")
         git_repo, git_ref = spec.rsplit("~", 1)
+        if not git_repo or not git_ref:
+            raise fail(f"git source {spec!r} needs a repository and a ref: '<repo>~<ref>'")
     if len(rest) not in (2, 3):
         raise fail(
             f"expected '<url> <sha256> [name]', found {len(rest)} fields",
