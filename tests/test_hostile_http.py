@@ -159,15 +159,20 @@ def test_credentials_are_basic_auth_not_host(client: str) -> None:
     assert "hunter2" not in str(excinfo.value) and "alice:***@" in str(excinfo.value)
 
 
-@needs_nix
-def test_credentials_never_in_any_output(
-    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from tests.helpers_cache import copy_to_cache
 
-    world = World(tmp_path_factory.mktemp("creds"), n_many=1)
-    copy_to_cache([world.tool_a], world.cache, world.secret)
-    results = tmp_path_factory.mktemp("results") / "run.jsonl"
+    w = World(tmp_path_factory.mktemp("hostile-http"), n_many=1)
+    copy_to_cache([w.tool_a], w.cache, w.secret)
+    return w
+
+
+@needs_nix
+def test_credentials_never_in_any_output(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "run.jsonl"
     with serve(world.cache) as cache:
         url = cache.url.replace("http://", "http://alice:hunter2@")
         code = main(
@@ -190,3 +195,40 @@ def test_credentials_never_in_any_output(
     for text in (out, err, results.read_text()):
         assert "hunter2" not in text
     assert report["cache"].startswith("http://alice:***@127.0.0.1:")
+
+
+@needs_nix
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_malformed_answer_is_an_error_for_its_path_not_the_run(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    def handle(conn: socket.socket, server: RawServer) -> None:
+        server.read_head(conn)
+        server.send(conn, MALFORMED["negative chunk size"])
+
+    results = tmp_path / "run.jsonl"
+    with raw_server(handle) as server:
+        code = main(
+            [
+                "verify",
+                "--against-hydra",
+                "--cache",
+                server.url,
+                "--http-client",
+                client,
+                "--retries",
+                "0",
+                "--trusted-key",
+                world.public,
+                "--results",
+                str(results),
+                "--json",
+                world.tool_a,
+            ]
+        )
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    report = json.loads(out)  # the JSON report is there
+    assert [r["status"] for r in report["results"]] == ["error"]
+    assert code == 2 and report["complete"]
+    assert len(results.read_text().splitlines()) >= 3  # start, the result, the end
