@@ -22,7 +22,8 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +76,24 @@ class NarDigest(BaseModel):
     nar_size: int
 
 
+@dataclass(slots=True)
+class _OpenDir:
+    """A directory being archived: its path with a trailing ``/``, its sorted names, and the
+    index of the next one to write."""
+
+    prefix: bytes
+    names: list[bytes]
+    next: int = 0
+
+
+@dataclass(slots=True)
+class _Unpacking:
+    """A directory being unpacked, and the last entry name read in it (names must rise)."""
+
+    path: bytes
+    previous: bytes | None = None
+
+
 class _Writer:
     __slots__ = ("buf", "sink", "size", "chunk")
 
@@ -93,19 +112,18 @@ class _Writer:
     def tree(self, root: bytes) -> None:
         """The NAR of ``root``: depth first, names sorted as bytes, with an explicit stack (no
         recursion on the tree's depth: any depth the file system holds is archived)."""
-        # one frame per open directory: [its path + b"/", its sorted names, the next index]
-        stack: list[list[Any]] = []
+        stack: list[_OpenDir] = []  # one frame per directory being written
         self.node(root, stack)
         while stack:
             frame = stack[-1]
-            prefix, names, i = frame
+            prefix, names, i = frame.prefix, frame.names, frame.next
             if i == len(names):
                 stack.pop()
                 self.buf += _CLOSE  # the directory node
                 if stack:
                     self.buf += _CLOSE  # its entry in the parent
             else:
-                frame[2] = i + 1
+                frame.next = i + 1
                 buf = self.buf
                 buf += _ENTRY
                 buf += _str(names[i])
@@ -115,7 +133,7 @@ class _Writer:
             if len(self.buf) >= _FLUSH_AT:
                 self.flush()
 
-    def node(self, path: bytes, stack: list[list[Any]]) -> bool:
+    def node(self, path: bytes, stack: list[_OpenDir]) -> bool:
         """Write the node of ``path``; for a directory only its head, and push its frame
         (True)."""
         try:
@@ -153,7 +171,7 @@ class _Writer:
             except OSError as exc:
                 raise NarError(f"cannot list {os.fsdecode(path)}: {exc.strerror}") from None
             prefix = path + b"/" if not path.endswith(b"/") else path
-            stack.append([prefix, names, 0])
+            stack.append(_OpenDir(prefix, names))
             return True
         else:
             raise NarError(f"{os.fsdecode(path)} has an unsupported file type (mode {mode:o})")
@@ -268,14 +286,13 @@ def unpack_nar(src: BinaryIO, dest: str | os.PathLike[str]) -> None:
     system, as an OSError) without recursion."""
     r = _Reader(src)
     r.expect(b"nix-archive-1")
-    # open directories: [path, the previous entry name]
-    stack: list[list[Any]] = []
+    stack: list[_Unpacking] = []  # one frame per directory being unpacked
     pending: bytes | None = os.fsencode(dest)  # the next node to read
     while True:
         if pending is not None:
             is_dir = _unpack_head(r, pending)
             if is_dir:
-                stack.append([pending, None])
+                stack.append(_Unpacking(pending))
             elif not stack:
                 return  # the archive was a single file or symlink
             else:
@@ -284,7 +301,7 @@ def unpack_nar(src: BinaryIO, dest: str | os.PathLike[str]) -> None:
         frame = stack[-1]
         tag = r.read_str()
         if tag == b")":
-            os.chmod(frame[0], 0o555)
+            os.chmod(frame.path, 0o555)
             stack.pop()
             if not stack:
                 return
@@ -297,12 +314,12 @@ def unpack_nar(src: BinaryIO, dest: str | os.PathLike[str]) -> None:
         name = r.read_str()
         if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
             raise NarError(f"invalid entry name {name!r} at byte {r.offset}")
-        previous = frame[1]
+        previous = frame.previous
         if previous is not None and name <= previous:
             raise NarError(f"entry {name!r} is not sorted after {previous!r}")
-        frame[1] = name
+        frame.previous = name
         r.expect(b"node")
-        pending = frame[0] + b"/" + name
+        pending = frame.path + b"/" + name
 
 
 def _unpack_head(r: _Reader, path: bytes) -> bool:
