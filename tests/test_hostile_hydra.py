@@ -100,6 +100,30 @@ def test_hydra_output_that_is_an_installable_never_reaches_nix(
 
 
 @needs_nix
+def test_hydra_output_paired_with_a_target_never_reaches_nix(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one output, one TARGET: the old plan paired them and asked `nix path-info` about Hydra's
+    monkeypatch.setenv("NIX_CONFIG", "sandbox = false")
+    evil, marker = _hostile_flake(tmp_path)
+    fake = FakeHydra(hydra_build({"out": str(evil)}, {}))
+    with serve(routes=fake.routes) as hydra:
+        code, report = run_job(capsys, world, hydra.url, world.tool_a)
+    ran = marker.exists()
+    shutil.rmtree(marker.parent)
+    assert not ran, "a Hydra answer ran a builder on this machine"
+    got = {r["path"]: r["status"] for r in report["results"]}
+    assert got == {
+        "hydra build 24670686: buildoutputs.out.path": "error",
+        world.tool_a: "reproducible",
+    }
+    assert code == 2
+
+
+@needs_nix
 def test_product_path_climbing_out_is_never_hashed(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
