@@ -32,7 +32,7 @@ from orchestrator.generate.render import render_steps
 from orchestrator.upstream.tree import SourceTree
 t, c = time.perf_counter(), time.process_time()
 tree = SourceTree.open(sys.argv[1], commit="0" * 40)
-files = render_steps(tree, load_chain(tree))
+files = render_steps(load_chain(tree))
 print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 

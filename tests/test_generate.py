@@ -143,7 +143,7 @@ def test_nix_significant_characters_evaluate_to_themselves(tmp_path: Path, nix: 
     from orchestrator.upstream.profiles import Profile
 
     chain = load_chain(SourceTree.open(root), Profile(name="t", variables=[("X", '${y}\\"')]))
-    files = render_steps(SourceTree.open(root), chain)
+    files = render_steps(chain)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     step = tmp_path / "pkg-1-pass1.nix"
@@ -181,7 +181,7 @@ def test_generated_nix_evaluates_over_a_tree_materialized_from_the_fixture(
 
 def rendered(root: Path, commit: str | None = None) -> dict[str, str]:
     tree = SourceTree.open(root, commit=commit)
-    return render_steps(tree, load_chain(tree))
+    return render_steps(load_chain(tree))
 
 
 def test_checkout_and_data_only_snapshot_generate_the_same(

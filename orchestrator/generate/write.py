@@ -51,7 +51,7 @@ class Drift(BaseModel):
 def render_all(
     tree: SourceTree, chain: Chain, current: Path | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    files = render_steps(tree, chain)
+    files = render_steps(chain)
     kept: list[str] = []
     for prefix, renderer in EXTRA_RENDERERS:
         out, part_kept = renderer(tree, current / prefix if current is not None else None)
