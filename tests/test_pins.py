@@ -197,7 +197,7 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
     s.prepare(learned)  # the runner checks these pins itself while building
     outputs = {a: str(s.out(a)) for a in s.attrs}
     chain = load_chain(SourceTree.open(s.tree))
-    report = verify(chain, "live-bootstrap", outputs, SourceTree.open(s.tree).read_text)
+    report = verify(chain, "live-bootstrap", outputs)
     checked = [(c.step, c.kind, c.file, c.status) for c in report.checks if c.kind != "none"]
     assert checked == [
         ("alpha-1.0-pass1", "installed", "/usr/bin/alpha-tool", "ok"),
@@ -211,7 +211,7 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     write_tree(moved, {**learned, "delta-1.0_1.tar.bz2": sha(b"not it")})
     tree = SourceTree.open(moved)
-    report = verify(load_chain(tree), "live-bootstrap", outputs, tree.read_text)
+    report = verify(load_chain(tree), "live-bootstrap", outputs)
     bad = [c for c in report.checks if c.status != "ok" and c.kind != "none"]
     assert [(c.step, c.status, c.actual) for c in bad] == [
         ("delta-1.0-pass2", "mismatch", learned["delta-1.0_1.tar.bz2"])

@@ -45,15 +45,14 @@ from orchestrator.build.progress import (
     summary_table,
 )
 from orchestrator.build.targets import (
-    add_source_arguments,
     bridge_steps,
     chain_steps,
     installable_args,
     resolve_target,
     step_index,
 )
+from orchestrator.commands import options
 from orchestrator.errors import OrchestratorError
-from orchestrator.upstream.locate import add_live_bootstrap_argument
 
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 
@@ -73,18 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="step attribute, stage0, live-bootstrap (the default), or an installable",
     )
     p.add_argument("--until", metavar="STEP", help="build the chain up to and including STEP")
-    p.add_argument("--json", action="store_true", help="summary as JSON on stdout")
+    options.json_output(p, "summary as JSON on stdout")
     p.add_argument(
         "--keep-failed", action="store_true", help="keep the build directory of a failed step"
     )
-    add_source_arguments(p)
+    options.target_source(p)
     p.add_argument(
         "--offline",
         action="store_true",
         help="do not try to download: fail before building when a distfile is not in the store",
     )
     p.add_argument("-o", "--out-link", metavar="PATH", help="create this result symlink")
-    add_live_bootstrap_argument(p, default="the pinned input (steps numbered from steps/)")
+    options.live_bootstrap(p, default="the pinned input (steps numbered from steps/)")
     p.add_argument("-L", "--print-build-logs", action="store_true", help="echo every log line")
     p.add_argument(
         "--option",
@@ -159,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         steps += bridge_steps()  # the bridge runs after the chain: one numbering for both
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
-    inst = installable_args(target, args)
+    inst = installable_args(target, options.target_source_of(args))
     index = step_index(target, steps)
     err.print(display.text("evaluating ", " ".join(inst)), soft_wrap=True)
     plan = make_plan(inst, target, attrs)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.commands import options
 from orchestrator.errors import GenerateError, NixError, OrchestratorError
 from orchestrator.formats.hashes import HashError, parse_hash
 from orchestrator.generate.write import compare, read_existing, render_all, unified
@@ -34,7 +35,6 @@ from orchestrator.nixcli import base_args, nix_binary
 from orchestrator.upstream.chain import Chain, load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
-    add_live_bootstrap_argument,
     chosen_tree,
     committed_tree,
     locate_tree,
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--list", action="store_true", help="show the active overrides")
     p.add_argument("--drop", metavar="STEP", help="remove the override of STEP and regenerate")
-    p.add_argument("--json", action="store_true", help="with --list: machine-readable")
+    options.json_output(p, "with --list: machine-readable")
     p.add_argument(
         "--dry-run", action="store_true", help="prefetch and show the diff, write nothing"
     )
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="the generated steps/ directory (default: the repository's)",
     )
-    add_live_bootstrap_argument(p, default="the snapshot committed in steps/")
+    options.live_bootstrap(p, default="the snapshot committed in steps/")
     p.set_defaults(func=run)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator import nixcli
+from orchestrator.commands import options
 from orchestrator.errors import OrchestratorError
 from orchestrator.upstream.locate import INPUT_NAME, REPO_ROOT, read_lock
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=REPO_ROOT / "flake.lock",
         help="flake.lock to compare with (default: this repository's)",
     )
-    v.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    options.json_output(v, "the result as JSON on stdout")
     v.set_defaults(func=run_verify)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.commands import options
 from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
 from orchestrator.maintain.report import compare_chains
@@ -60,9 +61,7 @@ def add_report_options(p: argparse.ArgumentParser) -> None:
         help="profile for steps (predicates are compared under every profile)",
     )
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument(
-        "--json", action="store_true", help="the report as JSON (schema in docs/maintainers.md)"
-    )
+    options.json_output(fmt, "the report as JSON (schema in docs/maintainers.md)")
     fmt.add_argument(
         "--format",
         choices=["table", "markdown", "json"],

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from orchestrator.bridge.members import DATA_FILE, load
+from orchestrator.commands import options
 from orchestrator.display import text
 from orchestrator.tables import Rows, columns, emit
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
-    add_live_bootstrap_argument,
     chosen_tree,
     committed_tree,
     read_tree,
@@ -23,17 +23,15 @@ from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
-    add_live_bootstrap_argument(p)
+    options.live_bootstrap(p)
     p.add_argument(
         "--profile",
         default=DEFAULT_PROFILE,
         choices=available_profiles(),
         help=f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="machine-readable list in manifest order (number from 1, attr as build takes it)",
+    options.json_output(
+        p, "machine-readable list in manifest order (number from 1, attr as build takes it)"
     )
     p.add_argument(
         "--all",

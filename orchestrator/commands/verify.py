@@ -16,11 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.commands import verify_pins
 from orchestrator.display import lines
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
-from orchestrator.verify import pins
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
 from orchestrator.verify.hydra_plan import HydraProduct, plan_hydra
@@ -123,7 +123,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
     p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
     p.add_argument("--sandbox", choices=["true", "false"], help="nix sandbox for --rebuild")
-    pins.add_arguments(p)
+    verify_pins.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report_schema(), indent=2, sort_keys=True))
         return 0
     if args.against_live_bootstrap:
-        return pins.verify_against_live_bootstrap(args)
+        return verify_pins.verify_against_live_bootstrap(args)
     if not (args.against_hydra or args.rebuild):
         raise OrchestratorError(
             "say what to compare with: --against-hydra, --against-live-bootstrap or --rebuild "

@@ -19,7 +19,6 @@ pinned input that cannot be fetched becomes one clear error naming the option
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -36,18 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT_NAME = "live-bootstrap"
 ENV_VAR = "LIVE_BOOTSTRAP"
 OPTION = "--live-bootstrap"
-OPTION_HELP = (
-    "live-bootstrap tree to use instead of the pinned flake input: a checkout with submodules "
-    "(Nix evaluates it, as --override-input live-bootstrap path:PATH), or for reading only a "
-    "data-only snapshot; default $LIVE_BOOTSTRAP, else {default}"
-)
-
-
-def add_live_bootstrap_argument(
-    p: argparse.ArgumentParser, default: str = "the committed steps/upstream.json"
-) -> None:
-    """The one ``--live-bootstrap PATH`` option of every command that reads or evaluates the chain."""
-    p.add_argument(OPTION, metavar="PATH", help=OPTION_HELP.format(default=default))
 
 
 def chosen_tree(explicit: str | os.PathLike[str] | None) -> str | None:
