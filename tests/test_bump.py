@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.commands.bump import plan_distfiles, prefetch_tool
+from orchestrator.maintain.bump import plan_distfiles, prefetch_tool
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
@@ -330,7 +330,7 @@ def test_stale_override_is_refused_by_generate(setup: dict[str, Path], capsys) -
 @pytest.mark.parametrize("tool", ["nix-prefetch-url", "nix store prefetch-file"])
 def test_fallback_prefetchers_agree(tool: str, tmp_path: Path, nix: str) -> None:
     """Both fallbacks this machine has compute the same sha256 as Python, and check --sha256."""
-    from orchestrator.commands.bump import prefetch
+    from orchestrator.maintain.bump import prefetch
     from orchestrator.errors import NixError
 
     tar = make_tarball(tmp_path / f"pkg-{tool.split()[-1]}-1.0.tar.gz", "pkg-1.0", tool)
