@@ -17,6 +17,7 @@ ORDER = [
     "tables",
     "formats",
     "nixcli",
+    "gitcli",
     "upstream",
     "stage0",
     "generate",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.commands.update import nar_hash_without_git
+from orchestrator.maintain.update import nar_hash_without_git
 from orchestrator.nixstr import nix_json
 from orchestrator.upstream.locate import LockedInput, _from_store
 from tests.test_bump import copy_repo, make_tarball, tree_digest
@@ -330,7 +330,8 @@ CHECKOUT = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
 )
 def test_real_checkout_matches_the_committed_lock(nix: str, tmp_path: Path, capsys) -> None:
     """The real tree hashes to the committed narHash, and its data is what steps/ was made from."""
-    from orchestrator.commands.update import LockedCheckout, is_git_checkout
+    from orchestrator.gitcli import is_git_checkout
+    from orchestrator.maintain.update import LockedCheckout
     from orchestrator.upstream.locate import read_lock
 
     path = Path(CHECKOUT or "")

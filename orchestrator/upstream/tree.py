@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from orchestrator.errors import ParseError, TreeError
+from orchestrator.gitcli import git_or_none
 
 EntryKind = Literal["file", "executable", "symlink", "submodule"]
 _MODES: dict[str, EntryKind] = {
@@ -355,16 +355,7 @@ def _read_commit(root: Path) -> str | None:
     if commit_file is not None:
         return commit_file.read_text().split()[0]
     if (root / ".git").exists():
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return out.stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
+        return git_or_none(root, "rev-parse", "HEAD")
     return None
 
 
