@@ -330,8 +330,8 @@ def test_stale_override_is_refused_by_generate(setup: dict[str, Path], capsys) -
 @pytest.mark.parametrize("tool", ["nix-prefetch-url", "nix store prefetch-file"])
 def test_fallback_prefetchers_agree(tool: str, tmp_path: Path, nix: str) -> None:
     """Both fallbacks this machine has compute the same sha256 as Python, and check --sha256."""
-    from orchestrator.maintain.bump import prefetch
     from orchestrator.errors import NixError
+    from orchestrator.maintain.bump import prefetch
 
     tar = make_tarball(tmp_path / f"pkg-{tool.split()[-1]}-1.0.tar.gz", "pkg-1.0", tool)
     want = hashlib.sha256(tar.read_bytes()).hexdigest()

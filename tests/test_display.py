@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 
 from orchestrator.build.nixlog import BuildLog, BuildRecord
-from orchestrator.build.progress import StepIndex, summary_table
+from orchestrator.build.progress import StepIndex
 from orchestrator.cli import main
+from orchestrator.commands.build_view import summary_table
 from orchestrator.display import lines, text, visible
 from tests.conftest import materialize
 

@@ -214,11 +214,14 @@ class BuildLog:
     failed: dict[str, str] = field(default_factory=dict)  # drv path -> message
     dependency_failed: set[str] = field(default_factory=set)
     kept_dirs: list[str] = field(default_factory=list)
-    events: int = 0
     _by_activity: dict[int, BuildRecord] = field(default_factory=dict)
     _activities: dict[int, StartEvent] = field(default_factory=dict)
     _builds_activity: int | None = None
     _failed_seen: int = 0
+
+    def record_of(self, activity: int) -> BuildRecord | None:
+        """The build that activity ``activity`` (a start or stop event's id) is, if any."""
+        return self._by_activity.get(activity)
 
     # -- folding events ------------------------------------------------------------------------
     def feed_line(
@@ -231,7 +234,6 @@ class BuildLog:
     def feed(
         self, event: StartEvent | StopEvent | ResultEvent | MsgEvent | TextLine, now: float
     ) -> None:
-        self.events += 1
         if isinstance(event, StartEvent):
             self._start(event, now)
         elif isinstance(event, StopEvent):
