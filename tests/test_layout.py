@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 PACKAGE = REPO / "orchestrator"
@@ -84,3 +86,67 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     planted.write_text("from orchestrator.generate.render import render_steps\n")
     assert "generate" in _imported_stages(planted)
     assert RANK["generate"] > RANK["formats"]
+
+
+# -- thin commands: argparse and console output only in the CLI layer ----------------------------
+CLI_LAYER = {"commands", "cli", "clidoc"}
+# the shared output services every layer may use to show text literally (docs/architecture.md)
+OUTPUT_SERVICES = {"display", "tables"}
+CLI_ONLY_MODULES = ("argparse", "rich")
+
+
+def _console_uses(path: Path) -> list[str]:
+    """What in ``path`` belongs to the CLI layer: an argparse or rich import, a print() call, a
+    write to sys.stdout or sys.stderr."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            if name.split(".")[0] in CLI_ONLY_MODULES:
+                found.append(f"line {node.lineno}: imports {name}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "print":
+                found.append(f"line {node.lineno}: print()")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("stdout", "stderr")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        ):
+            found.append(f"line {node.lineno}: sys.{node.attr}")
+    return found
+
+
+def test_argparse_and_console_output_only_in_the_cli_layer() -> None:
+    leaks = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent == PACKAGE and path.stem in ("__init__", "__main__"):
+            continue
+        if _stage(path) in CLI_LAYER | OUTPUT_SERVICES:
+            continue
+        leaks += [f"{path.relative_to(PACKAGE)}: {use}" for use in _console_uses(path)]
+    assert leaks == [], "engines tell, commands print: " + "; ".join(leaks)
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "import argparse\n",
+        "from rich.console import Console\n",
+        "import rich.table\n",
+        "print('hello')\n",
+        "import sys\nsys.stderr.write('x')\n",
+    ],
+    ids=["argparse", "rich-from", "rich-import", "print", "stderr"],
+)
+def test_the_check_sees_console_output(tmp_path: Path, planted: str) -> None:
+    # the gate itself can fail: each kind of leak planted in a module is reported
+    module = tmp_path / "x.py"
+    module.write_text(planted)
+    assert _console_uses(module) != []
+    module.write_text("import json\nprint_it = json.dumps\n")  # a name, not a call of print
+    assert _console_uses(module) == []

@@ -20,10 +20,11 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.commands import options
+from orchestrator.commands.report_view import print_rich
 from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
 from orchestrator.maintain.report import compare_chains
-from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
+from orchestrator.maintain.report_render import to_json, to_markdown
 from orchestrator.nixcli import run_nix
 from orchestrator.nixstr import nix_json
 from orchestrator.upstream.chain import load_chain

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator.commands import verify_pins
+from orchestrator.commands.verify_table import print_table
 from orchestrator.display import lines
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
@@ -27,7 +28,6 @@ from orchestrator.verify.hydra_plan import HydraProduct, plan_hydra
 from orchestrator.verify.local_store import LocalPath, query_local
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 from orchestrator.verify.rebuild import rebuild_target
-from orchestrator.verify.render import print_table
 from orchestrator.verify.report import PathResult, Report, Status, Summary, now, report_schema
 from orchestrator.verify.results_file import ResultsFile, default_results_path
 
