@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.distfiles import fixed_output_path
 from orchestrator.build.progress import Durations
 from orchestrator.build.targets import installable
 from orchestrator.cli import main
+from orchestrator.formats.storepath import fixed_output_path
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake

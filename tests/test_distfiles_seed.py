@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.distfiles import fixed_output_path, sha256_file
 from orchestrator.cli import main
+from orchestrator.formats.filehash import sha256_file
+from orchestrator.formats.storepath import fixed_output_path
 from orchestrator.nixstr import nix_json
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree

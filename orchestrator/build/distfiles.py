@@ -17,7 +17,6 @@ Every file's sha256 is verified before it is added; a file with the wrong bytes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator import nixcli
 from orchestrator.errors import NixError, OrchestratorError
-from orchestrator.formats import nix32
-from orchestrator.formats.storepath import STORE_DIR
+from orchestrator.formats.filehash import sha256_file
+from orchestrator.formats.storepath import fixed_output_path
 
 
 class DistfileSpec(BaseModel):
@@ -43,29 +42,6 @@ class DistfileSpec(BaseModel):
     urls: list[str] = Field(default_factory=list)
     git: dict[str, str] | None = None
     steps: list[str] = Field(default_factory=list)
-
-
-def _compress(digest: bytes, size: int = 20) -> bytes:
-    out = bytearray(size)
-    for i, b in enumerate(digest):
-        out[i % size] ^= b
-    return bytes(out)
-
-
-def fixed_output_path(name: str, sha256_hex: str, store_dir: str = STORE_DIR) -> str:
-    """Store path of a flat sha256 fixed output (``builtin:fetchurl``, ``--add-fixed sha256``)."""
-    inner = hashlib.sha256(f"fixed:out:sha256:{sha256_hex.lower()}:".encode()).hexdigest()
-    fingerprint = f"output:out:sha256:{inner}:{store_dir}:{name}"
-    digest = _compress(hashlib.sha256(fingerprint.encode()).digest())
-    return f"{store_dir}/{nix32.encode(digest)}-{name}"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 Status = Literal["present", "missing", "mismatched"]

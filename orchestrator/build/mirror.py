@@ -19,7 +19,8 @@ from typing import Literal, Protocol
 import httpx
 from pydantic import BaseModel, Field
 
-from orchestrator.build.distfiles import DistfileSpec, sha256_file
+from orchestrator.build.distfiles import DistfileSpec
+from orchestrator.formats.filehash import sha256_file
 
 
 class Attempt(BaseModel):

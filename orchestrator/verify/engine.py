@@ -18,7 +18,6 @@ order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import BinaryCache, CacheError
+from orchestrator.formats.filehash import sha256_digest
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
 from orchestrator.formats.nar import NarError, make_writable, nar_hash, unpack_nar
 from orchestrator.formats.narinfo import NarInfo, PublicKey, check_signatures
@@ -293,7 +293,7 @@ class Verifier:
                 result.reason = "Hydra's build product has no counterpart in the local output"
                 return self._emit(result, started)
             async with self._cpu:
-                digest = await asyncio.to_thread(_sha256_file, local_file)
+                digest = await asyncio.to_thread(sha256_digest, local_file)
             result.local_nar_hash = f"sha256:{digest.hex()}"
             result.local_nar_size = os.path.getsize(local_file)
             if digest == expected.digest:
@@ -305,16 +305,6 @@ class Verifier:
         except (OrchestratorError, HashError, OSError) as exc:
             result.status, result.reason = Status.error, str(exc)
         return self._emit(result, started)
-
-
-def _sha256_file(path: str) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 21)
-        view = memoryview(buf)
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return h.digest()
 
 
 async def verify_against_cache(

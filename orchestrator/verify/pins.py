@@ -14,7 +14,6 @@ built here: a step whose output is not in the store is reported ``not-built``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -23,6 +22,7 @@ from pydantic import BaseModel
 
 from orchestrator import nixcli
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError
+from orchestrator.formats.filehash import sha256_file
 from orchestrator.nixstr import flake_installable, nix_json
 from orchestrator.upstream.chain import Chain, StepInfo
 from orchestrator.upstream.names import PATH_RE
@@ -57,14 +57,6 @@ class Report(BaseModel):
         if strict and self.counts.get("not-built", 0):
             return 2
         return 0
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _MAX_LINKS = 40
