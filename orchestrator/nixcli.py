@@ -13,11 +13,21 @@ import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NixError
+from orchestrator.nixstr import NixText, nix_program
 
 FEATURES = ["--extra-experimental-features", "nix-command flakes"]
+PROGRAMS = Path(__file__).resolve().parent / "nixexpr"  # the Nix programs the CLI runs
+
+
+def program(name: str, data: object) -> NixText:
+    """The Nix program ``nixexpr/<name>.nix`` applied to ``data`` (JSON), for ``--expr`` or
+    ``--apply``."""
+    return nix_program((PROGRAMS / f"{name}.nix").read_text(), data)
+
 
 # Set for the length of one CLI command (``cli.main`` -> :func:`flake_inputs`): arguments every
 # nix call gets (``--override-input live-bootstrap path:…``; nix accepts them on any command and

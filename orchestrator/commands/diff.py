@@ -25,8 +25,7 @@ from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
 from orchestrator.maintain.report import compare_chains
 from orchestrator.maintain.report_render import to_json, to_markdown
-from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json
+from orchestrator.nixcli import program, run_nix
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
@@ -133,7 +132,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
         )
     url = str(lock.locked.get("url")) if lock else "https://github.com/fosslinux/live-bootstrap"
     spec = {"type": "git", "url": url, "rev": rev, "submodules": True}
-    expr = f"(builtins.fetchTree {nix_json(spec)}).outPath"
+    expr = program("fetch-tree", spec)
     say(f"revision {rev}: fetching {url} with Nix")
     proc = run_nix(
         ["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"],

@@ -27,8 +27,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError, ParseError
-from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json, path_flake_ref
+from orchestrator.nixcli import program, run_nix
+from orchestrator.nixstr import path_flake_ref
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def read_lock(repo: Path = REPO_ROOT) -> LockedInput:
 
 def _from_store(lock: LockedInput) -> Path | None:
     """The pinned input's store path if Nix has it already (never downloads)."""
-    expr = f"(builtins.fetchTree {nix_json(lock.locked)}).outPath"
+    expr = program("fetch-tree", lock.locked)
     try:
         proc = run_nix(
             ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from orchestrator import nixcli
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError
 from orchestrator.formats.filehash import sha256_file
-from orchestrator.nixstr import flake_installable, nix_json
+from orchestrator.nixstr import flake_installable
 from orchestrator.upstream.chain import Chain, StepInfo
 from orchestrator.upstream.names import PATH_RE
 
@@ -172,11 +172,8 @@ def current_system() -> str:
 
 def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     """Output paths of the step packages that exist in the flake and are in the store."""
-    # The names reach Nix as JSON data; the expression around them is fixed text.
-    apply = (
-        "ps: builtins.listToAttrs (map (n: { name = n; value = if ps ? ${n} then "
-        f"ps.${{n}}.outPath else null; }}) {nix_json(attrs)})"
-    )
+    # the names reach Nix as JSON data; the program is nixexpr/step-outputs.nix
+    apply = nixcli.program("step-outputs", attrs)
     installable = flake_installable(flake, ["packages", current_system()])
     try:
         paths = nixcli.nix_json(["eval", installable, "--apply", apply])
