@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,20 @@ def test_the_check_sees_console_output(tmp_path: Path, planted: str) -> None:
     assert _console_uses(module) != []
     module.write_text("import json\nprint_it = json.dumps\n")  # a name, not a call of print
     assert _console_uses(module) == []
+
+
+def test_the_hash_check_table_names_tests_that_exist() -> None:
+    # docs/architecture.md lists every hash and signature check with the test that makes it fail
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    table = doc.split("## Where a hash or a signature is checked", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`|`::(test_\w+)`", table)
+    assert len(named) >= 15
+    current = ""
+    missing = []
+    for module, test, more in named:
+        current = module or current
+        name = test or more
+        source = (REPO / "tests" / current).read_text()
+        if f"def {name}(" not in source:
+            missing.append(f"{current}::{name}")
+    assert missing == []
