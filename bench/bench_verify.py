@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.helpers_cache import build, copy_to_cache, generate_key, unique_salt, write_derivations  # noqa: E402
+from tests.support.cache import build, copy_to_cache, generate_key, unique_salt, write_derivations  # noqa: E402
 
 SERVER = r"""
 # A static file server for the cache directory: asyncio, HTTP/1.1 keep-alive, 404 for missing

@@ -24,7 +24,7 @@ from orchestrator.formats.storepath import fixed_output_path
 from orchestrator.nixstr import nix_json, nix_string
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
-from tests.helpers_cache import serve
+from tests.support.cache import serve
 from tests.test_nixlog import NIX_FLAGS
 
 DEBIAN_SOURCES = ["bzip2", "m4"]  # orig tarballs identical to live-bootstrap's distfiles

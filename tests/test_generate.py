@@ -16,7 +16,7 @@ from orchestrator.generate.write import generate, write_atomically
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 
 SHA = "c" * 64
 

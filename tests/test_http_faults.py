@@ -36,7 +36,7 @@ from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo
 from orchestrator.formats.retry import parse_retry_after
 from orchestrator.verify.hydra import HydraClient, HydraError
-from tests.helpers_cache import serve
+from tests.support.cache import serve
 
 CLIENTS = ["builtin", "httpx"]
 HASH = "0" * 32

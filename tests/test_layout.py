@@ -168,3 +168,37 @@ def test_the_hash_check_table_names_tests_that_exist() -> None:
         if f"def {name}(" not in source:
             missing.append(f"{current}::{name}")
     assert missing == []
+
+
+# -- routines cut along their seams ---------------------------------------------------------------
+MAX_FUNCTION_LINES = 80
+# Known and to be cut: `verify`'s options and its --against-hydra run, while that command is being
+# extended (more caches, an HTML report); the limit applies to them once that has landed.
+LONG_FOR_NOW = {"commands/verify.py:register", "commands/verify.py:_run_against_hydra"}
+
+
+def _long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > limit:
+                out.append((node.name, length))
+    return out
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long = [
+        f"{path.relative_to(PACKAGE)}:{name} ({n} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name, n in _long_functions(path)
+        if f"{path.relative_to(PACKAGE)}:{name}" not in LONG_FOR_NOW
+    ]
+    assert long == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    planted = tmp_path / "x.py"
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    planted.write_text(f"def long() -> None:\n{body}\n\ndef short() -> None:\n    pass\n")
+    assert _long_functions(planted) == [("long", MAX_FUNCTION_LINES + 1)]

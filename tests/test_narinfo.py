@@ -21,7 +21,7 @@ from orchestrator.formats.narinfo import (
     parse_secret_key,
     sign_narinfo,
 )
-from tests.helpers_cache import (
+from tests.support.cache import (
     build,
     generate_key,
     needs_nix,

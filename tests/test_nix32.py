@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.formats import nix32
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
-from tests.helpers_cache import needs_nix, nix
+from tests.support.cache import needs_nix, nix
 
 
 def _digests(n: int, size: int, seed: int) -> list[bytes]:

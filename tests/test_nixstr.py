@@ -28,7 +28,7 @@ from orchestrator.nixstr import NixText, attr_path, flake_installable, nix_attr,
 from orchestrator.upstream.chain import Distfile, StepInfo, StepOverride
 from orchestrator.upstream.plan import PlanStep
 from tests.conftest import NIX_FLAGS, REPO, run_nix
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 
 INJECTION = 'a]++(builtins.trace"INJECTED"[])++[./b'
 # Fragments that mean something to Nix's lexer, mixed with arbitrary text below.

@@ -19,7 +19,7 @@ from orchestrator.build.targets import installable
 from orchestrator.cli import main
 from orchestrator.verify.pins import TREE_DIR
 from tests.conftest import flake_package_names, pinned_source_or_skip
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 from tests.test_nixlog import NIX_FLAGS, write_flake
 
 FOO_BIN = b"foo-bin\n"

@@ -106,7 +106,7 @@ def test_pre_network_follows_the_first_network_improve(pinned_fixture: Path) -> 
 
 
 def test_same_file_name_with_two_hashes_is_an_error(tmp_path: Path) -> None:
-    from tests.synthetic import make_tree
+    from tests.support.trees import make_tree
 
     root = make_tree(
         tmp_path,

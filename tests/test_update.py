@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.maintain.update import nar_hash_without_git
 from orchestrator.nixstr import nix_json
 from orchestrator.upstream.locate import LockedInput, _from_store
+from tests.support.maintain import nar_hash_without_git
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 
 GIT_ENV = {

@@ -25,7 +25,7 @@ from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
 from orchestrator.verify.report import Report, report_schema
 from orchestrator.verify.results_file import load_results
-from tests.helpers_cache import (
+from tests.support.cache import (
     World,
     narinfo_file,
     needs_nix,

@@ -33,6 +33,11 @@ def print_rich(report: ChangeReport, console: Console) -> None:
         if n:
             summary.add_row(what, str(n))
     console.print(summary)
+    _print_tables(report, console)
+
+
+def _print_tables(report: ChangeReport, console: Console) -> None:
+    """One table per kind of change that has any."""
 
     def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         if not rows:

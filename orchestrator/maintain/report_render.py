@@ -72,7 +72,27 @@ def to_markdown(report: ChangeReport) -> str:
     for what, n in report.counts().items():
         if n:
             lines.append(f"- {what}: {n}")
+    lines += _md_steps(report)
+    lines += _md_distfiles(report)
     lines += _md_section(
+        "Predicate outcomes changed",
+        ["profile", "entry", "old", "new"],
+        [
+            [
+                p.profile,
+                f"`{p.directive}: {p.name}`",
+                f"{p.old_result} (line {p.old_line})",
+                f"{p.new_result} (line {p.new_line})",
+            ]
+            for p in report.predicates
+        ],
+    )
+    lines += _md_pins(report)
+    return "\n".join(lines) + "\n"
+
+
+def _md_steps(report: ChangeReport) -> list[str]:
+    lines = _md_section(
         "Version changes",
         ["package", "old", "new"],
         [[f"`{v.package}`", v.old, v.new] for v in report.versions],
@@ -93,8 +113,12 @@ def to_markdown(report: ChangeReport) -> str:
         ["step", "old index", "new index"],
         [[f"`{m.attr}`", str(m.old_index), str(m.new_index)] for m in report.steps.reordered],
     )
+    return lines
+
+
+def _md_distfiles(report: ChangeReport) -> list[str]:
     d = report.distfiles
-    lines += _md_section(
+    lines = _md_section(
         "Distfiles added",
         ["file", "sha256", "steps"],
         [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.added],
@@ -115,21 +139,12 @@ def to_markdown(report: ChangeReport) -> str:
         ["file", "old", "new"],
         [[f"`{x.filename}`", " ".join(x.old_urls), " ".join(x.new_urls)] for x in d.urls_changed],
     )
-    lines += _md_section(
-        "Predicate outcomes changed",
-        ["profile", "entry", "old", "new"],
-        [
-            [
-                p.profile,
-                f"`{p.directive}: {p.name}`",
-                f"{p.old_result} (line {p.old_line})",
-                f"{p.new_result} (line {p.new_line})",
-            ]
-            for p in report.predicates
-        ],
-    )
+    return lines
+
+
+def _md_pins(report: ChangeReport) -> list[str]:
     pins = report.package_pins
-    lines += _md_section(
+    lines = _md_section(
         "Package pins added",
         ["package", "sha256"],
         [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.added],
@@ -145,4 +160,4 @@ def to_markdown(report: ChangeReport) -> str:
         [[f"`{p.file}`", f"`{p.old_sha256}`", f"`{p.new_sha256}`"] for p in pins.changed],
         fold_over=0,
     )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -135,16 +135,6 @@ def nar_hash(path: Path) -> str:
     return run_nix(["hash", "path", "--type", "sha256", "--sri", str(path)]).stdout.strip()
 
 
-def nar_hash_without_git(path: Path) -> str:
-    """The narHash of a tree as Nix's git fetcher stores it: every ``.git`` left out."""
-    if not any(p.name == ".git" for p in path.rglob(".git")):
-        return nar_hash(path)
-    with tempfile.TemporaryDirectory(prefix="orchestrator-nar-") as tmp:
-        copy = Path(tmp) / "source"
-        shutil.copytree(path, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        return nar_hash(copy)
-
-
 class LockedCheckout:
     def __init__(self, checkout: Path, workdir: Path) -> None:
         if shutil.which("git") is None:

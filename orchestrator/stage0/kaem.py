@@ -264,29 +264,6 @@ def expand(
             return out
 
 
-def parse_script(
-    text: str, file: str = "<script>", env: Mapping[str, str] | None = None
-) -> list[tuple[list[str], int]]:
-    """Every command of a script with static variables (assignments and aliases applied as
-    kaem would, nothing run): for tests and inspection."""
-    variables = dict(env or {})
-    aliases: dict[str, str] = {}
-    reader = KaemReader(text, file)
-    out = []
-    while (cmd := reader.command(variables.get, aliases, [])) is not None:
-        tokens, line = cmd
-        if not tokens:
-            continue
-        if "=" in tokens[0]:
-            name, _, value = tokens[0].partition("=")
-            variables[name] = value
-        elif tokens[0] == "alias" and len(tokens) > 1 and "=" in tokens[1]:
-            name, _, value = tokens[1].partition("=")
-            aliases[name] = value
-        out.append((tokens, line))
-    return out
-
-
 # ------------------------------------------------------------------------------------------
 # The interpreter: scripts -> commands
 # ------------------------------------------------------------------------------------------

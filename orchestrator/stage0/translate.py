@@ -263,27 +263,7 @@ class Translator:
             raise GenerateError(f"{c.script}:{c.line}: BASE_ADDRESS is not set for M2-Mesoplanet")
         spawn = self._spawn_dirs(c)
         origin = self._origin(c)
-        pre_args: list[Ref] = []
-        skip = False
-        for a in c.args:
-            if skip:
-                skip = False
-                continue
-            if a.text in ("-o", "--output"):
-                skip = True
-                continue
-            pre_args.append(self._arg(a))
-        pre = self._add(
-            Step(
-                id=f"{hid}/preprocessed.c",
-                name=f"{posixpath.basename(hid)}.c",
-                kind="helper",
-                builder=self._ref(c.tool),
-                args=[*pre_args, Ref(lit="-E"), Ref(lit="-o"), Ref(out="")],
-                env={"M2LIBC_PATH": m2libc},
-                origin=origin,
-            )
-        )
+        pre = self._mesoplanet_preprocess(c, hid, m2libc)
         m1 = self._add(
             Step(
                 id=f"{hid}/M2.M1",
@@ -343,6 +323,31 @@ class Translator:
                     Ref(lit=endian),
                 ],
                 origin=origin,
+            )
+        )
+
+    def _mesoplanet_preprocess(self, c: Command, hid: str, m2libc: Ref) -> str:
+        """The first spawned program: M2-Mesoplanet itself with ``-E`` (its arguments without
+        the output), the preprocessed C."""
+        pre_args: list[Ref] = []
+        skip = False
+        for a in c.args:
+            if skip:
+                skip = False
+                continue
+            if a.text in ("-o", "--output"):
+                skip = True
+                continue
+            pre_args.append(self._arg(a))
+        return self._add(
+            Step(
+                id=f"{hid}/preprocessed.c",
+                name=f"{posixpath.basename(hid)}.c",
+                kind="helper",
+                builder=self._ref(c.tool),
+                args=[*pre_args, Ref(lit="-E"), Ref(lit="-o"), Ref(out="")],
+                env={"M2LIBC_PATH": m2libc},
+                origin=self._origin(c),
             )
         )
 
