@@ -20,6 +20,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.maintain.bump import plan_distfiles, prefetch_tool
+from orchestrator.nixstr import nix_string
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
@@ -86,10 +87,12 @@ def setup(tmp_path: Path, pinned_fixture: Path, nix: str) -> dict[str, Path]:
 
 
 def distfile_drvs(repo: Path, step: str) -> list[dict[str, str]]:
+    nix = repo / "nix"
     expr = (
-        f"let f = import {repo}/nix/fetchers.nix {{ }}; "
-        f"c = import {repo}/nix/steps.nix {{ steps = {repo}/steps; inherit (f) fetchDistfile; }}; "
-        f's = builtins.head (builtins.filter (x: x.attrName == "{step}") c.chainSteps); '
+        f"let f = import (/. + {nix_string(str(nix / 'fetchers.nix'))}) {{ }}; "
+        f"c = import (/. + {nix_string(str(nix / 'steps.nix'))}) "
+        f"{{ steps = /. + {nix_string(str(repo / 'steps'))}; inherit (f) fetchDistfile; }}; "
+        f"s = builtins.head (builtins.filter (x: x.attrName == {nix_string(step)}) c.chainSteps); "
         "in map (d: { name = d.fileName; drv = d.drvPath; out = d.outPath; }) s.distfiles"
     )
     return json.loads(run_nix("eval", "--json", "--impure", "--expr", expr).stdout)
@@ -135,7 +138,7 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     # the regenerated step: new distfile, no upstream package pin, the override marker
     text = (steps / f"{STEP}.nix").read_text()
     assert 'distfiles."gcc-16.1.0.tar.gz"' in text
-    assert f'sha256 = "{want_sha}";' in (steps / "distfiles.nix").read_text()
+    assert f"sha256 = {nix_string(want_sha)};" in (steps / "distfiles.nix").read_text()
     assert "sha256 = null;" in text and 'packageCheck = "no upstream pin";' in text
     assert 'version = "16.1.0";' in text and 'upstreamVersion = "15.2.0";' in text
     changed = {p for p in steps.rglob("*") if p.is_file() and before_files.get(p) != p.read_bytes()}

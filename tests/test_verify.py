@@ -23,6 +23,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
+from orchestrator.nixstr import nix_attr, nix_json
 from orchestrator.verify.report import Report, report_schema
 from orchestrator.verify.results_file import load_results
 from tests.support.cache import (
@@ -176,10 +177,17 @@ def test_installable_targets(
     system = nix("eval", "--impure", "--raw", "--expr", "builtins.currentSystem").stdout
     flake = tmp_path / "flake"
     flake.mkdir()
+    drv = nix_json(
+        {
+            "name": f"thing-{world.salt}",
+            "system": system,
+            "builder": "/bin/sh",
+            "args": ["-c", "echo thing > $out"],
+        }
+    )
     (flake / "flake.nix").write_text(
-        f'{{ outputs = {{ self }}: {{ packages."{system}".thing = builtins.derivation {{'
-        f' name = "thing-{world.salt}"; system = "{system}"; builder = "/bin/sh";'
-        ' args = ["-c" "echo thing > $out"]; }; }; }'
+        f"{{ outputs = {{ self }}: {{ packages.{nix_attr(system)}.thing = "
+        f"builtins.derivation {drv}; }}; }}"
     )
     installable = f"path:{flake}#thing"
     code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
