@@ -230,6 +230,12 @@ def invalid_paths(paths: Sequence[str]) -> set[str]:
     return out
 
 
+def hash_path(path: str | os.PathLike[str]) -> str:
+    """``nix hash path``: the SRI sha256 of a tree's NAR serialisation (a lock's narHash)."""
+    args = ["hash", "path", "--type", "sha256", "--sri", os.fspath(path)]
+    return run_nix(args, inputs=False).stdout.strip()
+
+
 def add_fixed_sha256(path: str | os.PathLike[str]) -> str:
     """``nix-store --add-fixed sha256 FILE``: the store path of a flat sha256 fixed output
     named after the file (what ``builtin:fetchurl`` with that name and hash produces)."""

@@ -57,7 +57,7 @@ def run_verify(args: argparse.Namespace) -> int:
     expected = str(lock.locked.get("narHash") or "")
     if not expected:
         raise OrchestratorError(f"no narHash for the {INPUT_NAME} input", file=args.lock)
-    actual = nixcli.run_nix(["hash", "path", str(root.resolve())], inputs=False).stdout.strip()
+    actual = nixcli.hash_path(root.resolve())
     git = _git_dirs(root)
     ok = actual == expected
     result = {

@@ -17,7 +17,7 @@ from orchestrator.generate.write import Drift, compare, read_existing, render_al
 from orchestrator.gitcli import git, is_git_checkout, run_git
 from orchestrator.maintain.report import ChangeReport, compare_chains
 from orchestrator.maintain.transaction import Transaction
-from orchestrator.nixcli import run_nix
+from orchestrator.nixcli import hash_path, run_nix
 from orchestrator.stage0.record import Stage0Drift
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import INPUT_NAME, LockedInput, _from_store
@@ -130,11 +130,6 @@ def export_revision(repo: Path, rev: str, dest: Path) -> None:
         export_revision(sub, obj, dest / path)
 
 
-def nar_hash(path: Path) -> str:
-    """``nix hash path``: the SRI sha256 of the NAR serialisation (what a lock's narHash is)."""
-    return run_nix(["hash", "path", "--type", "sha256", "--sri", str(path)]).stdout.strip()
-
-
 class LockedCheckout:
     def __init__(self, checkout: Path, workdir: Path) -> None:
         if shutil.which("git") is None:
@@ -161,7 +156,7 @@ class LockedCheckout:
         self.rev_count = int(git(checkout, "rev-list", "--count", self.rev))
         self.tree_dir = workdir / "source"
         export_revision(checkout, self.rev, self.tree_dir)
-        self.nar_hash = nar_hash(self.tree_dir)
+        self.nar_hash = hash_path(self.tree_dir)
 
     def locked(self, previous: dict) -> dict:
         locked = dict(previous)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from orchestrator.maintain.update import nar_hash
+from orchestrator.nixcli import hash_path as nar_hash
 
 
 def nar_hash_without_git(path: Path) -> str:
