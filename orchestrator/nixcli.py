@@ -254,4 +254,5 @@ def show_derivation(
     sub = ["derivation", "show"] if nix_version() >= (2, 15) else ["show-derivation"]
     args = [*sub, *(["-r"] if recursive else []), *installables]
     proc = run_nix(args, cwd=cwd)
-    return json.loads(proc.stdout)
+    derivations: dict[str, Any] = json.loads(proc.stdout)
+    return derivations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,7 @@ class LiveView:
         durations: Durations,
         to_build: list[str],
         started: float,
-        clock,
+        clock: Callable[[], float],
         log_lines: int = 8,
         fetches: set[str] | None = None,
     ) -> None:

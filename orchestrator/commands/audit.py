@@ -43,7 +43,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="classify every input of a target that is not built (seeds, sources, patches)",

@@ -56,7 +56,7 @@ STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build",
         help="build a step, stage0 or the whole chain with a live progress view",

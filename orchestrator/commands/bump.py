@@ -50,7 +50,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bump",
         help="override one package's distfiles ahead of upstream (steps/overrides/)",

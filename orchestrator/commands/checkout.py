@@ -22,7 +22,7 @@ from orchestrator.upstream.locate import INPUT_NAME, REPO_ROOT, read_lock
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("checkout", help="check a local live-bootstrap tree against flake.lock")
     csub = p.add_subparsers(dest="checkout_command", required=True, metavar="ACTION")
     v = csub.add_parser(

@@ -43,7 +43,7 @@ err = Console(stderr=True, highlight=False)
 _REV_RE = re.compile(r"^[0-9a-f]{7,40}$")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("diff", help="change report between two live-bootstrap trees or revisions")
     p.add_argument(
         "old", metavar="OLD", help="tree, steps/ dir, upstream.json, 'committed' or revision"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 
 from orchestrator.commands import distfiles_mirror, distfiles_seed, options
@@ -11,7 +12,7 @@ from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import read_tree
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("distfiles", help="source tarballs the chain needs")
     dsub = p.add_subparsers(dest="distfiles_command", required=True, metavar="ACTION")
     lp = dsub.add_parser("list", help="every distinct distfile, with all its URLs")
@@ -23,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # Other modules add actions (seed, mirror) here: callables taking the subparsers object.
-EXTRA_ACTIONS: list = [distfiles_seed.register, distfiles_mirror.register]
+EXTRA_ACTIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    distfiles_seed.register,
+    distfiles_mirror.register,
+]
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def register(dsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(dsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = dsub.add_parser(
         "mirror",
         help="download every distfile into DIR (resumable, sha256-checked)",

@@ -18,7 +18,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def register(dsub: argparse._SubParsersAction) -> None:
+def register(dsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = dsub.add_parser(
         "seed",
         help="add a directory of distfiles to the Nix store at the paths the build expects",

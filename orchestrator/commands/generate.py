@@ -22,7 +22,7 @@ from orchestrator.upstream.locate import REPO_ROOT, locate_tree
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("generate", help="(re)write steps/ from a live-bootstrap tree")
     options.live_bootstrap(p, default="the pinned flake input")
     p.add_argument(

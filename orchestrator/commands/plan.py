@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from orchestrator.bridge.members import DATA_FILE, load
 from orchestrator.commands import options
 from orchestrator.display import text
 from orchestrator.tables import Rows, columns, emit
-from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
     chosen_tree,
@@ -21,7 +22,7 @@ from orchestrator.upstream.overrides import apply_overrides, load_overrides
 from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
     options.live_bootstrap(p)
     p.add_argument(
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-def]
+def _bridge_rows(chain: Chain, start: int) -> list[dict[str, Any]]:
     builds = {s.step.name for s in chain.steps if s.step.directive == "build"}
     data = load(DATA_FILE, chain_builds=builds)
     return [
@@ -150,7 +151,7 @@ def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-de
     ]
 
 
-def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
+def _print_bridge(chain: Chain, start: int) -> None:
     rows = _bridge_rows(chain, start)
     table = Rows(
         f"stdenv bridge (stdenv-bridge/members.json): {len(rows)} steps after the chain, "
@@ -174,7 +175,7 @@ def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
     emit(table)
 
 
-def _package_check(s) -> str | None:  # type: ignore[no-untyped-def]
+def _package_check(s: StepInfo) -> str | None:
     """How the step's bash-era package tarball is checked: upstream's pin, or none."""
     if s.package_file is None:
         return None

@@ -34,7 +34,7 @@ from orchestrator.upstream.locate import REPO_ROOT, committed_tree
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "update",
         help="move the pinned live-bootstrap input to a new revision and regenerate steps/",

@@ -114,4 +114,4 @@ def parse_hash(text: str, algo: Algo | None = None) -> Hash:
         raise HashError(f"unknown hash algorithm {found!r} in {text!r}")
     if algo is not None and found != algo:
         raise HashError(f"expected a {algo} hash, got {found} in {text!r}")
-    return Hash(algo=found, digest=_decode_digest(rest, found, text))  # type: ignore[arg-type]
+    return Hash(algo=found, digest=_decode_digest(rest, found, text))

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import NixError, OrchestratorError, ParseError
 from orchestrator.generate.write import Drift, compare, read_existing, render_all
@@ -26,6 +27,8 @@ from orchestrator.upstream.tree import SourceTree
 
 REV_RE = re.compile(r"[0-9a-f]{40}")  # fullmatch: written into flake.nix
 Say = Callable[[str], None]  # one line of progress for the user
+# a flake.lock node's "locked" attributes, JSON as Nix writes them (rev, narHash, revCount, ...)
+LockedAttrs = dict[str, Any]
 
 
 # -- flake.nix and flake.lock -----------------------------------------------------------------
@@ -44,7 +47,7 @@ class FlakeFiles:
             self.lock = json.loads(self.lock_text)
             self.node_name = self.lock["nodes"][self.lock["root"]]["inputs"][INPUT_NAME]
             self.node = self.lock["nodes"][self.node_name]
-            self.locked: dict = self.node["locked"]
+            self.locked: LockedAttrs = self.node["locked"]
         except FileNotFoundError as exc:
             raise OrchestratorError("no flake here", file=exc.filename) from None
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
@@ -85,7 +88,7 @@ class FlakeFiles:
             after = after[1:]
         return before + after
 
-    def lock_with(self, locked: dict) -> str:
+    def lock_with(self, locked: LockedAttrs) -> str:
         data = json.loads(self.lock_text)
         node = data["nodes"][self.node_name]
         node["locked"] = locked
@@ -158,7 +161,7 @@ class LockedCheckout:
         export_revision(checkout, self.rev, self.tree_dir)
         self.nar_hash = hash_path(self.tree_dir)
 
-    def locked(self, previous: dict) -> dict:
+    def locked(self, previous: LockedAttrs) -> LockedAttrs:
         locked = dict(previous)
         locked.update(
             {
@@ -178,7 +181,7 @@ class LockedCheckout:
 # -- fetching a revision with Nix (network) ----------------------------------------------------
 
 
-def lock_with_nix(flake: FlakeFiles, rev: str | None) -> tuple[dict, Path, str]:
+def lock_with_nix(flake: FlakeFiles, rev: str | None) -> tuple[LockedAttrs, Path, str]:
     """Lock the input at ``rev`` (None: the newest commit of the locked ref) in a scratch copy
     of flake.nix/flake.lock; return the locked node, the fetched tree, and the new flake.nix."""
     with tempfile.TemporaryDirectory(prefix="orchestrator-lock-") as tmp:
@@ -219,7 +222,7 @@ class NewPin:
     """The revision to pin: its tree, and (unless a report-only dry run) the new lock."""
 
     tree: SourceTree
-    locked: dict | None = None  # type: ignore[type-arg]
+    locked: LockedAttrs | None = None
     nix_text: str | None = None
     checkout: LockedCheckout | None = None
 

@@ -585,7 +585,7 @@ class Interpreter:
         if output is not None:
             self.artifacts[output] = len(self.commands) - 1
 
-    def _classify(self, cwd: str, text: str, where: dict) -> Arg:
+    def _classify(self, cwd: str, text: str, where: dict[str, Any]) -> Arg:
         path = self.resolve(cwd, text, **where) if text and not text.startswith("-") else None
         if path is not None and path != "":
             if path in self.artifacts:

@@ -191,7 +191,7 @@ class Translator:
         self.steps: list[Step] = []
         self.ids: set[str] = set()
         self.produced: dict[str, str] = {}  # tree path -> step id of its latest writer
-        self.assembled: dict[tuple, str] = {}  # directory contents -> step id
+        self.assembled: dict[tuple[tuple[str, str], ...], str] = {}  # directory contents -> step
         self.position = 0  # index of the command being translated
         self.reproductions: list[tuple[str, str]] = []  # (step id, seed it must equal)
 

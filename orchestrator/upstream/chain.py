@@ -93,10 +93,10 @@ class Chain(BaseModel):
     def distfile(self, filename: str) -> Distfile:
         # an index built once (a scan per lookup made rendering quadratic); it belongs to this
         # very list, so a model_copy with other distfiles builds its own
-        cached = self.__pydantic_private__["_by_name"]  # type: ignore[index]
+        cached = self._by_name
         if cached is None or cached[0] is not self.distfiles:
             cached = (self.distfiles, {d.filename: d for d in self.distfiles})
-            self.__pydantic_private__["_by_name"] = cached  # type: ignore[index]
+            self._by_name = cached
         return cached[1][filename]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -141,7 +142,9 @@ def _from_snapshots(rev: str) -> Path | None:
     return None
 
 
-def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
+def locate_tree(
+    explicit: str | os.PathLike[str] | None, *, log: Callable[[str], None] | None = None
+) -> SourceTree:
     say = log or (lambda msg: None)
     if explicit:
         say(f"reading live-bootstrap from {explicit}")
@@ -188,7 +191,9 @@ def committed_tree(steps_dir: Path | None = None) -> SourceTree:
     return snap.to_tree(steps_dir)
 
 
-def read_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
+def read_tree(
+    explicit: str | os.PathLike[str] | None, *, log: Callable[[str], None] | None = None
+) -> SourceTree:
     """For read-only commands: ``--live-bootstrap``/``$LIVE_BOOTSTRAP`` if given, else the
     committed snapshot."""
     chosen = chosen_tree(explicit)

@@ -75,7 +75,7 @@ class Verifier:
         if local.origin == "missing":
             what = local.installable or local.path
             return PathResult(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 path=local.path,
                 status=Status.not_built_locally,
                 reason="not valid in the local store",
@@ -86,7 +86,7 @@ class Verifier:
             by = f" (signed by {', '.join(keys)})" if keys else ""
             drv = local.deriver or "<its .drv>"
             return PathResult(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 path=local.path,
                 status=Status.not_built_locally,
                 reason=f"the local copy was substituted from a binary cache{by}; comparing it "
