@@ -100,11 +100,11 @@ def clients_only(n: int, jobs: int, runs: int) -> None:
                 assert all(got)
 
             for _ in range(runs):
-                for client in cpus:
+                for client, samples in cpus.items():
                     cpu, t = time.process_time(), time.perf_counter()
                     asyncio.run(fetch_all(client))
                     cpu, wall = time.process_time() - cpu, time.perf_counter() - t
-                    cpus[client].append(cpu)
+                    samples.append(cpu)
                     print(f"{client:8} {n} GETs: {wall:.2f} s wall, {cpu:.2f} s CPU")
         finally:
             server.terminate()

@@ -113,7 +113,7 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     steps, repo = setup["steps"], setup["repo"]
     before_files = {p: p.read_bytes() for p in steps.rglob("*") if p.is_file()}
     before = distfile_drvs(repo, STEP)
-    assert [d["name"] for d in before][0] == "gcc-15.2.0.tar.gz"
+    assert next(d["name"] for d in before) == "gcc-15.2.0.tar.gz"
 
     assert main(["bump", PKG, "--version", "16.1.0", "--steps", str(steps)]) == 0
     captured = capsys.readouterr()
@@ -204,7 +204,7 @@ def test_explicit_url_and_expected_hash(setup: dict[str, Path], capsys) -> None:
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_error(404, "Not Found")
 
     def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
@@ -264,7 +264,7 @@ def test_wrong_hash_changes_nothing(setup: dict[str, Path], capsys) -> None:
     )
     err = capsys.readouterr().err
     assert code != 0
-    assert "hash mismatch" in err.lower() or "hash" in err and "--sha256" in err
+    assert "hash mismatch" in err.lower() or ("hash" in err and "--sha256" in err)
     assert tree_digest(repo) == digest
 
 
@@ -336,7 +336,7 @@ def test_fallback_prefetchers_agree(tool: str, tmp_path: Path, nix: str) -> None
     from orchestrator.errors import NixError
     from orchestrator.maintain.bump import prefetch
 
-    tar = make_tarball(tmp_path / f"pkg-{tool.split()[-1]}-1.0.tar.gz", "pkg-1.0", tool)
+    tar = make_tarball(tmp_path / f"pkg-{tool.rsplit(maxsplit=1)[-1]}-1.0.tar.gz", "pkg-1.0", tool)
     want = hashlib.sha256(tar.read_bytes()).hexdigest()
     assert prefetch(tar.as_uri(), tar.name, None, tool) == want
     assert prefetch(tar.as_uri(), tar.name, want, tool) == want

@@ -28,7 +28,7 @@ def rendered(renderable: object) -> str:
 
 
 @pytest.mark.parametrize(
-    "raw, shown",
+    ("raw", "shown"),
     [
         ("plain-1.0", "plain-1.0"),
         ("é ünïcode", "é ünïcode"),  # printable non-ASCII is left alone

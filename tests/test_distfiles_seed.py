@@ -71,7 +71,7 @@ def debian_distfiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 def eval_out_paths(names: list[str], attr: str = "outPath") -> dict[str, str]:
-    """outPath (or drvPath) of the generated distfile derivations, by file name, from the
+    """OutPath (or drvPath) of the generated distfile derivations, by file name, from the
     real flake."""
     apply = (
         "l: let ds = builtins.concatLists (map (s: s.distfiles or [ ]) "
@@ -130,9 +130,9 @@ def test_seed_lands_at_the_evaluated_paths(tmp_path: Path, debian_distfiles, cap
     )
     report = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert {r["filename"]: (r["status"], r["detail"]) for r in report["results"]} == {
-        n: ("present", "added") for n in names
-    }
+    assert {r["filename"]: (r["status"], r["detail"]) for r in report["results"]} == dict.fromkeys(
+        names, ("present", "added")
+    )
     for r in report["results"]:
         assert r["store_path"] == expected[r["filename"]]
         assert valid(r["store_path"])
@@ -165,7 +165,7 @@ def test_seed_lands_at_the_evaluated_paths(tmp_path: Path, debian_distfiles, cap
 def test_corrupted_copy_is_mismatched_and_not_added(
     tmp_path: Path, debian_distfiles, capsys
 ) -> None:
-    name = sorted(debian_distfiles)[0]
+    name = min(debian_distfiles)
     expected = eval_out_paths([name])[name]
     forget(expected)
     bad_dir = tmp_path / "bad"

@@ -94,7 +94,7 @@ def test_bad_input_writes_nothing_and_names_the_line(tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.parametrize(
-    "manifest, steps, message",
+    ("manifest", "steps", "message"),
     [
         ("build: a-1\n", {"a-1": {"sources": ""}}, "pass1.kaem, which is missing"),
         ("build: a-1\n", {}, "has no directory steps/a-1"),
@@ -164,7 +164,7 @@ def test_generated_nix_evaluates_over_a_tree_materialized_from_the_fixture(
     materialized_pinned: Path, nix: str, tmp_path: Path
 ) -> None:
     steps = tmp_path / "steps"
-    drift, files = generate(SourceTree.open(materialized_pinned, commit="984b8322"), steps)
+    _drift, files = generate(SourceTree.open(materialized_pinned, commit="984b8322"), steps)
     write_atomically(steps, files)
     shutil.copytree(REPO / "nix", tmp_path / "nix")
     expr = (

@@ -205,9 +205,8 @@ def test_chunked_body_over_the_bound_is_refused(client: str) -> None:
             server.send(conn, b"%x\r\n%s\r\n" % (1 << 18, b"y" * (1 << 18)))
         server.send(conn, b"0\r\n\r\n")
 
-    with raw_server(handle) as server:
-        with pytest.raises(CacheError, match="exceeds the limit"):
-            fetch_narinfo(server.url, client, retries=0)
+    with raw_server(handle) as server, pytest.raises(CacheError, match="exceeds the limit"):
+        fetch_narinfo(server.url, client, retries=0)
 
 
 def _nar_route(body: Callable[[http.server.BaseHTTPRequestHandler], None]):  # type: ignore[no-untyped-def]

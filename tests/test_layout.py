@@ -109,9 +109,12 @@ def _console_uses(path: Path) -> list[str]:
         for name in names:
             if name.split(".")[0] in CLI_ONLY_MODULES:
                 found.append(f"line {node.lineno}: imports {name}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "print":
-                found.append(f"line {node.lineno}: print()")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+        ):
+            found.append(f"line {node.lineno}: print()")
         if (
             isinstance(node, ast.Attribute)
             and node.attr in ("stdout", "stderr")

@@ -25,7 +25,7 @@ def plan_of(text: str, **variables: str):
 
 
 @pytest.mark.parametrize(
-    "line, tokens",
+    ("line", "tokens"),
     [
         ("build: a", ["build:", "a"]),
         ("build: a ", ["build:", "a"]),  # one trailing space opens no token
@@ -88,7 +88,7 @@ def test_malformed_predicates_name_file_and_line(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("frobnicate: x", "unknown directive"),
         ("define: X 1", "missing equals"),

@@ -38,7 +38,7 @@ def _handler(state: Server):
         def log_message(self, *a) -> None:  # quiet
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             rng = self.headers.get("Range")
             state.requests.append((self.path, rng))
             data = state.files.get(self.path.lstrip("/"))
@@ -151,7 +151,7 @@ def test_server_without_range_support_starts_over(tmp_path: Path) -> None:
 def test_wrong_bytes_are_never_kept(tmp_path: Path) -> None:
     good = os.urandom(10_000)
     (tmp_path / "y-1.tar.gz.part").write_bytes(b"garbage")  # a bad prefix: the resume is wrong
-    with serve({"y-1.tar.gz": good, "evil/y-1.tar.gz": b"tampered"}) as (state, base):
+    with serve({"y-1.tar.gz": good, "evil/y-1.tar.gz": b"tampered"}) as (_state, base):
         s = spec("y-1.tar.gz", good, [f"{base}/evil/y-1.tar.gz", f"{base}/y-1.tar.gz"])
         r = mirror([s], tmp_path)
     outcomes = [a.outcome.split(" (")[0] for a in r[0].attempts]
@@ -159,7 +159,7 @@ def test_wrong_bytes_are_never_kept(tmp_path: Path) -> None:
     assert outcomes == ["sha256 mismatch", "sha256 mismatch", "ok"]
     assert (tmp_path / "y-1.tar.gz").read_bytes() == good
 
-    with serve({"z-1.tar.gz": b"tampered"}) as (state, base):
+    with serve({"z-1.tar.gz": b"tampered"}) as (_state, base):
         r = mirror([spec("z-1.tar.gz", good, [f"{base}/z-1.tar.gz"])], tmp_path)
     assert r[0].status == "failed"
     assert not (tmp_path / "z-1.tar.gz").exists() and not (tmp_path / "z-1.tar.gz.part").exists()
@@ -167,7 +167,7 @@ def test_wrong_bytes_are_never_kept(tmp_path: Path) -> None:
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = os.urandom(4096)
-    with serve({"c-1.tar.gz": data}) as (state, base):
+    with serve({"c-1.tar.gz": data}) as (_state, base):
         listing = tmp_path / "list.json"
         listing.write_text(
             json.dumps(

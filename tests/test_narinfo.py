@@ -140,7 +140,7 @@ def test_text_roundtrip_keeps_signatures_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    "text,match",
+    ("text", "match"),
     [
         ("StorePath: /nix/store/abc\nURL: x\nNarHash: sha256:00\nNarSize: 1\n", "store path"),
         ("URL: x\nNarHash: sha256:" + "0" * 52 + "\nNarSize: 1\n", "no StorePath"),

@@ -475,7 +475,7 @@ def test_step_outputs_passes_hostile_names_as_data(nix: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "manifest, sources, where",
+    ("manifest", "sources", "where"),
     [
         (
             "build: a-1\n",

@@ -54,14 +54,18 @@ def stand_in(root: Path) -> str:
         [
             (
                 "foo-1.0-pass1",
-                f"mkdir -p {t}/usr/bin {t}/usr/lib; printf 'foo-bin\\n' > {t}/usr/bin/foo; "
-                f"printf 'foo-lib\\n' > {t}/usr/lib/libfoo.a; : > $out/deletions",
+                (
+                    f"mkdir -p {t}/usr/bin {t}/usr/lib; printf 'foo-bin\\n' > {t}/usr/bin/foo; "
+                    f"printf 'foo-lib\\n' > {t}/usr/lib/libfoo.a; : > $out/deletions"
+                ),
             ),
             ("bash-5.2-pass1", f"mkdir -p {t}/usr/bin; echo bash > {t}/usr/bin/bash"),
             (
                 "bar-2.0-pass1",
-                f"mkdir -p {t}/external/repo; printf 'pretend tarball\\n' > "
-                f"{t}/external/repo/bar-2.0_0.tar.bz2",
+                (
+                    f"mkdir -p {t}/external/repo; printf 'pretend tarball\\n' > "
+                    f"{t}/external/repo/bar-2.0_0.tar.bz2"
+                ),
             ),
             ("improve-tidy-1", f"mkdir -p {t}"),
         ],

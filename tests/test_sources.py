@@ -50,7 +50,7 @@ def test_untyped_2025_and_plain_2024_formats() -> None:
 
 
 @pytest.mark.parametrize(
-    "line, message",
+    ("line", "message"),
     [
         ("f https://x/a.tar.gz abc", "not 64 hexadecimal"),
         (f"f https://x/a.tar.gz {'g' * 64}", "not 64 hexadecimal"),

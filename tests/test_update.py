@@ -360,7 +360,7 @@ def test_a_failure_while_swapping_in_rolls_everything_back(
 ) -> None:
     """steps/ is swapped in first; if flake.lock then cannot be replaced, steps/ (and flake.nix)
     come back as they were: the three change together or not at all."""
-    import orchestrator.maintain.transaction as transaction
+    from orchestrator.maintain import transaction
 
     repo = checkout(synthetic, synthetic["c1"])
     digest = tree_digest(flake)

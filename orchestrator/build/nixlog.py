@@ -153,7 +153,7 @@ def store_name(path: str) -> str:
     """``/nix/store/<hash>-mes-0.27.1-pass1.drv`` -> ``mes-0.27.1-pass1``."""
     m = _STORE_NAME.match(path)
     name = m.group("name") if m else path.rsplit("/", 1)[-1]
-    return name[: -len(".drv")] if name.endswith(".drv") else name
+    return name.removesuffix(".drv")
 
 
 # Messages that name a failed derivation: Nix 2.8 ("builder for '...' failed with exit code 1",
@@ -242,9 +242,8 @@ class BuildLog:
             self._result(event)
         elif isinstance(event, MsgEvent):
             self._msg(event)
-        else:
-            if event.text:
-                self.text.append(event.text)
+        elif event.text:
+            self.text.append(event.text)
 
     def _start(self, ev: StartEvent, now: float) -> None:
         self._activities[ev.id] = ev
@@ -288,10 +287,13 @@ class BuildLog:
         elif ev.type == ResultType.SET_PHASE:
             if rec is not None and ev.fields:
                 rec.phase = str(ev.fields[0])
-        elif ev.type == ResultType.PROGRESS:
-            if ev.id == self._builds_activity and len(ev.fields) >= 4:
-                done, expected, running, failed = (int(x) for x in ev.fields[:4])
-                self.progress = Progress(done, expected, running, failed)
+        elif (
+            ev.type == ResultType.PROGRESS
+            and ev.id == self._builds_activity
+            and len(ev.fields) >= 4
+        ):
+            done, expected, running, failed = (int(x) for x in ev.fields[:4])
+            self.progress = Progress(done, expected, running, failed)
 
     def _msg(self, ev: MsgEvent) -> None:
         self.messages.append(ev)
@@ -340,7 +342,7 @@ class BuildLog:
     def failures(self) -> list[BuildRecord]:
         return [r for r in self.builds.values() if r.status == "failed"]
 
-    def finish(self, now: float, interrupted: bool = False) -> None:
+    def finish(self, now: float, *, interrupted: bool = False) -> None:
         """After Nix exited: close what is still open; named failures decide the status."""
         for rec in self.builds.values():
             if rec.finished is not None and self.failed:

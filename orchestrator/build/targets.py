@@ -21,7 +21,7 @@ DEFAULT_TARGET = "live-bootstrap"
 
 
 def default_flake() -> str:
-    """This repository's flake when running from a checkout of it, else the current directory."""
+    """The flake of this repository when running from a checkout of it, else the current one."""
     return str(REPO_ROOT) if (REPO_ROOT / "flake.nix").is_file() else "."
 
 

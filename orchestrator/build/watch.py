@@ -55,7 +55,8 @@ def watch(cmd: list[str], log: BuildLog, view: BuildView, clock: Callable[[], fl
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
     )
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     for tag, stream in (("err", proc.stderr), ("out", proc.stdout)):
         threading.Thread(target=_pump, args=(stream, lines, tag), daemon=True).start()
     stdout: list[str] = []

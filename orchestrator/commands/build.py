@@ -213,7 +213,7 @@ def _watch(cmd: list[str], log: BuildLog, view: LiveView, args: argparse.Namespa
             return watch(cmd, log, live, view.clock)
         finally:
             live.live.stop()
-    return watch(cmd, log, PlainReporter(view, args.print_build_logs, err), view.clock)
+    return watch(cmd, log, PlainReporter(view, err, echo=args.print_build_logs), view.clock)
 
 
 def _save_durations(log: BuildLog, durations: Durations, end: float) -> None:
@@ -255,7 +255,9 @@ def _failure(
     if fetches:
         still = nixcli.invalid_paths([p for d in plan.missing_distfiles for p in d.output_paths])
         missing = [d for d in plan.missing_distfiles if any(p in still for p in d.output_paths)]
-        text, hint = missing_message(missing or [plan.closure[r.drv_path] for r in fetches], True)
+        text, hint = missing_message(
+            missing or [plan.closure[r.drv_path] for r in fetches], attempted=True
+        )
         for r in fetches:
             if r.tail:
                 text += f"\n{r.name}: {list(r.tail)[-1]}"

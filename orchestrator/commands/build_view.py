@@ -48,7 +48,7 @@ class LiveDisplay:
 class PlainReporter:
     """One line per started/finished derivation, for logs (stderr not a terminal)."""
 
-    def __init__(self, view: LiveView, echo: bool, console: Console) -> None:
+    def __init__(self, view: LiveView, console: Console, *, echo: bool) -> None:
         self.view = view
         self.echo = echo
         self.console = console

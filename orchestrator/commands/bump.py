@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     steps_dir: Path = args.steps
     if args.list:
-        return _list(steps_dir, args.json)
+        return _list(steps_dir, as_json=args.json)
     if args.drop:
         return _drop(args, steps_dir)
     if not args.step or not args.new_version:
@@ -194,7 +194,7 @@ def _drop(args: argparse.Namespace, steps_dir: Path) -> int:
     return 0
 
 
-def _list(steps_dir: Path, as_json: bool) -> int:
+def _list(steps_dir: Path, *, as_json: bool) -> int:
     overrides = load_overrides(steps_dir)
     if as_json:
         print(json.dumps([o.model_dump() for o in overrides], indent=1))

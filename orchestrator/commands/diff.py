@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +24,7 @@ from orchestrator.commands import options
 from orchestrator.commands.report_view import print_rich
 from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
-from orchestrator.maintain.report import compare_chains
+from orchestrator.maintain.report import ChangeReport, compare_chains
 from orchestrator.maintain.report_render import to_json, to_markdown
 from orchestrator.nixcli import program, run_nix
 from orchestrator.upstream.chain import load_chain
@@ -74,7 +75,7 @@ def report_format(args: argparse.Namespace) -> str:
     return "json" if args.json else args.format
 
 
-def emit(report, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def emit(report: ChangeReport, fmt: str) -> None:
     if fmt == "json":
         print(to_json(report), end="")
     elif fmt == "markdown":
@@ -83,8 +84,12 @@ def emit(report, fmt: str) -> None:  # type: ignore[no-untyped-def]
         print_rich(report, out)
 
 
-def open_tree(spec: str, *, log=None) -> SourceTree:  # type: ignore[no-untyped-def]
-    say = log or (lambda m: None)
+def _quiet(message: str) -> None:
+    """No progress lines."""
+
+
+def open_tree(spec: str, *, log: Callable[[str], None] | None = None) -> SourceTree:
+    say = log or _quiet
     if spec == "committed":
         return committed_tree(REPO_ROOT / "steps")
     path = Path(spec)
@@ -107,7 +112,7 @@ def open_tree(spec: str, *, log=None) -> SourceTree:  # type: ignore[no-untyped-
     )
 
 
-def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-def]
+def _tree_of_revision(rev: str, say: Callable[[str], None]) -> SourceTree:
     for base in _snapshot_dirs():
         if not base.is_dir():
             continue

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 
 from orchestrator.commands import distfiles_mirror, distfiles_seed, options
 from orchestrator.tables import Rows, columns, emit

@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     flake = FlakeFiles(args.flake)
     old_tree = committed_tree(steps_dir)
     with tempfile.TemporaryDirectory(prefix="orchestrator-update-") as tmp:
-        pin = new_pin(flake, args.rev, args.to_path, args.dry_run, Path(tmp), say)
-        files, report = prepare(old_tree, pin.tree, steps_dir, args.profile, args.dry_run, say)
+        pin = new_pin(flake, args.rev, args.to_path, Path(tmp), say, dry_run=args.dry_run)
+        files, report = prepare(
+            old_tree, pin.tree, steps_dir, args.profile, say, dry_run=args.dry_run
+        )
         emit(report, report_format(args))
         if files is None:
             say("dry run, nothing written (steps/ cannot be generated from this tree, see above)")

@@ -28,20 +28,14 @@ STYLE = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``--against-live-bootstrap`` that ``verify`` does not have already."""
-    have = set(parser._option_string_actions)
-    if "--flake" not in have:
-        parser.add_argument(
-            "--flake", metavar="REF", help="flake with the step outputs (default: this repository)"
-        )
-    if "--live-bootstrap" not in have:
-        options.live_bootstrap(
-            parser, default="the pinned input (pins from the committed steps/upstream.json)"
-        )
-    if "--json" not in have:
-        parser.add_argument("--json", action="store_true")
-    if "--strict" not in have:
-        parser.add_argument("--strict", action="store_true")
+    """Options of ``--against-live-bootstrap`` that ``verify`` does not have already (it has
+    ``--json`` and ``--strict``)."""
+    parser.add_argument(
+        "--flake", metavar="REF", help="flake with the step outputs (default: this repository)"
+    )
+    options.live_bootstrap(
+        parser, default="the pinned input (pins from the committed steps/upstream.json)"
+    )
 
 
 def verify_against_live_bootstrap(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from orchestrator.formats import nix32
 
@@ -37,7 +37,7 @@ class Hash(BaseModel):
 
     @field_validator("digest")
     @classmethod
-    def _size(cls, v: bytes, info):  # type: ignore[no-untyped-def]
+    def _size(cls, v: bytes, info: ValidationInfo) -> bytes:
         algo = info.data.get("algo")
         if algo and len(v) != DIGEST_SIZE[algo]:
             raise ValueError(f"{algo} digest must be {DIGEST_SIZE[algo]} bytes, got {len(v)}")

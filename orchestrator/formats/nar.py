@@ -77,7 +77,7 @@ class NarDigest(BaseModel):
 
 
 class _Writer:
-    __slots__ = ("buf", "sink", "size", "chunk")
+    __slots__ = ("buf", "chunk", "sink", "size")
 
     def __init__(self, sink: Sink) -> None:
         self.buf = bytearray()

@@ -78,7 +78,7 @@ def _stops(retries: int, give_up: Callable[[], bool] | None) -> stop_base:
 
 
 def retrying(retries: int, backoff: float) -> Retrying:
-    """For synchronous clients: ``for attempt in retrying(...): with attempt: ...``."""
+    """The retry loop of synchronous clients (``for attempt in ...: with attempt: ...``)."""
     return Retrying(
         stop=_stops(retries, None),
         wait=Backoff(backoff),

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.upstream.chain import Chain, StepInfo
+from orchestrator.upstream.chain import Chain, Distfile, StepInfo
 from orchestrator.upstream.manifest import Manifest
 from orchestrator.upstream.plan import Evaluated, resolve
 from orchestrator.upstream.profiles import available_profiles, load_profile
@@ -355,7 +355,7 @@ def _distfiles(old: Chain, new: Chain) -> DistfileChanges:
     o = {d.filename: d for d in old.distfiles}
     n = {d.filename: d for d in new.distfiles}
 
-    def ref(d) -> DistfileRef:  # type: ignore[no-untyped-def]
+    def ref(d: Distfile) -> DistfileRef:
         return DistfileRef(filename=d.filename, sha256=d.sha256, urls=d.urls, steps=d.steps)
 
     return DistfileChanges(
@@ -427,7 +427,7 @@ def _pins(old: Chain, new: Chain) -> PinChanges:
     )
 
 
-def _revision(tree: SourceTree, chain: Chain, syntax: SourcesSyntax) -> Revision:
+def _revision(chain: Chain, syntax: SourcesSyntax) -> Revision:
     return Revision(
         commit=chain.commit,
         sources_syntax=syntax,
@@ -447,8 +447,8 @@ def compare_chains(
     new_syntax = sources_syntax(new_tree, new.manifest)
     return ChangeReport(
         profile=new.profile,
-        old=_revision(old_tree, old, old_syntax),
-        new=_revision(new_tree, new, new_syntax),
+        old=_revision(old, old_syntax),
+        new=_revision(new, new_syntax),
         sources_syntax=SyntaxChange(
             old=old_syntax, new=new_syntax, changed=old_syntax != new_syntax
         ),

@@ -57,9 +57,11 @@ def to_markdown(report: ChangeReport) -> str:
     lines = [
         f"## live-bootstrap `{short_commit(report.old.commit)}` → `{short_commit(report.new.commit)}`",
         "",
-        f"Profile `{report.profile}`: {report.old.steps} → {report.new.steps} steps, "
-        f"{report.old.distfiles} → {report.new.distfiles} distfiles, "
-        f"{report.old.package_pins} → {report.new.package_pins} package pins.",
+        (
+            f"Profile `{report.profile}`: {report.old.steps} → {report.new.steps} steps, "
+            f"{report.old.distfiles} → {report.new.distfiles} distfiles, "
+            f"{report.old.package_pins} → {report.new.package_pins} package pins."
+        ),
     ]
     if report.empty:
         lines += ["", "No changes."]

@@ -114,7 +114,7 @@ def export_revision(repo: Path, rev: str, dest: Path) -> None:
         if not line:
             continue
         meta, _, path = line.partition("\t")
-        mode, kind, obj = meta.split()
+        mode, _kind, obj = meta.split()
         if mode != "160000":
             continue
         sub = repo / path
@@ -231,9 +231,10 @@ def new_pin(
     flake: FlakeFiles,
     rev: str | None,
     to_path: Path | None,
-    dry_run: bool,
     workdir: Path,
     say: Say,
+    *,
+    dry_run: bool,
 ) -> NewPin:
     """The tree and lock of ``--to-path CHECKOUT``, else of ``--rev REV`` (None: the newest
     commit of the locked ref) fetched with Nix."""
@@ -278,8 +279,9 @@ def prepare(
     new_tree: SourceTree,
     steps_dir: Path,
     profile: str,
-    dry_run: bool,
     say: Say,
+    *,
+    dry_run: bool,
 ) -> tuple[dict[str, str] | None, ChangeReport]:
     """Everything that can fail on the new revision, before anything is written: steps/ rendered
     in memory (None when only a dry run's report can be given), and the change report."""
@@ -306,7 +308,8 @@ def drift_of(files: dict[str, str], steps_dir: Path) -> Drift:
 
 def apply(flake: FlakeFiles, steps_dir: Path, files: dict[str, str], pin: NewPin, say: Say) -> None:
     """flake.nix, flake.lock and steps/ swapped in together, or not at all."""
-    assert pin.locked is not None and pin.nix_text is not None
+    assert pin.locked is not None
+    assert pin.nix_text is not None
     if pin.checkout is not None:
         stored = pin.checkout.add_to_store()
         say(f"added the tree to the Nix store: {stored}")

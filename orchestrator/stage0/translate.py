@@ -230,7 +230,7 @@ class Translator:
             path = f"{self.arch.arch_dir}/{d}/{name}"
             if path in self.produced:
                 return Ref(step=self.produced[path])
-            if self.interp.tree.kind(self.interp._tree_path(path)) == "executable":
+            if self.interp.tree.kind(self.interp.tree_path_of(path)) == "executable":
                 return Ref(src=path)
         return None
 
@@ -356,7 +356,7 @@ class Translator:
         if value is None:
             value = "./M2libc"  # cc.c's default
         d = self.interp.resolve(c.cwd, value, file=c.script, line=c.line)
-        if d is None or not self.interp.tree.is_dir(self.interp._tree_path(d)):
+        if d is None or not self.interp.tree.is_dir(self.interp.tree_path_of(d)):
             raise GenerateError(
                 f"{c.script}:{c.line}: M2LIBC_PATH={value} is not a source directory"
             )
@@ -460,7 +460,7 @@ class Translator:
             )
         )
 
-    def _copy_lines(self, src: Ref, dest: Ref | str, executable: bool) -> list[list[str | Ref]]:
+    def _copy_lines(self, src: Ref, dest: Ref | str, *, executable: bool) -> list[list[str | Ref]]:
         cp = self._have("cp")
         if cp is not None:
             lines: list[list[str | Ref]] = [[cp, src, dest]]
@@ -665,11 +665,11 @@ class Translator:
 
         def walk(rel: str) -> None:
             for name in self.interp.tree.list_dir(
-                self.interp._tree_path(f"{top}/{rel}" if rel else top)
+                self.interp.tree_path_of(f"{top}/{rel}" if rel else top)
             ):
                 child = f"{rel}/{name}" if rel else name
                 path = f"{top}/{child}"
-                if self.interp.tree.is_dir(self.interp._tree_path(path)):
+                if self.interp.tree.is_dir(self.interp.tree_path_of(path)):
                     out.append(child + "/")
                     walk(child)
                 elif self.interp.is_source_file(path):

@@ -187,7 +187,7 @@ def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list
         for src in sources.get(entry.arg, []):
             d = by_name.get(src.filename)
             if d is None:
-                d = by_name[src.filename] = _Accumulating(src, entry.arg, pre_network)
+                d = by_name[src.filename] = _Accumulating(src, entry.arg, pre_network=pre_network)
             elif d.first.sha256 != src.sha256:
                 first = d.first
                 raise ParseError(
@@ -208,7 +208,7 @@ def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list
 class _Accumulating:
     """A distfile while the sources lines naming it are collected (ordered sets as dicts)."""
 
-    def __init__(self, first: SourceLine, step: str, pre_network: bool) -> None:
+    def __init__(self, first: SourceLine, step: str, *, pre_network: bool) -> None:
         self.first = first
         self.first_step = step
         self.pre_network = pre_network

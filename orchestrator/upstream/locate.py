@@ -60,7 +60,7 @@ def nix_input_args(explicit: str | os.PathLike[str] | None) -> list[str]:
 
 
 def explain_fetch_failure(stderr: str) -> NixError | None:
-    """nix failed while fetching the pinned live-bootstrap input: say so in one line.
+    """Nix failed while fetching the pinned live-bootstrap input: say so in one line.
 
     Nix's own message names neither the input nor a way out (``Could not resolve host``, or
     ``program 'git' failed``). A failure that mentions the input's URL or a git fetch is this one
@@ -142,10 +142,14 @@ def _from_snapshots(rev: str) -> Path | None:
     return None
 
 
+def _quiet(message: str) -> None:
+    """No progress lines."""
+
+
 def locate_tree(
     explicit: str | os.PathLike[str] | None, *, log: Callable[[str], None] | None = None
 ) -> SourceTree:
-    say = log or (lambda msg: None)
+    say = log or _quiet
     if explicit:
         say(f"reading live-bootstrap from {explicit}")
         return SourceTree.open(Path(explicit))

@@ -98,7 +98,8 @@ class Verifier:
         return None
 
     async def _local_hash(self, local: LocalPath) -> tuple[Hash, int]:
-        assert local.nar_hash is not None and local.nar_size is not None
+        assert local.nar_hash is not None
+        assert local.nar_size is not None
         if not self.rehash:
             return local.nar_hash, local.nar_size
         async with self._cpu:

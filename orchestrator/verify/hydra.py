@@ -8,7 +8,7 @@ models below accept all of that and normalise it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -161,7 +161,7 @@ class HydraClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HydraClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

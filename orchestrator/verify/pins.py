@@ -51,7 +51,7 @@ class Report(BaseModel):
     checks: list[PinCheck]
     counts: dict[str, int]
 
-    def exit_code(self, strict: bool = False) -> int:
+    def exit_code(self, *, strict: bool = False) -> int:
         if self.counts.get("mismatch", 0) or self.counts.get("missing", 0):
             return 1
         if strict and self.counts.get("not-built", 0):

@@ -196,7 +196,7 @@ class CacheServer:
             def log_message(self, *args):  # type: ignore[no-untyped-def]
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server.lock:
                     if server.dead:
                         self.close_connection = True
