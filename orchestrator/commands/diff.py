@@ -35,7 +35,6 @@ from orchestrator.upstream.locate import (
     committed_tree,
     read_lock,
 )
-from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 out = Console(highlight=False)
@@ -55,12 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        choices=available_profiles(),
-        help="profile for steps (predicates are compared under every profile)",
-    )
+    options.profile(p, "profile for steps (predicates are compared under every profile)")
     fmt = p.add_mutually_exclusive_group()
     options.json_output(fmt, "the report as JSON (schema in docs/maintainers.md)")
     fmt.add_argument(

@@ -7,6 +7,7 @@ import argparse
 
 from orchestrator.build.targets import TargetSource
 from orchestrator.upstream.locate import OPTION
+from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
 LIVE_BOOTSTRAP_HELP = (
     "live-bootstrap tree to use instead of the pinned flake input: a checkout with submodules "
@@ -29,6 +30,11 @@ def json_output(
 ) -> None:
     """``--json``: the result for programs on stdout (on failure, ``cli.error_object``)."""
     p.add_argument("--json", action="store_true", help=help)
+
+
+def profile(p: argparse.ArgumentParser, help: str) -> None:
+    """``--profile NAME``: the bootstrap.cfg (a file of orchestrator/profiles/) predicates see."""
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=available_profiles(), help=help)
 
 
 def target_source(p: argparse.ArgumentParser) -> None:

@@ -19,17 +19,14 @@ from orchestrator.upstream.locate import (
     read_tree,
 )
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
-from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
+from orchestrator.upstream.profiles import DEFAULT_PROFILE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
     options.live_bootstrap(p)
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        choices=available_profiles(),
-        help=f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})",
+    options.profile(
+        p, f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})"
     )
     options.json_output(
         p, "machine-readable list in manifest order (number from 1, attr as build takes it)"
