@@ -150,6 +150,25 @@ def read_expected(case: Path) -> Files:
     }
 
 
+def problems(case: Path, got: Files) -> list[str]:
+    """What keeps ``got`` from being ``case``'s expected output: none when they are equal."""
+    expected = read_expected(case)
+    if not expected:
+        name = case.relative_to(case.parent.parent)
+        hint = f"run `pytest tests/test_golden.py {UPDATE_OPTION}` and review it"
+        return [f"{name} has no expected output: {hint}"]
+    out = [f"expected/{rel} is missing" for rel in sorted(set(got) - set(expected))]
+    out += [
+        f"expected/{rel} is stale (nothing produces it)" for rel in sorted(set(expected) - set(got))
+    ]
+    out += [
+        f"{rel} differs from expected/{rel}"
+        for rel in sorted(set(got) & set(expected))
+        if got[rel] != expected[rel]
+    ]
+    return out
+
+
 def write_expected(case: Path, files: Files) -> None:
     """``expected/`` becomes exactly ``files`` (stale files removed)."""
     expected = case / "expected"
