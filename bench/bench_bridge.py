@@ -114,7 +114,9 @@ def main() -> None:
         "chain": [nix_eval(expr(now_index, chain)) for _ in range(args.repeat)],
         "both": [nix_eval(expr(now_index, f"({chain}) ++ ({BRIDGE})")) for _ in range(args.repeat)],
     }
-    (bw, bc, bn), (cw, cc, _), (tw, tc, _) = (median(runs[k]) for k in ("bridge", "chain", "both"))
+    (bw, bc, bn), (_cw, cc, _), (_tw, tc, _) = (
+        median(runs[k]) for k in ("bridge", "chain", "both")
+    )
     print(
         f"bridge: {bn} drvPaths (steps, tests, the set; the chain below them is forced too): "
         f"{bw:.2f} s wall, {bc:.2f} s evaluator CPU  (target < 2 s); "

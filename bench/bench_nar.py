@@ -45,8 +45,7 @@ def run(cmd: list[str]) -> str:
 def make_big(path: Path, mib: int) -> None:
     chunk = os.urandom(1 << 20)
     with open(path, "wb") as f:
-        for i in range(mib):
-            f.write(chunk[i % 256 :] + chunk[: i % 256])
+        f.writelines(chunk[i % 256 :] + chunk[: i % 256] for i in range(mib))
 
 
 def make_small_tree(root: Path, files: int) -> None:

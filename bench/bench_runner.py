@@ -114,7 +114,7 @@ def runner_times(log: str) -> tuple[int, int, int]:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (-1, -1, -1)
 
 
-def du(paths: list[str], apparent: bool) -> int:
+def du(paths: list[str], *, apparent: bool) -> int:
     if not paths:
         return 0
     flag = ["-b"] if apparent else ["-B1"]
@@ -396,8 +396,8 @@ def main() -> None:
             _, flat = nix_build(expr, args, "flat")
             for apparent in (False, True):
                 key = "bytes" if apparent else "disk_blocks"
-                chain_size = du(outs, apparent)
-                flat_size = du([flat + "/tree/usr/share/bench"], apparent)
+                chain_size = du(outs, apparent=apparent)
+                flat_size = du([flat + "/tree/usr/share/bench"], apparent=apparent)
                 results["footprint"][key] = {
                     "chain": chain_size,
                     "cumulative_rootfs": flat_size,

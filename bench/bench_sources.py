@@ -26,13 +26,15 @@ REPO = Path(__file__).resolve().parent.parent
 SHA = "ab" * 32
 
 CHILD = r"""
-import json, sys, time
+import inspect, json, sys, time
 from orchestrator.upstream.chain import load_chain
 from orchestrator.generate.render import render_steps
 from orchestrator.upstream.tree import SourceTree
 t, c = time.perf_counter(), time.process_time()
 tree = SourceTree.open(sys.argv[1], commit="0" * 40)
-files = render_steps(tree, load_chain(tree))
+# the printer takes the chain alone since it became pure; older copies (--repo) took the tree too
+pure = len(inspect.signature(render_steps).parameters) == 1
+files = render_steps(load_chain(tree)) if pure else render_steps(tree, load_chain(tree))
 print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.helpers_cache import build, copy_to_cache, generate_key, unique_salt, write_derivations  # noqa: E402
+from tests.support.cache import build, copy_to_cache, generate_key, unique_salt, write_derivations  # noqa: E402
 
 SERVER = r"""
 # A static file server for the cache directory: asyncio, HTTP/1.1 keep-alive, 404 for missing
@@ -100,11 +100,11 @@ def clients_only(n: int, jobs: int, runs: int) -> None:
                 assert all(got)
 
             for _ in range(runs):
-                for client in cpus:
+                for client, samples in cpus.items():
                     cpu, t = time.process_time(), time.perf_counter()
                     asyncio.run(fetch_all(client))
                     cpu, wall = time.process_time() - cpu, time.perf_counter() - t
-                    cpus[client].append(cpu)
+                    samples.append(cpu)
                     print(f"{client:8} {n} GETs: {wall:.2f} s wall, {cpu:.2f} s CPU")
         finally:
             server.terminate()

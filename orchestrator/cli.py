@@ -8,6 +8,7 @@ Each subcommand lives in its own module under ``orchestrator.commands`` and expo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
@@ -110,10 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the message quotes upstream text: printed literally (display.py)
         err_console.print(text(("error:", "bold red"), " ") + lines(str(exc)), soft_wrap=True)
         if want_json and not getattr(exc, "json_printed", False):
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 print(json.dumps(error_object(exc), indent=1))
-            except BrokenPipeError:
-                pass
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -13,11 +13,21 @@ import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NixError
+from orchestrator.nixstr import NixText, nix_program
 
 FEATURES = ["--extra-experimental-features", "nix-command flakes"]
+PROGRAMS = Path(__file__).resolve().parent / "nixexpr"  # the Nix programs the CLI runs
+
+
+def program(name: str, data: object) -> NixText:
+    """The Nix program ``nixexpr/<name>.nix`` applied to ``data`` (JSON), for ``--expr`` or
+    ``--apply``."""
+    return nix_program((PROGRAMS / f"{name}.nix").read_text(), data)
+
 
 # Set for the length of one CLI command (``cli.main`` -> :func:`flake_inputs`): arguments every
 # nix call gets (``--override-input live-bootstrap path:…``; nix accepts them on any command and
@@ -220,6 +230,12 @@ def invalid_paths(paths: Sequence[str]) -> set[str]:
     return out
 
 
+def hash_path(path: str | os.PathLike[str]) -> str:
+    """``nix hash path``: the SRI sha256 of a tree's NAR serialisation (a lock's narHash)."""
+    args = ["hash", "path", "--type", "sha256", "--sri", os.fspath(path)]
+    return run_nix(args, inputs=False).stdout.strip()
+
+
 def add_fixed_sha256(path: str | os.PathLike[str]) -> str:
     """``nix-store --add-fixed sha256 FILE``: the store path of a flat sha256 fixed output
     named after the file (what ``builtin:fetchurl`` with that name and hash produces)."""
@@ -238,4 +254,5 @@ def show_derivation(
     sub = ["derivation", "show"] if nix_version() >= (2, 15) else ["show-derivation"]
     args = [*sub, *(["-r"] if recursive else []), *installables]
     proc = run_nix(args, cwd=cwd)
-    return json.loads(proc.stdout)
+    derivations: dict[str, Any] = json.loads(proc.stdout)
+    return derivations

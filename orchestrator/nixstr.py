@@ -140,6 +140,15 @@ def nix_json(value: object) -> NixText:
     return NixText(f"(builtins.fromJSON {nix_string(text)})")
 
 
+def nix_program(code: str, data: object) -> NixText:
+    """A Nix program we ship (the text of a ``.nix`` file in ``orchestrator/nixexpr/``, a
+    function of one argument) applied to ``data`` passed as JSON. Its text is spliced in rather
+    than imported by path, because pure evaluation (``nix eval FLAKE --apply``) may not read a
+    file outside the flake. Only our own code becomes code; data crosses only as JSON (nix-update
+    keeps its Nix the same way)."""
+    return NixText(f"((\n{code}\n) {nix_json(data)})")
+
+
 # -- command lines -----------------------------------------------------------------------------
 # Nix's attribute-path syntax (``--file F ATTRPATH``, the fragment of a flake installable)
 # splits at dots; a ``"..."`` group keeps its dots; there is no escape character, so a name with

@@ -155,3 +155,11 @@ def flake_package_names(system: str = "x86_64-linux") -> list[str] | None:
         check=False,
     )
     return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite tests/golden/*/*/expected/ from the code (review the diff before committing)",
+    )

@@ -22,7 +22,7 @@ from orchestrator.cli import main
 from orchestrator.upstream.locate import REPO_ROOT
 from orchestrator.verify.audit import classify_file, is_binary
 from tests.conftest import flake_package_names, pinned_source_or_skip
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
 
 SEED_DIR = "seed/stage0-posix/bootstrap-seeds/POSIX/x86"

@@ -334,7 +334,7 @@ CHECKSUMS = f"steps/{PKG}/{PKG}.x86.checksums"
 
 
 @pytest.mark.parametrize(
-    "pin, message",
+    ("pin", "message"),
     [
         (f"{SHA}  /../../../../etc/hostname", "is not a valid path"),
         (f"{SHA}  /usr/bin/../../etc/hostname", "is not a valid path"),

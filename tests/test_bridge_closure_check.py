@@ -2,7 +2,7 @@
 and closure-check.sh), built for real.
 
 Stand-ins: the seed set's bash, coreutils and grep are the host's, linked into one derivation
-(so these builds run with the sandbox off, as tests/helpers_cache.py's do); the targets are
+(so these builds run with the sandbox off, as tests/support/cache.py's do); the targets are
 small derivations that are instantiated, never built (the check reads their .drv closure).
 The forbidden .drv list that closure-check.nix computes from nixpkgs' own stage0.nix is given
 here directly.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers_cache import needs_nix, nix, unique_salt
+from tests.support.cache import needs_nix, nix, unique_salt
 
 EXPR = r"""
 { salt }:

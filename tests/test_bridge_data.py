@@ -21,10 +21,26 @@ from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import committed_tree
 
 REPO = Path(__file__).resolve().parents[1]
-MEMBERS = (
-    "bash coreutils findutils diffutils gawk gnugrep gnused gnumake gnupatch gnutar gzip bzip2 xz "
-    "patchelf binutils gcc glibc linux-headers"
-).split()
+MEMBERS = [
+    "bash",
+    "coreutils",
+    "findutils",
+    "diffutils",
+    "gawk",
+    "gnugrep",
+    "gnused",
+    "gnumake",
+    "gnupatch",
+    "gnutar",
+    "gzip",
+    "bzip2",
+    "xz",
+    "patchelf",
+    "binutils",
+    "gcc",
+    "glibc",
+    "linux-headers",
+]
 
 
 def chain_builds() -> set[str]:

@@ -30,10 +30,24 @@ PIN = json.loads((REPO / "stdenv-bridge" / "nixpkgs-pin.json").read_text())
 
 # nixpkgs' stage0.nix at 0530d598e110 (minimal-bootstrap branch): its initialPath, in order,
 # with the "-static" of its member names dropped and compilerPackage as gcc.
-NIXPKGS_INITIAL_PATH = (
-    "bash binutils bzip2 gcc coreutils diffutils findutils gawk gnugrep gnumake gnupatch "
-    "gnused gnutar gzip patchelf xz"
-).split()
+NIXPKGS_INITIAL_PATH = [
+    "bash",
+    "binutils",
+    "bzip2",
+    "gcc",
+    "coreutils",
+    "diffutils",
+    "findutils",
+    "gawk",
+    "gnugrep",
+    "gnumake",
+    "gnupatch",
+    "gnused",
+    "gnutar",
+    "gzip",
+    "patchelf",
+    "xz",
+]
 
 
 def harness(nix: str, attr: str, check: bool = True, **args: object):
@@ -163,8 +177,10 @@ def test_a_read_we_do_not_provide_is_one_error_naming_revision_and_attribute(
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: stdenv-bridge: nixpkgs standin-rev: pkgs/stdenv/linux/default.nix reads "
-        "stage0.bootstrapTarball, which stdenv-bridge/stage0.nix does not provide"
+        (
+            "error: stdenv-bridge: nixpkgs standin-rev: pkgs/stdenv/linux/default.nix reads "
+            "stage0.bootstrapTarball, which stdenv-bridge/stage0.nix does not provide"
+        )
     ]
 
 
@@ -182,7 +198,7 @@ def test_other_imports_of_default_nix_are_not_redirected(bridged: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "args, system, libc, cross",
+    ("args", "system", "libc", "cross"),
     [
         ({"system": '"i686-linux"'}, "i686-linux", "glibc", False),
         ({"libc": '"musl"'}, "x86_64-linux", "musl", False),
@@ -411,7 +427,7 @@ def test_real_default_nix_reads_only_what_we_provide(nix: str) -> None:
 
 
 def test_real_nixpkgs_stages_evaluate_over_our_stage0(nix: str) -> None:
-    """nixpkgs' own stage logic and assertions, evaluated for real over our stage0 (the members
+    """Nixpkgs' own stage logic and assertions, evaluated for real over our stage0 (the members
     are the harness's stand-ins: instantiated, not built)."""
     tree = _real_nixpkgs()
     for attr in ("stdenv.drvPath", "hello.drvPath"):

@@ -74,7 +74,7 @@ def test_linux_headers_recipe_installs_the_x86_64_uapi_headers(standin) -> None:
     assert "#define __NR_read 0" in (inc / "asm/unistd_64.h").read_text()  # x86_64, not i386
     files = [p for p in out.rglob("*") if p.is_file()]
     assert files and all(p.suffix == ".h" for p in files)  # only headers, no .install/.cmd
-    assert not [p for p in out.rglob(".*")]
+    assert not list(out.rglob(".*"))
     assert standin.out("tests.linux-headers").read_text() == "ok\n"
 
 

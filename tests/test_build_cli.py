@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.distfiles import fixed_output_path
 from orchestrator.build.progress import Durations
 from orchestrator.build.targets import installable
 from orchestrator.cli import main
+from orchestrator.formats.storepath import fixed_output_path
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
 from tests.test_nixlog import NIX_FLAGS, nix_string, write_flake
@@ -31,7 +31,7 @@ def chain_steps() -> list:
 
 
 @pytest.fixture(autouse=True)
-def _cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "xdg-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache
@@ -50,7 +50,7 @@ def test_quoting() -> None:
 
 
 def test_build_then_eta_from_earlier_run(
-    tmp_path: Path, chain_steps: list, capsys, _cache_home: Path
+    tmp_path: Path, chain_steps: list, capsys, cache_home: Path
 ) -> None:
     attrs = [s.step.attr_name for s in chain_steps[:3]]
     scripts = [
@@ -70,7 +70,7 @@ def test_build_then_eta_from_earlier_run(
     assert data["eta_seconds"] is None and data["eta_unknown"] == 3
     assert len(data["outputs"]) == 1 and Path(data["outputs"][0]).read_text() == "three\n"
     assert "build summary" in err and f"step 1/3 {chain_steps[0].step.name} pass" in err
-    recorded = Durations(_cache_home / "orchestrator" / "durations.json").seconds
+    recorded = Durations(cache_home / "orchestrator" / "durations.json").seconds
     assert set(recorded) == set(attrs)
     assert recorded[attrs[0]] >= 1.0 and recorded[attrs[1]] >= 0.5
 
@@ -81,7 +81,7 @@ def test_build_then_eta_from_earlier_run(
     data = json.loads(out)
     assert [b["expected_seconds"] for b in data["builds"]] == [recorded[a] for a in attrs]
     assert data["eta_seconds"] == pytest.approx(sum(recorded.values()))
-    assert f"last run {int(round(recorded[attrs[0]])) // 60}:" in err
+    assert f"last run {round(recorded[attrs[0]]) // 60}:" in err
 
     # Nothing left to build: nothing runs, the output is printed.
     rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2])
@@ -136,7 +136,7 @@ def test_failure_names_step_pass_log_tail_and_reentry(
         text=True,
     )
     assert direct.returncode != 0
-    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2], "--keep-failed")
+    rc, _out, err = _run(capsys, "build", "--flake", flake, attrs[2], "--keep-failed")
     assert rc == direct.returncode, "the exit code is the build's"
     assert f"step {failing.name} pass {failing.pass_no}" in err
     assert "chain step 3 of 3" in err
@@ -153,7 +153,7 @@ def test_failure_names_step_pass_log_tail_and_reentry(
         shutil.rmtree(kept_dir, ignore_errors=True)
     assert "nix log /nix/store/" in err
 
-    rc, out, err = _run(capsys, "build", "--flake", flake, attrs[2])
+    rc, _out, err = _run(capsys, "build", "--flake", flake, attrs[2])
     assert f"build {attrs[2]} --keep-failed" in err, "without --keep-failed it says how to keep it"
 
 
@@ -166,7 +166,7 @@ def _fetchers_flake(root: Path, step: str, name: str, data: bytes, url: str) -> 
     fetchers = import ./fetchers.nix {{ }};
     src = fetchers.fetchDistfile {{ name = {nix_string(name)}; sha256 = "{sha}"; urls = [ {nix_string(url)} ]; }};
 """
-    flake = write_flake(
+    return write_flake(
         root,
         [],
         extra=extra,
@@ -175,7 +175,6 @@ def _fetchers_flake(root: Path, step: str, name: str, data: bytes, url: str) -> 
       args = [ "sh" "-c" "cat $src > $out" ];
     }};""",
     )
-    return flake
 
 
 def test_missing_distfiles_offline_then_seeded(tmp_path: Path, chain_steps: list, capsys) -> None:
@@ -275,7 +274,7 @@ def test_runner_step_failure_report(synth, capsys, tmp_path: Path) -> None:
 
     bad = Synth(tmp_path / "bad")
     bad.prepare({"delta-1.0_0.tar.bz2": "0" * 64})
-    rc, out, err = _synth_build(
+    rc, _out, err = _synth_build(
         capsys, bad, "delta-1.0-pass1", "--keep-failed", prefix=f"t{uuid.uuid4().hex[:8]}-"
     )
     assert rc != 0

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.commands.bump import plan_distfiles, prefetch_tool
+from orchestrator.maintain.bump import plan_distfiles, prefetch_tool
+from orchestrator.nixstr import nix_string
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
@@ -86,10 +87,12 @@ def setup(tmp_path: Path, pinned_fixture: Path, nix: str) -> dict[str, Path]:
 
 
 def distfile_drvs(repo: Path, step: str) -> list[dict[str, str]]:
+    nix = repo / "nix"
     expr = (
-        f"let f = import {repo}/nix/fetchers.nix {{ }}; "
-        f"c = import {repo}/nix/steps.nix {{ steps = {repo}/steps; inherit (f) fetchDistfile; }}; "
-        f's = builtins.head (builtins.filter (x: x.attrName == "{step}") c.chainSteps); '
+        f"let f = import (/. + {nix_string(str(nix / 'fetchers.nix'))}) {{ }}; "
+        f"c = import (/. + {nix_string(str(nix / 'steps.nix'))}) "
+        f"{{ steps = /. + {nix_string(str(repo / 'steps'))}; inherit (f) fetchDistfile; }}; "
+        f"s = builtins.head (builtins.filter (x: x.attrName == {nix_string(step)}) c.chainSteps); "
         "in map (d: { name = d.fileName; drv = d.drvPath; out = d.outPath; }) s.distfiles"
     )
     return json.loads(run_nix("eval", "--json", "--impure", "--expr", expr).stdout)
@@ -110,7 +113,7 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     steps, repo = setup["steps"], setup["repo"]
     before_files = {p: p.read_bytes() for p in steps.rglob("*") if p.is_file()}
     before = distfile_drvs(repo, STEP)
-    assert [d["name"] for d in before][0] == "gcc-15.2.0.tar.gz"
+    assert next(d["name"] for d in before) == "gcc-15.2.0.tar.gz"
 
     assert main(["bump", PKG, "--version", "16.1.0", "--steps", str(steps)]) == 0
     captured = capsys.readouterr()
@@ -135,7 +138,7 @@ def test_bump_end_to_end(setup: dict[str, Path], capsys: pytest.CaptureFixture[s
     # the regenerated step: new distfile, no upstream package pin, the override marker
     text = (steps / f"{STEP}.nix").read_text()
     assert 'distfiles."gcc-16.1.0.tar.gz"' in text
-    assert f'sha256 = "{want_sha}";' in (steps / "distfiles.nix").read_text()
+    assert f"sha256 = {nix_string(want_sha)};" in (steps / "distfiles.nix").read_text()
     assert "sha256 = null;" in text and 'packageCheck = "no upstream pin";' in text
     assert 'version = "16.1.0";' in text and 'upstreamVersion = "15.2.0";' in text
     changed = {p for p in steps.rglob("*") if p.is_file() and before_files.get(p) != p.read_bytes()}
@@ -201,7 +204,7 @@ def test_explicit_url_and_expected_hash(setup: dict[str, Path], capsys) -> None:
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_error(404, "Not Found")
 
     def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
@@ -261,7 +264,7 @@ def test_wrong_hash_changes_nothing(setup: dict[str, Path], capsys) -> None:
     )
     err = capsys.readouterr().err
     assert code != 0
-    assert "hash mismatch" in err.lower() or "hash" in err and "--sha256" in err
+    assert "hash mismatch" in err.lower() or ("hash" in err and "--sha256" in err)
     assert tree_digest(repo) == digest
 
 
@@ -330,10 +333,10 @@ def test_stale_override_is_refused_by_generate(setup: dict[str, Path], capsys) -
 @pytest.mark.parametrize("tool", ["nix-prefetch-url", "nix store prefetch-file"])
 def test_fallback_prefetchers_agree(tool: str, tmp_path: Path, nix: str) -> None:
     """Both fallbacks this machine has compute the same sha256 as Python, and check --sha256."""
-    from orchestrator.commands.bump import prefetch
     from orchestrator.errors import NixError
+    from orchestrator.maintain.bump import prefetch
 
-    tar = make_tarball(tmp_path / f"pkg-{tool.split()[-1]}-1.0.tar.gz", "pkg-1.0", tool)
+    tar = make_tarball(tmp_path / f"pkg-{tool.rsplit(maxsplit=1)[-1]}-1.0.tar.gz", "pkg-1.0", tool)
     want = hashlib.sha256(tar.read_bytes()).hexdigest()
     assert prefetch(tar.as_uri(), tar.name, None, tool) == want
     assert prefetch(tar.as_uri(), tar.name, want, tool) == want

@@ -36,7 +36,7 @@ DEPTH = 1500  # deeper than Python's recursion limit, shallower than PATH_MAX
 
 @pytest.fixture(autouse=True)
 def remove_deep_trees(tmp_path: Path) -> Iterator[None]:
-    """pytest's own cleanup (shutil.rmtree) recurses: remove what the test made first."""
+    """Pytest's own cleanup (shutil.rmtree) recurses: remove what the test made first."""
     yield
     for p in tmp_path.iterdir():
         remove_tree(p)

@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 
 from orchestrator.build.nixlog import BuildLog, BuildRecord
-from orchestrator.build.progress import StepIndex, summary_table
+from orchestrator.build.progress import StepIndex
 from orchestrator.cli import main
+from orchestrator.commands.build_view import summary_table
 from orchestrator.display import lines, text, visible
 from tests.conftest import materialize
 
@@ -27,7 +28,7 @@ def rendered(renderable: object) -> str:
 
 
 @pytest.mark.parametrize(
-    "raw, shown",
+    ("raw", "shown"),
     [
         ("plain-1.0", "plain-1.0"),
         ("é ünïcode", "é ünïcode"),  # printable non-ASCII is left alone

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.distfiles import fixed_output_path, sha256_file
 from orchestrator.cli import main
-from orchestrator.nixstr import nix_json
+from orchestrator.formats.filehash import sha256_file
+from orchestrator.formats.storepath import fixed_output_path
+from orchestrator.nixstr import nix_json, nix_string
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import REPO_ROOT, read_tree
+from tests.support.cache import serve
 from tests.test_nixlog import NIX_FLAGS
 
 DEBIAN_SOURCES = ["bzip2", "m4"]  # orig tarballs identical to live-bootstrap's distfiles
@@ -69,7 +71,7 @@ def debian_distfiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 def eval_out_paths(names: list[str], attr: str = "outPath") -> dict[str, str]:
-    """outPath (or drvPath) of the generated distfile derivations, by file name, from the
+    """OutPath (or drvPath) of the generated distfile derivations, by file name, from the
     real flake."""
     apply = (
         "l: let ds = builtins.concatLists (map (s: s.distfiles or [ ]) "
@@ -128,9 +130,9 @@ def test_seed_lands_at_the_evaluated_paths(tmp_path: Path, debian_distfiles, cap
     )
     report = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert {r["filename"]: (r["status"], r["detail"]) for r in report["results"]} == {
-        n: ("present", "added") for n in names
-    }
+    assert {r["filename"]: (r["status"], r["detail"]) for r in report["results"]} == dict.fromkeys(
+        names, ("present", "added")
+    )
     for r in report["results"]:
         assert r["store_path"] == expected[r["filename"]]
         assert valid(r["store_path"])
@@ -163,7 +165,7 @@ def test_seed_lands_at_the_evaluated_paths(tmp_path: Path, debian_distfiles, cap
 def test_corrupted_copy_is_mismatched_and_not_added(
     tmp_path: Path, debian_distfiles, capsys
 ) -> None:
-    name = sorted(debian_distfiles)[0]
+    name = min(debian_distfiles)
     expected = eval_out_paths([name])[name]
     forget(expected)
     bad_dir = tmp_path / "bad"
@@ -213,10 +215,8 @@ def test_path_scheme_matches_nix(tmp_path: Path) -> None:
             ["nix-store", "--add-fixed", "sha256", str(f)], capture_output=True, text=True
         )
         assert added.returncode == 0, added.stderr
-        expr = (
-            f'(import {fetchers} {{ }}).fetchDistfile {{ name = "{name}"; sha256 = "{sha}"; '
-            f'urls = [ "https://example.org/{name}" ]; }}'
-        )
+        spec = {"name": name, "sha256": sha, "urls": [f"https://example.org/{name}"]}
+        expr = _fetch_distfile(fetchers, spec)
         evaluated = subprocess.run(
             ["nix", *NIX_FLAGS, "eval", "--raw", "--impure", "--expr", f"({expr}).outPath"],
             capture_output=True,
@@ -224,3 +224,34 @@ def test_path_scheme_matches_nix(tmp_path: Path) -> None:
         )
         assert evaluated.returncode == 0, evaluated.stderr
         assert fixed_output_path(name, sha) == added.stdout.strip() == evaluated.stdout.strip()
+
+
+def _fetch_distfile(fetchers: Path, spec: dict[str, object]) -> str:
+    """nix/fetchers.nix's fetchDistfile applied to ``spec`` (passed as JSON: no Nix quoting)."""
+    return f"((import (/. + {nix_string(str(fetchers))}) {{ }}).fetchDistfile {nix_json(spec)})"
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["right-hash", "wrong-hash"])
+def test_a_distfile_with_other_bytes_than_its_pin_fails_to_build(
+    tmp_path: Path, right: bool
+) -> None:
+    # the check Nix makes for every distfile (a fixed-output derivation): planted wrong bytes fail
+    data = os.urandom(64)
+    served = tmp_path / "served.tar.gz"
+    served.write_bytes(data if right else data[::-1])
+    name = f"fod-{os.urandom(4).hex()}.tar.gz"
+    with serve(tmp_path) as server:  # 127.0.0.1 only, stopped on leaving
+        url = f"{server.url}/served.tar.gz"
+        spec = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "urls": [url]}
+        expr = _fetch_distfile(REPO_ROOT / "nix" / "fetchers.nix", spec)
+        built = subprocess.run(
+            ["nix", *NIX_FLAGS, "build", "--no-link", "--json", "--impure", "--expr", expr],
+            capture_output=True,
+            text=True,
+        )
+    if right:
+        assert built.returncode == 0, built.stderr
+        out = json.loads(built.stdout)[0]["outputs"]["out"]
+        assert Path(out).read_bytes() == data
+    else:
+        assert built.returncode != 0 and "hash mismatch" in built.stderr, built.stderr

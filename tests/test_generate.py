@@ -16,7 +16,7 @@ from orchestrator.generate.write import generate, write_atomically
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.tree import SourceTree
 from tests.conftest import REPO, run_nix
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 
 SHA = "c" * 64
 
@@ -94,7 +94,7 @@ def test_bad_input_writes_nothing_and_names_the_line(tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.parametrize(
-    "manifest, steps, message",
+    ("manifest", "steps", "message"),
     [
         ("build: a-1\n", {"a-1": {"sources": ""}}, "pass1.kaem, which is missing"),
         ("build: a-1\n", {}, "has no directory steps/a-1"),
@@ -143,7 +143,7 @@ def test_nix_significant_characters_evaluate_to_themselves(tmp_path: Path, nix: 
     from orchestrator.upstream.profiles import Profile
 
     chain = load_chain(SourceTree.open(root), Profile(name="t", variables=[("X", '${y}\\"')]))
-    files = render_steps(SourceTree.open(root), chain)
+    files = render_steps(chain)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     step = tmp_path / "pkg-1-pass1.nix"
@@ -164,7 +164,7 @@ def test_generated_nix_evaluates_over_a_tree_materialized_from_the_fixture(
     materialized_pinned: Path, nix: str, tmp_path: Path
 ) -> None:
     steps = tmp_path / "steps"
-    drift, files = generate(SourceTree.open(materialized_pinned, commit="984b8322"), steps)
+    _drift, files = generate(SourceTree.open(materialized_pinned, commit="984b8322"), steps)
     write_atomically(steps, files)
     shutil.copytree(REPO / "nix", tmp_path / "nix")
     expr = (
@@ -181,7 +181,7 @@ def test_generated_nix_evaluates_over_a_tree_materialized_from_the_fixture(
 
 def rendered(root: Path, commit: str | None = None) -> dict[str, str]:
     tree = SourceTree.open(root, commit=commit)
-    return render_steps(tree, load_chain(tree))
+    return render_steps(load_chain(tree))
 
 
 def test_checkout_and_data_only_snapshot_generate_the_same(

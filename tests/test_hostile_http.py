@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -107,10 +108,9 @@ def test_file_cache_refuses_a_fifo(tmp_path: Path) -> None:
 
     def unblock() -> None:  # so that a client that waits on the FIFO fails the test, not hangs
         time.sleep(5)
-        try:  # ENXIO when nobody is reading: then nobody waits on it either
+        # ENXIO when nobody is reading: then nobody waits on it either
+        with contextlib.suppress(OSError):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
 
     threading.Thread(target=unblock, daemon=True).start()
     started = time.monotonic()

@@ -78,7 +78,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, pinned_fixture: Path) -> 
 def lb(pristine: Path, tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "lb"
     shutil.copytree(pristine, root, symlinks=True)
-    yield root
+    return root
 
 
 def generate_fails(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:

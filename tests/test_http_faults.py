@@ -36,7 +36,7 @@ from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo
 from orchestrator.formats.retry import parse_retry_after
 from orchestrator.verify.hydra import HydraClient, HydraError
-from tests.helpers_cache import serve
+from tests.support.cache import serve
 
 CLIENTS = ["builtin", "httpx"]
 HASH = "0" * 32
@@ -205,9 +205,8 @@ def test_chunked_body_over_the_bound_is_refused(client: str) -> None:
             server.send(conn, b"%x\r\n%s\r\n" % (1 << 18, b"y" * (1 << 18)))
         server.send(conn, b"0\r\n\r\n")
 
-    with raw_server(handle) as server:
-        with pytest.raises(CacheError, match="exceeds the limit"):
-            fetch_narinfo(server.url, client, retries=0)
+    with raw_server(handle) as server, pytest.raises(CacheError, match="exceeds the limit"):
+        fetch_narinfo(server.url, client, retries=0)
 
 
 def _nar_route(body: Callable[[http.server.BaseHTTPRequestHandler], None]):  # type: ignore[no-untyped-def]

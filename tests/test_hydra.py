@@ -23,7 +23,7 @@ from orchestrator.verify.hydra import (
     parse_build,
     split_job,
 )
-from tests.helpers_cache import World, copy_to_cache, needs_nix, serve
+from tests.support.cache import World, copy_to_cache, needs_nix, serve
 
 REPO = Path(__file__).resolve().parent.parent
 HYDRA_FIXTURES = REPO.parent / "shared" / "fixtures" / "hydra"

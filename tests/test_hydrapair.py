@@ -1,7 +1,7 @@
 """``verify --against-hydra TARGET --pair-with-hydra``, for real on a loopback cache.
 
 Stand-ins for the two bootstraps: two real builds of the same small derivation over two
-different dependencies (tests/helpers_cache.py's World: ``tool_a`` over ``dep_a`` is "ours",
+different dependencies (tests/support/cache.py's World: ``tool_a`` over ``dep_a`` is "ours",
 ``tool_b`` over ``dep_b`` is "Hydra's", copied into a signed cache with ``nix copy`` and deleted
 locally), so every store path differs and the content is the same. The bridged nixpkgs itself
 cannot be built here (docs/bridge-nixpkgs.md).
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from tests.helpers_cache import DERIVATIONS, World, needs_nix, nix, serve
+from tests.support.cache import DERIVATIONS, World, needs_nix, nix, serve
 from tests.test_hydra import JOB, FakeHydra, hydra_build, iso_product
 
 

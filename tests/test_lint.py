@@ -1,6 +1,8 @@
 """The project's own strictness: ruff (lint and format) and mypy over the package.
 
-The tools come with the `test` extra; their absence is a setup error, not a skip.
+pyproject.toml selects every ruff rule ("ALL") minus the ones it names, each with its reason, and
+runs mypy with ``strict = true``. The tools come with the `test` extra; their absence is a setup
+error, not a skip.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def plan_of(text: str, **variables: str):
 
 
 @pytest.mark.parametrize(
-    "line, tokens",
+    ("line", "tokens"),
     [
         ("build: a", ["build:", "a"]),
         ("build: a ", ["build:", "a"]),  # one trailing space opens no token
@@ -88,7 +88,7 @@ def test_malformed_predicates_name_file_and_line(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("frobnicate: x", "unknown directive"),
         ("define: X 1", "missing equals"),
@@ -275,3 +275,11 @@ def test_long_predicates_parse_and_evaluate_without_recursion() -> None:
     terms = " && ".join(["A == 1"] * 100_000)
     assert pred(f"( {terms} )", A="1") == "True"
     assert pred(f"( {terms} && A == 2 )", A="1") == "False"
+
+
+def test_a_predicate_nix_cannot_hold_is_refused_at_its_line() -> None:
+    # the predicate becomes a Nix string in its step file: settled when the manifest is read
+    text = "build: a\nbuild: b ( X == \0 )\n"
+    with pytest.raises(ParseError, match="predicate: cannot represent a NUL") as err:
+        parse_manifest(text, Path("steps/manifest"))
+    assert err.value.line == 2

@@ -38,7 +38,7 @@ def _handler(state: Server):
         def log_message(self, *a) -> None:  # quiet
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             rng = self.headers.get("Range")
             state.requests.append((self.path, rng))
             data = state.files.get(self.path.lstrip("/"))
@@ -100,7 +100,7 @@ def test_downloads_in_url_order_and_verifies(tmp_path: Path) -> None:
             spec("a-1.0.tar.gz", a, [f"{base}/gone/a-1.0.tar.gz", f"{base}/a-1.0.tar.gz"]),
             spec("b-2.0.tar.xz", b, [f"{base}/mirror/b-2.0.tar.xz"]),
         ]
-        results = mirror(specs, tmp_path / "d", show_progress=False)
+        results = mirror(specs, tmp_path / "d")
     assert [r.status for r in results] == ["downloaded", "downloaded"]
     assert results[0].url == f"{base}/a-1.0.tar.gz"
     assert [a.outcome for a in results[0].attempts] == ["http 404", "ok"]
@@ -115,7 +115,7 @@ def test_downloads_in_url_order_and_verifies(tmp_path: Path) -> None:
 
     # already there with the right hash: no request at all
     with serve({}) as (state, base):
-        again = mirror(specs, tmp_path / "d", show_progress=False)
+        again = mirror(specs, tmp_path / "d")
     assert [r.status for r in again] == ["present", "present"] and state.requests == []
 
 
@@ -125,12 +125,12 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
     with serve({"big-1.0.tar.gz": data}) as (state, base):
         state.cut_after["/big-1.0.tar.gz"] = half
         s = spec("big-1.0.tar.gz", data, [f"{base}/big-1.0.tar.gz"])
-        first = mirror([s], tmp_path, show_progress=False)
+        first = mirror([s], tmp_path)
         assert first[0].status == "failed" and "error" in first[0].attempts[0].outcome
         part = tmp_path / "big-1.0.tar.gz.part"
         assert part.stat().st_size == half and not (tmp_path / "big-1.0.tar.gz").exists()
 
-        second = mirror([s], tmp_path, show_progress=False)
+        second = mirror([s], tmp_path)
     assert second[0].status == "downloaded" and second[0].resumed_from == half
     assert state.requests[-1] == ("/big-1.0.tar.gz", f"bytes={half}-")
     assert (tmp_path / "big-1.0.tar.gz").read_bytes() == data
@@ -142,9 +142,7 @@ def test_server_without_range_support_starts_over(tmp_path: Path) -> None:
     (tmp_path / "x-1.tar.gz.part").write_bytes(b"stale bytes that are not a prefix")
     with serve({"x-1.tar.gz": data}) as (state, base):
         state.honour_range = False
-        r = mirror(
-            [spec("x-1.tar.gz", data, [f"{base}/x-1.tar.gz"])], tmp_path, show_progress=False
-        )
+        r = mirror([spec("x-1.tar.gz", data, [f"{base}/x-1.tar.gz"])], tmp_path)
     assert r[0].status == "downloaded" and r[0].resumed_from == 0
     assert state.requests[0][1] == "bytes=33-"
     assert (tmp_path / "x-1.tar.gz").read_bytes() == data
@@ -153,25 +151,23 @@ def test_server_without_range_support_starts_over(tmp_path: Path) -> None:
 def test_wrong_bytes_are_never_kept(tmp_path: Path) -> None:
     good = os.urandom(10_000)
     (tmp_path / "y-1.tar.gz.part").write_bytes(b"garbage")  # a bad prefix: the resume is wrong
-    with serve({"y-1.tar.gz": good, "evil/y-1.tar.gz": b"tampered"}) as (state, base):
+    with serve({"y-1.tar.gz": good, "evil/y-1.tar.gz": b"tampered"}) as (_state, base):
         s = spec("y-1.tar.gz", good, [f"{base}/evil/y-1.tar.gz", f"{base}/y-1.tar.gz"])
-        r = mirror([s], tmp_path, show_progress=False)
+        r = mirror([s], tmp_path)
     outcomes = [a.outcome.split(" (")[0] for a in r[0].attempts]
     # evil: resumed from the garbage (mismatch), then fresh (mismatch); then the good mirror
     assert outcomes == ["sha256 mismatch", "sha256 mismatch", "ok"]
     assert (tmp_path / "y-1.tar.gz").read_bytes() == good
 
-    with serve({"z-1.tar.gz": b"tampered"}) as (state, base):
-        r = mirror(
-            [spec("z-1.tar.gz", good, [f"{base}/z-1.tar.gz"])], tmp_path, show_progress=False
-        )
+    with serve({"z-1.tar.gz": b"tampered"}) as (_state, base):
+        r = mirror([spec("z-1.tar.gz", good, [f"{base}/z-1.tar.gz"])], tmp_path)
     assert r[0].status == "failed"
     assert not (tmp_path / "z-1.tar.gz").exists() and not (tmp_path / "z-1.tar.gz.part").exists()
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = os.urandom(4096)
-    with serve({"c-1.tar.gz": data}) as (state, base):
+    with serve({"c-1.tar.gz": data}) as (_state, base):
         listing = tmp_path / "list.json"
         listing.write_text(
             json.dumps(

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.formats.nar import NarError, nar_bytes, nar_hash, unpack_nar
-from tests.helpers_cache import needs_nix, nix
+from tests.support.cache import needs_nix, nix
 
 
 def nix_hash_path(*paths: Path) -> list[str]:

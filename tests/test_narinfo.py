@@ -21,7 +21,7 @@ from orchestrator.formats.narinfo import (
     parse_secret_key,
     sign_narinfo,
 )
-from tests.helpers_cache import (
+from tests.support.cache import (
     build,
     generate_key,
     needs_nix,
@@ -140,7 +140,7 @@ def test_text_roundtrip_keeps_signatures_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    "text,match",
+    ("text", "match"),
     [
         ("StorePath: /nix/store/abc\nURL: x\nNarHash: sha256:00\nNarSize: 1\n", "store path"),
         ("URL: x\nNarHash: sha256:" + "0" * 52 + "\nNarSize: 1\n", "no StorePath"),

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.formats import nix32
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
-from tests.helpers_cache import needs_nix, nix
+from tests.support.cache import needs_nix, nix
 
 
 def _digests(n: int, size: int, seed: int) -> list[bytes]:
@@ -20,7 +20,9 @@ def _digests(n: int, size: int, seed: int) -> list[bytes]:
 
 
 @needs_nix
-@pytest.mark.parametrize("algo,size", [("sha256", 32), ("sha1", 20), ("md5", 16), ("sha512", 64)])
+@pytest.mark.parametrize(
+    ("algo", "size"), [("sha256", 32), ("sha1", 20), ("md5", 16), ("sha512", 64)]
+)
 def test_encode_equals_nix_to_base32(algo: str, size: int) -> None:
     digests = _digests(12, size, seed=size)
     out = nix("hash", "to-base32", "--type", algo, *(d.hex() for d in digests)).stdout.split()

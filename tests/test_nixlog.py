@@ -136,7 +136,7 @@ def capture(flake: str, attr: str, *extra: str) -> tuple[int, list[str]]:
             "--log-format",
             "internal-json",
             "--no-link",
-            f'{flake}#"{attr}"',
+            nixstr.flake_installable(flake, [attr]),
             *extra,
         ],
         capture_output=True,

@@ -27,8 +27,8 @@ from orchestrator.generate.render import environment, template
 from orchestrator.nixstr import NixText, attr_path, flake_installable, nix_attr, nix_json
 from orchestrator.upstream.chain import Distfile, StepInfo, StepOverride
 from orchestrator.upstream.plan import PlanStep
-from tests.conftest import NIX_FLAGS
-from tests.synthetic import make_tree
+from tests.conftest import NIX_FLAGS, REPO, run_nix
+from tests.support.trees import make_tree
 
 INJECTION = 'a]++(builtins.trace"INJECTED"[])++[./b'
 # Fragments that mean something to Nix's lexer, mixed with arbitrary text below.
@@ -475,7 +475,7 @@ def test_step_outputs_passes_hostile_names_as_data(nix: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "manifest, sources, where",
+    ("manifest", "sources", "where"),
     [
         (
             "build: a-1\n",
@@ -498,3 +498,19 @@ def test_a_value_nix_cannot_hold_is_refused_at_its_line(
     assert rc == 2, err
     assert where in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_nix_programs_are_files_that_take_json(nix: str) -> None:
+    # nixexpr/*.nix hold the Nix the CLI runs; Python passes only data (as JSON), never code
+    from orchestrator.nixcli import PROGRAMS, program
+
+    names = sorted(p.stem for p in PROGRAMS.glob("*.nix"))
+    assert names == ["fetch-tree", "pair-roots", "step-outputs"]
+    sources = "\n".join(p.read_text() for p in (REPO / "orchestrator").rglob("*.py"))
+    for name in names:
+        assert f'program("{name}"' in sources, f"{name}.nix is not used"
+    hostile = ["${builtins.trace ''INJECTED'' ''''}", "a.b"]
+    packages = nix_json({"a.b": {"outPath": "/x"}})
+    expr = f"{program('step-outputs', hostile)} {packages}"
+    got = json.loads(run_nix("eval", "--json", "--expr", expr).stdout)
+    assert got == {hostile[0]: None, "a.b": "/x"}

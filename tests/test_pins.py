@@ -19,7 +19,7 @@ from orchestrator.build.targets import installable
 from orchestrator.cli import main
 from orchestrator.verify.pins import TREE_DIR
 from tests.conftest import flake_package_names, pinned_source_or_skip
-from tests.synthetic import make_tree
+from tests.support.trees import make_tree
 from tests.test_nixlog import NIX_FLAGS, write_flake
 
 FOO_BIN = b"foo-bin\n"
@@ -54,14 +54,18 @@ def stand_in(root: Path) -> str:
         [
             (
                 "foo-1.0-pass1",
-                f"mkdir -p {t}/usr/bin {t}/usr/lib; printf 'foo-bin\\n' > {t}/usr/bin/foo; "
-                f"printf 'foo-lib\\n' > {t}/usr/lib/libfoo.a; : > $out/deletions",
+                (
+                    f"mkdir -p {t}/usr/bin {t}/usr/lib; printf 'foo-bin\\n' > {t}/usr/bin/foo; "
+                    f"printf 'foo-lib\\n' > {t}/usr/lib/libfoo.a; : > $out/deletions"
+                ),
             ),
             ("bash-5.2-pass1", f"mkdir -p {t}/usr/bin; echo bash > {t}/usr/bin/bash"),
             (
                 "bar-2.0-pass1",
-                f"mkdir -p {t}/external/repo; printf 'pretend tarball\\n' > "
-                f"{t}/external/repo/bar-2.0_0.tar.bz2",
+                (
+                    f"mkdir -p {t}/external/repo; printf 'pretend tarball\\n' > "
+                    f"{t}/external/repo/bar-2.0_0.tar.bz2"
+                ),
             ),
             ("improve-tidy-1", f"mkdir -p {t}"),
         ],
@@ -197,7 +201,7 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
     s.prepare(learned)  # the runner checks these pins itself while building
     outputs = {a: str(s.out(a)) for a in s.attrs}
     chain = load_chain(SourceTree.open(s.tree))
-    report = verify(chain, "live-bootstrap", outputs, SourceTree.open(s.tree).read_text)
+    report = verify(chain, "live-bootstrap", outputs)
     checked = [(c.step, c.kind, c.file, c.status) for c in report.checks if c.kind != "none"]
     assert checked == [
         ("alpha-1.0-pass1", "installed", "/usr/bin/alpha-tool", "ok"),
@@ -211,7 +215,7 @@ def test_runner_synthetic_outputs(tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     write_tree(moved, {**learned, "delta-1.0_1.tar.bz2": sha(b"not it")})
     tree = SourceTree.open(moved)
-    report = verify(load_chain(tree), "live-bootstrap", outputs, tree.read_text)
+    report = verify(load_chain(tree), "live-bootstrap", outputs)
     bad = [c for c in report.checks if c.status != "ok" and c.kind != "none"]
     assert [(c.step, c.status, c.actual) for c in bad] == [
         ("delta-1.0-pass2", "mismatch", learned["delta-1.0_1.tar.bz2"])

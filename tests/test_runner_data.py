@@ -25,7 +25,7 @@ needs_nix = pytest.mark.skipif(shutil.which("nix") is None, reason="needs nix")
 
 def chain_order() -> list[str]:
     text = (REPO / "steps" / "default.nix").read_text()
-    return re.findall(r"^\s*\./(\S+)\.nix$", text, re.M)
+    return re.findall(r"^\s*\./(\S+)\.nix$", text, re.MULTILINE)
 
 
 def test_every_entry_names_existing_steps_with_a_reason():
@@ -50,7 +50,7 @@ def test_every_entry_names_existing_steps_with_a_reason():
 
 @needs_nix
 def test_the_real_chain_gets_the_data():
-    """mkChain over the committed steps/ (stand-in runner and layers: no live-bootstrap input
+    """MkChain over the committed steps/ (stand-in runner and layers: no live-bootstrap input
     needed): exactly the named steps get the setuid check, the range gets its copy-up."""
     expr = f"""
       let
@@ -93,7 +93,7 @@ BAD = [
 
 
 @needs_nix
-@pytest.mark.parametrize("entry,message", BAD)
+@pytest.mark.parametrize(("entry", "message"), BAD)
 def test_nix_refuses_a_bad_entry_naming_file_and_entry(entry, message):
     expr = f"""
       let

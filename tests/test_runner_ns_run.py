@@ -107,7 +107,7 @@ BAD_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("text,line,message", BAD_SPECS)
+@pytest.mark.parametrize(("text", "line", "message"), BAD_SPECS)
 def test_malformed_spec_line_is_refused_naming_it(ns_run, tmp_path, text, line, message):
     p = run_spec(ns_run, tmp_path, text)
     assert p.returncode == 1, p.stderr

@@ -305,7 +305,7 @@ def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
         capture_output=True,
         text=True,
     ).stdout
-    group = re.search(r"^build-users-group = (\S*)$", users, re.M)
+    group = re.search(r"^build-users-group = (\S*)$", users, re.MULTILINE)
     if group is None or not group.group(1):
         pytest.skip("builds run as root here (no build-users-group): root may link any file")
     custom = {

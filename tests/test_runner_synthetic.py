@@ -179,7 +179,7 @@ def test_resume_after_interruption(chain):
         proc.wait()
     finished = re.findall(rf"{prefix}([\w.+-]+)\.drv", log)
     assert "delta-1.0-pass1" in finished
-    p = subprocess.run(args + ["--dry-run"], capture_output=True, text=True)
+    p = subprocess.run([*args, "--dry-run"], capture_output=True, text=True)
     to_build = re.findall(rf"{prefix}([\w.+-]+)\.drv", p.stderr)
     assert "delta-1.0-pass2" in to_build and "epsilon-1.0-pass1" in to_build
     for done in ("alpha-1.0-pass1", "gamma-1.0-pass1", "delta-1.0-pass1"):
@@ -191,7 +191,7 @@ def test_resume_after_interruption(chain):
 
 
 def test_flattened_root_filesystem(chain):
-    """mkCheckpoint (what .#live-bootstrap is): every layer merged, deletions applied."""
+    """MkCheckpoint (what .#live-bootstrap is): every layer merged, deletions applied."""
     root = chain.out("flat") / "tree"
     assert (root / "usr/share/epsilon/verdict").read_text() == "ok\n"
     assert (root / "usr/bin/delta").read_text() == "#!/usr/bin/sh\necho delta v2\n"
@@ -203,7 +203,7 @@ def test_flattened_root_filesystem(chain):
 
 
 def test_checkpoints_give_the_same_chain(chain):
-    """checkpointEvery = 3: the stack is flattened after every third step; the last step's
+    """CheckpointEvery = 3: the stack is flattened after every third step; the last step's
     assertions (layering, deletions, env) still hold and its package matches its pin."""
     p = chain.build(
         ["final"], ["--argstr", "prefix", "cp3-", "--arg", "checkpointEvery", "3"], check=False

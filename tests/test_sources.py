@@ -50,7 +50,7 @@ def test_untyped_2025_and_plain_2024_formats() -> None:
 
 
 @pytest.mark.parametrize(
-    "line, message",
+    ("line", "message"),
     [
         ("f https://x/a.tar.gz abc", "not 64 hexadecimal"),
         (f"f https://x/a.tar.gz {'g' * 64}", "not 64 hexadecimal"),
@@ -106,7 +106,7 @@ def test_pre_network_follows_the_first_network_improve(pinned_fixture: Path) -> 
 
 
 def test_same_file_name_with_two_hashes_is_an_error(tmp_path: Path) -> None:
-    from tests.synthetic import make_tree
+    from tests.support.trees import make_tree
 
     root = make_tree(
         tmp_path,
@@ -119,3 +119,19 @@ def test_same_file_name_with_two_hashes_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="pins it as") as err:
         load_chain(SourceTree.open(root))
     assert err.value.file and err.value.file.endswith("steps/b-1/sources") and err.value.line == 1
+
+
+@pytest.mark.parametrize("field", ["url", "repo", "ref"])
+def test_a_value_nix_cannot_hold_is_refused_at_its_line(field: str) -> None:
+    # settled when the chain is loaded, so the printer never meets it
+    url, repo, ref = "https://x/a.tar.gz", "https://git/r", "v1"
+    if field == "url":
+        url = "https://x/\0a.tar.gz"
+    elif field == "repo":
+        repo = "https://git/\ud800r"
+    else:
+        ref = "v\0"
+    line = f"g {repo}~{ref} {url} {SHA} a.tar.gz"
+    with pytest.raises(ParseError, match="distfile 'a.tar.gz'") as err:
+        parse_sources(f"f https://ok/ok.tar.gz {SHA}\n{line}\n", "steps/p/sources")
+    assert (err.value.file, err.value.line) == ("steps/p/sources", 2)

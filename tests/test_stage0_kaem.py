@@ -20,10 +20,11 @@ from orchestrator.stage0 import translate as stage0
 from orchestrator.upstream.tree import SourceTree
 
 from .conftest import LB_FIXTURES, PINNED, REPO
+from .support.stage0 import parse_script
 
 
 def tokens(text: str, env: dict[str, str] | None = None) -> list[list[str]]:
-    return [t for t, _ in kaem.parse_script(text, env=env)]
+    return [t for t, _ in parse_script(text, env=env)]
 
 
 # -- the reader ----------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def test_synthetic_non_reproduction_fails_the_check(nix: str, tmp_path: Path) ->
 # -- the real chain ------------------------------------------------------------------------------
 @pytest.mark.nix
 @pytest.mark.checkout
-@pytest.mark.parametrize("arch,package", [("x86", "stage0"), ("amd64", "stage0-amd64")])
+@pytest.mark.parametrize(("arch", "package"), [("x86", "stage0"), ("amd64", "stage0-amd64")])
 def test_real_stage0_builds_from_the_seed(nix: str, arch: str, package: str) -> None:
     checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
     if not checkout:

@@ -89,7 +89,7 @@ def test_replaced_file_fails_and_writes_nothing(pinned_fixture: Path, steps: Pat
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    ("change", "message"),
     [
         ({"files": {"x86.json": "0" * 64}}, f"{X86}: sha256 "),
         (

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.commands.update import nar_hash_without_git
 from orchestrator.nixstr import nix_json
 from orchestrator.upstream.locate import LockedInput, _from_store
+from tests.support.maintain import nar_hash_without_git
 from tests.test_bump import copy_repo, make_tarball, tree_digest
 
 GIT_ENV = {
@@ -330,7 +330,8 @@ CHECKOUT = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
 )
 def test_real_checkout_matches_the_committed_lock(nix: str, tmp_path: Path, capsys) -> None:
     """The real tree hashes to the committed narHash, and its data is what steps/ was made from."""
-    from orchestrator.commands.update import LockedCheckout, is_git_checkout
+    from orchestrator.gitcli import is_git_checkout
+    from orchestrator.maintain.update import LockedCheckout
     from orchestrator.upstream.locate import read_lock
 
     path = Path(CHECKOUT or "")
@@ -359,7 +360,7 @@ def test_a_failure_while_swapping_in_rolls_everything_back(
 ) -> None:
     """steps/ is swapped in first; if flake.lock then cannot be replaced, steps/ (and flake.nix)
     come back as they were: the three change together or not at all."""
-    import orchestrator.maintain.transaction as transaction
+    from orchestrator.maintain import transaction
 
     repo = checkout(synthetic, synthetic["c1"])
     digest = tree_digest(flake)

@@ -212,7 +212,7 @@ def test_terminal_tables_never_fold_a_store_path_or_url() -> None:
 
 
 def test_verify_table_in_a_pipe_keeps_store_paths_whole(capsys) -> None:
-    from orchestrator.verify.render import print_table
+    from orchestrator.commands.verify_table import print_table
     from orchestrator.verify.report import PathResult, Report, Status, Summary, now
 
     ours = "/nix/store/" + "c" * 32 + "-a-rather-long-derivation-name-for-an-80-column-terminal"

@@ -23,9 +23,10 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.formats.hashes import Hash
 from orchestrator.formats.narinfo import parse_narinfo, parse_secret_key, sign_narinfo
+from orchestrator.nixstr import nix_attr, nix_json
 from orchestrator.verify.report import Report, report_schema
 from orchestrator.verify.results_file import load_results
-from tests.helpers_cache import (
+from tests.support.cache import (
     World,
     narinfo_file,
     needs_nix,
@@ -75,7 +76,7 @@ def test_match_is_reproducible(
     with serve(world.cache) as server:
         code, report = verify(capsys, world, server.url, *world.many, results=tmp_path / "r.jsonl")
     assert code == 0
-    assert statuses(report) == {p: "reproducible" for p in world.many}
+    assert statuses(report) == dict.fromkeys(world.many, "reproducible")
     for r in report.results:
         assert r.signed_by == [world.public.split(":")[0]]
         assert r.local_nar_hash == r.remote_nar_hash
@@ -164,7 +165,7 @@ def test_not_valid_locally(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = "/nix/store/" + "0" * 32 + "-never-built"
-    code, report = verify(capsys, world, world.cache.as_uri(), missing, results=tmp_path / "r")
+    _code, report = verify(capsys, world, world.cache.as_uri(), missing, results=tmp_path / "r")
     (r,) = report.results
     assert r.status.value == "not-built-locally"
     assert r.hint is not None and "nix build" in r.hint
@@ -176,19 +177,26 @@ def test_installable_targets(
     system = nix("eval", "--impure", "--raw", "--expr", "builtins.currentSystem").stdout
     flake = tmp_path / "flake"
     flake.mkdir()
+    drv = nix_json(
+        {
+            "name": f"thing-{world.salt}",
+            "system": system,
+            "builder": "/bin/sh",
+            "args": ["-c", "echo thing > $out"],
+        }
+    )
     (flake / "flake.nix").write_text(
-        f'{{ outputs = {{ self }}: {{ packages."{system}".thing = builtins.derivation {{'
-        f' name = "thing-{world.salt}"; system = "{system}"; builder = "/bin/sh";'
-        ' args = ["-c" "echo thing > $out"]; }; }; }'
+        f"{{ outputs = {{ self }}: {{ packages.{nix_attr(system)}.thing = "
+        f"builtins.derivation {drv}; }}; }}"
     )
     installable = f"path:{flake}#thing"
-    code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
+    _code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
     (r,) = report.results
     assert r.path.endswith(f"-thing-{world.salt}")
     assert r.status.value == "not-built-locally"
     assert r.hint is not None and f"nix build --option substitute false {installable}" in r.hint
     nix("build", "--no-link", installable)
-    code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
+    _code, report = verify(capsys, world, world.cache.as_uri(), installable, results=tmp_path / "r")
     assert [x.status.value for x in report.results] == ["not-in-cache"]  # built, never cached
 
 

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.formats.binary_cache import BinaryCache, CacheError, decompress_file, zstd_backend
 from orchestrator.formats.nar import nar_bytes, nar_hash, unpack_nar
 from orchestrator.formats.narinfo import parse_narinfo
-from tests.helpers_cache import (
+from tests.support.cache import (
     build,
     copy_to_cache,
     generate_key,

@@ -14,7 +14,7 @@ from orchestrator.cli import main
 from orchestrator.formats.nar import nar_hash
 from orchestrator.formats.narinfo import parse_narinfo
 from orchestrator.verify.pairs import HashRewriter, Pair, load_pairs, pair_mapping
-from tests.helpers_cache import World, narinfo_file, needs_nix, serve
+from tests.support.cache import World, narinfo_file, needs_nix, serve
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from tests.helpers_cache import build, drv_path, needs_nix, nix, unique_salt, write_derivations
+from tests.support.cache import build, drv_path, needs_nix, nix, unique_salt, write_derivations
 
 pytestmark = needs_nix
 

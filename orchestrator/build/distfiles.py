@@ -17,8 +17,6 @@ Every file's sha256 is verified before it is added; a file with the wrong bytes 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -27,16 +25,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
 
 from orchestrator import nixcli
 from orchestrator.errors import NixError, OrchestratorError
-from orchestrator.formats import nix32
-from orchestrator.formats.storepath import STORE_DIR
-from orchestrator.tables import Rows, columns, emit
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+from orchestrator.formats.filehash import sha256_file
+from orchestrator.formats.storepath import fixed_output_path
 
 
 class DistfileSpec(BaseModel):
@@ -49,29 +42,6 @@ class DistfileSpec(BaseModel):
     urls: list[str] = Field(default_factory=list)
     git: dict[str, str] | None = None
     steps: list[str] = Field(default_factory=list)
-
-
-def _compress(digest: bytes, size: int = 20) -> bytes:
-    out = bytearray(size)
-    for i, b in enumerate(digest):
-        out[i % size] ^= b
-    return bytes(out)
-
-
-def fixed_output_path(name: str, sha256_hex: str, store_dir: str = STORE_DIR) -> str:
-    """Store path of a flat sha256 fixed output (``builtin:fetchurl``, ``--add-fixed sha256``)."""
-    inner = hashlib.sha256(f"fixed:out:sha256:{sha256_hex.lower()}:".encode()).hexdigest()
-    fingerprint = f"output:out:sha256:{inner}:{store_dir}:{name}"
-    digest = _compress(hashlib.sha256(fingerprint.encode()).digest())
-    return f"{store_dir}/{nix32.encode(digest)}-{name}"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 Status = Literal["present", "missing", "mismatched"]
@@ -216,94 +186,3 @@ def seed(directory: Path, specs: list[DistfileSpec]) -> list[SeedResult]:
             )
         )
     return results
-
-
-# -- CLI -----------------------------------------------------------------------------------------
-def register(dsub: argparse._SubParsersAction) -> None:
-    p = dsub.add_parser(
-        "seed",
-        help="add a directory of distfiles to the Nix store at the paths the build expects",
-        description="Verify each distfile's sha256 and add it with nix-store --add-fixed, so that "
-        "the build needs no network. Exit 1 when a file has the wrong hash, or when distfiles "
-        "are missing from the store and DIR added none of them.",
-    )
-    p.add_argument("dir", metavar="DIR", help="live-bootstrap's distfiles/ or a mirror.sh mirror")
-    add_selection_arguments(p)
-    p.set_defaults(func=run_seed)
-
-
-def add_selection_arguments(p: argparse.ArgumentParser) -> None:
-    """Which distfiles a command works on (shared by seed and mirror), and --json."""
-    p.add_argument("--until", metavar="STEP", help="only the distfiles of the chain up to STEP")
-    p.add_argument(
-        "--list",
-        metavar="FILE",
-        help="distfiles from this JSON (as `distfiles list --json` prints)",
-    )
-    from orchestrator.upstream.locate import add_live_bootstrap_argument
-
-    add_live_bootstrap_argument(p)
-    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
-
-
-def specs_from_args(args: argparse.Namespace) -> list[DistfileSpec]:
-    if getattr(args, "list", None):
-        return load_list(args.list)
-    return chain_distfiles(args.live_bootstrap, args.until)
-
-
-def run_seed(args: argparse.Namespace) -> int:
-    results = seed(Path(args.dir), specs_from_args(args))
-    counts = {
-        k: sum(1 for r in results if r.status == k) for k in ("present", "missing", "mismatched")
-    }
-    added = sum(1 for r in results if r.detail == "added")
-    missing = [r.filename for r in results if r.status == "missing"]
-    error = None
-    if missing and not added and not counts["mismatched"]:
-        # a wrong DIR (or the wrong list) must not look like success
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        error = OrchestratorError(
-            f"nothing added from {args.dir}: {len(missing)} distfile(s) missing from the store "
-            f"and from that directory: {', '.join(missing[:10])}{more}",
-            hint="DIR must hold the files under their distfile names (live-bootstrap's "
-            "distfiles/, a mirror.sh mirror); `distfiles list` names them",
-        )
-        error.exit_code = 1
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "counts": counts,
-                    "added": added,
-                    "results": [r.model_dump() for r in results],
-                    "error": error.message if error else None,
-                    "hint": error.hint if error else None,
-                },
-                indent=1,
-            )
-        )
-    else:
-        table = Rows(f"distfiles seeded from {args.dir}", columns("status", "file", "detail"))
-        style = {"present": "green", "missing": "yellow", "mismatched": "bold red"}
-        order = {"mismatched": 0, "missing": 1, "present": 2}
-        cell_styles = {}
-        for r in sorted(results, key=lambda r: order[r.status]):
-            detail = (
-                r.detail
-                if r.status != "mismatched"
-                else f"{r.detail}; expected {r.sha256}, got {r.actual_sha256}"
-            )
-            if r.status == "present":
-                detail += f": {r.store_path}"
-            cell_styles[(len(table.rows), 0)] = style[r.status]
-            table.add(r.status, r.filename, detail)
-        emit(table, console=out, cell_styles=cell_styles)
-    err.print(
-        f"{counts['present']} present ({added} added), {counts['missing']} missing, {counts['mismatched']} mismatched",
-        soft_wrap=True,
-    )
-    if error is not None:
-        error.json_printed = bool(args.json)  # type: ignore[attr-defined]  # the report has it
-        raise error
-    return 1 if counts["mismatched"] else 0

@@ -10,38 +10,17 @@ mirror, ready for ``distfiles seed DIR``. A file already in ``DIR`` with the rig
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, Field
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
-from orchestrator.build.distfiles import (
-    DistfileSpec,
-    add_selection_arguments,
-    sha256_file,
-    specs_from_args,
-)
-from orchestrator.errors import OrchestratorError
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+from orchestrator.build.distfiles import DistfileSpec
+from orchestrator.formats.filehash import sha256_file
 
 
 class Attempt(BaseModel):
@@ -107,8 +86,9 @@ def _fetch(client: httpx.Client, url: str, part: Path, on_bytes: OnBytes) -> int
 
 
 def mirror_one(
-    client: httpx.Client, spec: DistfileSpec, dest: Path, on_bytes: OnBytes = lambda d, t: None
+    client: httpx.Client, spec: DistfileSpec, dest: Path, on_bytes: OnBytes | None = None
 ) -> MirrorResult:
+    on_bytes = on_bytes or _ignore_bytes
     final = dest / spec.filename
     part = dest / (spec.filename + ".part")
     base = {"filename": spec.filename, "sha256": spec.sha256}
@@ -153,13 +133,22 @@ def mirror_one(
     return MirrorResult(**base, status="failed", attempts=attempts)
 
 
+class MirrorWatcher(Protocol):
+    """What a view of the download needs to know (the command draws it; the engine only tells)."""
+
+    def started(self, count: int) -> None: ...
+    def file_started(self, spec: DistfileSpec) -> OnBytes: ...
+    def file_done(self, result: MirrorResult) -> None: ...
+
+
 def mirror(
     specs: list[DistfileSpec],
     dest: Path,
     *,
     client: httpx.Client | None = None,
-    show_progress: bool = True,
+    watch: MirrorWatcher | None = None,
 ) -> list[MirrorResult]:
+    """Every distfile of ``specs`` into ``dest`` (see the module's docstring)."""
     dest.mkdir(parents=True, exist_ok=True)
     own = client is None
     client = client or httpx.Client(
@@ -168,92 +157,20 @@ def mirror(
         headers={"User-Agent": "orchestrator"},
     )
     results: list[MirrorResult] = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not show_progress,
-        transient=True,
-    )
     try:
-        with progress:
-            overall = progress.add_task(f"{len(specs)} distfiles", total=len(specs))
-            for spec in specs:
-                task = progress.add_task(escape(spec.filename), total=None)
-
-                def on_bytes(done: int, total: int | None, task=task) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                r = mirror_one(client, spec, dest, on_bytes)
-                progress.remove_task(task)
-                progress.advance(overall)
-                results.append(r)
-                if show_progress and r.status in ("downloaded", "failed"):
-                    err.print(
-                        f"{r.status}: {escape(spec.filename)}"
-                        + (f" from {escape(r.url)}" if r.url else ""),
-                        soft_wrap=True,
-                    )
+        if watch is not None:
+            watch.started(len(specs))
+        for spec in specs:
+            on_bytes = watch.file_started(spec) if watch is not None else _ignore_bytes
+            r = mirror_one(client, spec, dest, on_bytes)
+            if watch is not None:
+                watch.file_done(r)
+            results.append(r)
     finally:
         if own:
             client.close()
     return results
 
 
-# -- CLI -----------------------------------------------------------------------------------------
-def register(dsub: argparse._SubParsersAction) -> None:
-    p = dsub.add_parser(
-        "mirror",
-        help="download every distfile into DIR (resumable, sha256-checked)",
-        description="Download every distfile from its URLs in order into DIR, resuming "
-        "interrupted downloads, checking each sha256. Then `distfiles seed DIR`. "
-        "Exit 1 when a distfile could not be downloaded.",
-    )
-    p.add_argument("dir", metavar="DIR", help="directory to download into (created if missing)")
-    add_selection_arguments(p)
-    p.set_defaults(func=run_mirror)
-
-
-def run_mirror(args: argparse.Namespace) -> int:
-    specs = specs_from_args(args)
-    dest = Path(args.dir)
-    if dest.exists() and not dest.is_dir():
-        raise OrchestratorError("not a directory", file=dest)
-    results = mirror(specs, dest, show_progress=not args.json and err.is_terminal)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    if args.json:
-        print(
-            json.dumps({"counts": counts, "results": [r.model_dump() for r in results]}, indent=1)
-        )
-    else:
-        table = Table(title=f"distfiles mirrored into {args.dir}", title_justify="left")
-        for col in ("status", "file", "from / why"):
-            table.add_column(col, overflow="fold")
-        style = {
-            "present": "green",
-            "downloaded": "green",
-            "failed": "bold red",
-            "no-url": "yellow",
-        }
-        for r in results:
-            if r.status == "present":
-                continue
-            why = r.url or "; ".join(f"{a.url}: {a.outcome}" for a in r.attempts)
-            if r.status == "no-url":
-                why = "git source without an HTTP snapshot: use live-bootstrap's mirror.sh"
-            table.add_row(f"[{style[r.status]}]{r.status}[/]", escape(r.filename), escape(why))
-        if table.row_count:
-            out.print(table)
-    err.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to mirror")
-    if any(r.status in ("failed", "no-url") for r in results):
-        err.print(
-            f"next: python -m orchestrator distfiles seed {escape(args.dir)} (adds what is there)"
-        )
-        return 1
-    err.print(f"next: python -m orchestrator distfiles seed {escape(args.dir)}")
-    return 0
+def _ignore_bytes(done: int, total: int | None) -> None:
+    pass

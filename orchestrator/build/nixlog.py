@@ -153,7 +153,7 @@ def store_name(path: str) -> str:
     """``/nix/store/<hash>-mes-0.27.1-pass1.drv`` -> ``mes-0.27.1-pass1``."""
     m = _STORE_NAME.match(path)
     name = m.group("name") if m else path.rsplit("/", 1)[-1]
-    return name[: -len(".drv")] if name.endswith(".drv") else name
+    return name.removesuffix(".drv")
 
 
 # Messages that name a failed derivation: Nix 2.8 ("builder for '...' failed with exit code 1",
@@ -214,11 +214,14 @@ class BuildLog:
     failed: dict[str, str] = field(default_factory=dict)  # drv path -> message
     dependency_failed: set[str] = field(default_factory=set)
     kept_dirs: list[str] = field(default_factory=list)
-    events: int = 0
     _by_activity: dict[int, BuildRecord] = field(default_factory=dict)
     _activities: dict[int, StartEvent] = field(default_factory=dict)
     _builds_activity: int | None = None
     _failed_seen: int = 0
+
+    def record_of(self, activity: int) -> BuildRecord | None:
+        """The build that activity ``activity`` (a start or stop event's id) is, if any."""
+        return self._by_activity.get(activity)
 
     # -- folding events ------------------------------------------------------------------------
     def feed_line(
@@ -231,7 +234,6 @@ class BuildLog:
     def feed(
         self, event: StartEvent | StopEvent | ResultEvent | MsgEvent | TextLine, now: float
     ) -> None:
-        self.events += 1
         if isinstance(event, StartEvent):
             self._start(event, now)
         elif isinstance(event, StopEvent):
@@ -240,9 +242,8 @@ class BuildLog:
             self._result(event)
         elif isinstance(event, MsgEvent):
             self._msg(event)
-        else:
-            if event.text:
-                self.text.append(event.text)
+        elif event.text:
+            self.text.append(event.text)
 
     def _start(self, ev: StartEvent, now: float) -> None:
         self._activities[ev.id] = ev
@@ -286,10 +287,13 @@ class BuildLog:
         elif ev.type == ResultType.SET_PHASE:
             if rec is not None and ev.fields:
                 rec.phase = str(ev.fields[0])
-        elif ev.type == ResultType.PROGRESS:
-            if ev.id == self._builds_activity and len(ev.fields) >= 4:
-                done, expected, running, failed = (int(x) for x in ev.fields[:4])
-                self.progress = Progress(done, expected, running, failed)
+        elif (
+            ev.type == ResultType.PROGRESS
+            and ev.id == self._builds_activity
+            and len(ev.fields) >= 4
+        ):
+            done, expected, running, failed = (int(x) for x in ev.fields[:4])
+            self.progress = Progress(done, expected, running, failed)
 
     def _msg(self, ev: MsgEvent) -> None:
         self.messages.append(ev)
@@ -338,7 +342,7 @@ class BuildLog:
     def failures(self) -> list[BuildRecord]:
         return [r for r in self.builds.values() if r.status == "failed"]
 
-    def finish(self, now: float, interrupted: bool = False) -> None:
+    def finish(self, now: float, *, interrupted: bool = False) -> None:
         """After Nix exited: close what is still open; named failures decide the status."""
         for rec in self.builds.values():
             if rec.finished is not None and self.failed:

@@ -58,7 +58,7 @@ def make_plan(inst: list[str], target: str, attrs: list[str]) -> Plan:
     return Plan(closure, nixcli.invalid_paths(outputs))
 
 
-def missing_message(missing: list[Derivation], attempted: bool) -> tuple[str, str]:
+def missing_message(missing: list[Derivation], *, attempted: bool) -> tuple[str, str]:
     lines = [
         f"{len(missing)} distfile(s) are not in the Nix store"
         + (" and could not be downloaded:" if attempted else ":")

@@ -1,11 +1,11 @@
-"""What ``orchestrator build`` shows: the live view, the durations cache behind its ETA, the summary.
+"""What ``orchestrator build`` knows while it watches: steps, the durations cache behind the ETA.
 
 * :class:`Durations`: seconds each derivation took last time, by derivation *name* (a step keeps
   its name when its hash changes), in ``$XDG_CACHE_HOME/orchestrator/durations.json``.
 * :class:`StepIndex`: derivation name -> chain step (index, pass) from the generated chain.
-* :class:`LiveView`: a rich renderable of a :class:`~orchestrator.build.nixlog.BuildLog` -- builds k/M,
-  each running step with step i/N, elapsed, last-run time and its last log lines, the ETA.
-* :func:`summary_table`, :func:`failure_report`.
+* :class:`LiveView`: the text of the live view of a :class:`~orchestrator.build.nixlog.BuildLog` --
+  builds k/M, each running step with step i/N, elapsed, last-run time, the ETA.
+* :func:`failure_report`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from orchestrator.build.nixlog import BuildLog, BuildRecord
-from orchestrator.display import text, visible
 
 CACHE_FILE = "durations.json"
 
@@ -102,7 +98,7 @@ class StepIndex:
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -144,7 +140,8 @@ def eta(log: BuildLog, to_build: list[str], durations: Durations, now: float) ->
 
 
 class LiveView:
-    """The live display. ``rich.live.Live(view)`` re-renders it; ``now`` comes from ``clock``."""
+    """What the live display shows, as text (``commands/build_view.py`` draws it); ``now``
+    comes from ``clock``."""
 
     def __init__(
         self,
@@ -154,7 +151,7 @@ class LiveView:
         durations: Durations,
         to_build: list[str],
         started: float,
-        clock,
+        clock: Callable[[], float],
         log_lines: int = 8,
         fetches: set[str] | None = None,
     ) -> None:
@@ -180,17 +177,6 @@ class LiveView:
         parts.append(eta(self.log, self.to_build, self.durations, now).text())
         return f"{self.title}  ·  " + "  ·  ".join(parts)
 
-    def __rich__(self) -> RenderableType:
-        now = self.clock()
-        parts: list[RenderableType] = [Text(visible(self.header(now)), style="bold")]
-        for rec in self.log.running():
-            parts.append(Text(visible(self.running_line(rec, now)), style="cyan"))
-            for line in list(rec.tail)[-self.log_lines :]:
-                parts.append(
-                    Text("  │ " + visible(line), style="dim", overflow="ellipsis", no_wrap=True)
-                )
-        return Group(*parts)
-
     def running_line(self, rec: BuildRecord, now: float) -> str:
         return f"▶ {self.describe(rec)}  {fmt_seconds(rec.seconds(now))}{self._last_run(rec)}"
 
@@ -207,30 +193,6 @@ class LiveView:
     def _last_run(self, rec: BuildRecord) -> str:
         last = self.durations.get(rec.name)
         return f" (last run {fmt_seconds(last)})" if last is not None else ""
-
-
-def summary_table(
-    log: BuildLog, steps: StepIndex, durations_before: dict[str, float], now: float
-) -> Table:
-    table = Table(title="build summary", title_justify="left")
-    table.add_column("step", justify="right", no_wrap=True)
-    table.add_column("derivation", overflow="fold")
-    table.add_column("pass", justify="right")
-    table.add_column("status", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("last run", justify="right", no_wrap=True)
-    for rec in log.builds.values():
-        step = steps.for_name(rec.name)
-        style = {"built": "green", "failed": "bold red", "running": "yellow"}[rec.status]
-        table.add_row(
-            f"{step.index + 1}/{step.total}" if step else "",
-            text(rec.name),
-            str(step.pass_no) if step and step.pass_no else "",
-            f"[{style}]{rec.status}[/]",
-            fmt_seconds(rec.seconds(now)),
-            fmt_seconds(durations_before[rec.name]) if rec.name in durations_before else "",
-        )
-    return table
 
 
 def failure_report(

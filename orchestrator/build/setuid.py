@@ -58,10 +58,7 @@ def may_pass_settings(trusted_users: Sequence[str]) -> bool:
     user = pwd.getpwuid(os.geteuid()).pw_name
     groups = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
     groups.add(grp.getgrgid(os.getegid()).gr_name)
-    for t in trusted_users:
-        if t in ("*", user) or (t.startswith("@") and t[1:] in groups):
-            return True
-    return False
+    return any(t in ("*", user) or (t.startswith("@") and t[1:] in groups) for t in trusted_users)
 
 
 def _false(value: Any) -> bool:
@@ -92,9 +89,11 @@ def options_for(
     if may_pass_settings(settings.get("trusted-users") or []):
         return (
             [[SETTING, "false"]],
-            f"passing --option {SETTING} false: {', '.join(steps)} set setuid bits that "
-            "live-bootstrap's pinned package tarballs record, and Nix's seccomp filter refuses "
-            "them otherwise",
+            (
+                f"passing --option {SETTING} false: {', '.join(steps)} set setuid bits that "
+                "live-bootstrap's pinned package tarballs record, and Nix's seccomp filter refuses "
+                "them otherwise"
+            ),
         )
     raise OrchestratorError(
         f"{len(steps)} step(s) of this build set setuid bits that live-bootstrap's pinned package "

@@ -3,9 +3,9 @@ that a TARGET on the command line becomes."""
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import re
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,7 +21,7 @@ DEFAULT_TARGET = "live-bootstrap"
 
 
 def default_flake() -> str:
-    """This repository's flake when running from a checkout of it, else the current directory."""
+    """The flake of this repository when running from a checkout of it, else the current one."""
     return str(REPO_ROOT) if (REPO_ROOT / "flake.nix").is_file() else "."
 
 
@@ -46,35 +46,23 @@ def bridge_steps() -> list[tuple[str, Any]]:
     ]
 
 
-def add_source_arguments(p: argparse.ArgumentParser) -> None:
+@dataclass(frozen=True)
+class TargetSource:
     """Where TARGET comes from: the flake (default), or a Nix file with arguments."""
-    p.add_argument("--flake", metavar="REF", help="flake to use (default: this repository)")
-    p.add_argument("-f", "--file", metavar="FILE", help="TARGET is an attribute of this Nix file")
-    p.add_argument(
-        "--arg",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "EXPR"),
-        help="with --file: pass NAME = the Nix expression EXPR (repeatable)",
-    )
-    p.add_argument(
-        "--argstr",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "STRING"),
-        help="with --file: pass NAME = the string STRING (repeatable)",
-    )
+
+    flake: str | None = None
+    file: str | None = None
+    args: list[tuple[str, str]] = field(default_factory=list)  # --arg NAME EXPR
+    argstrs: list[tuple[str, str]] = field(default_factory=list)  # --argstr NAME STRING
 
 
-def installable_args(target: str, args: argparse.Namespace) -> list[str]:
+def installable_args(target: str, source: TargetSource) -> list[str]:
     """The installable part of a nix command line for TARGET."""
-    extra = [x for name, value in getattr(args, "arg", []) for x in ("--arg", name, value)]
-    extra += [x for name, value in getattr(args, "argstr", []) for x in ("--argstr", name, value)]
-    if getattr(args, "file", None):
-        return ["--file", args.file, attr_path([target]), *extra]
-    return [installable(target, getattr(args, "flake", None)), *extra]
+    extra = [x for name, value in source.args for x in ("--arg", name, value)]
+    extra += [x for name, value in source.argstrs for x in ("--argstr", name, value)]
+    if source.file:
+        return ["--file", source.file, attr_path([target]), *extra]
+    return [installable(target, source.flake), *extra]
 
 
 def chain_steps(live_bootstrap: str | None = None) -> list[tuple[str, Any]]:

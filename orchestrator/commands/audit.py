@@ -16,14 +16,14 @@ from rich.markup import escape
 
 from orchestrator.build.plan import closure_of
 from orchestrator.build.targets import (
-    add_source_arguments,
     chain_steps,
     default_flake,
     installable_args,
 )
+from orchestrator.commands import options
 from orchestrator.display import lines, text
 from orchestrator.tables import Rows, columns, emit
-from orchestrator.upstream.locate import add_live_bootstrap_argument, locate_tree
+from orchestrator.upstream.locate import locate_tree
 from orchestrator.verify.audit import (
     BINARY_KINDS,
     AuditReport,
@@ -43,7 +43,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="classify every input of a target that is not built (seeds, sources, patches)",
@@ -53,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "target", metavar="TARGET", help="step attribute, stage0, live-bootstrap, or an installable"
     )
-    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
-    add_source_arguments(p)
-    add_live_bootstrap_argument(p, default="the pinned input (also to recognise files by content)")
+    options.json_output(p)
+    options.target_source(p)
+    options.live_bootstrap(p, default="the pinned input (also to recognise files by content)")
     p.add_argument("--all", action="store_true", help="list every file, not counts of text files")
     p.set_defaults(func=run)
 
@@ -77,7 +77,7 @@ def _tree(explicit: str | None) -> TreeIndex:
 
 
 def run(args: argparse.Namespace) -> int:
-    inst = installable_args(args.target, args)
+    inst = installable_args(args.target, options.target_source_of(args))
     err.print(text("evaluating ", " ".join(inst)), soft_wrap=True)
     attrs = [a for a, _ in chain_steps(args.live_bootstrap)]
     closure = closure_of(inst, args.target, attrs)

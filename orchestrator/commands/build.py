@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
-import subprocess
-import threading
 import time
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
 
 from orchestrator import display, nixcli
 from orchestrator.build import setuid
 from orchestrator.build.closure import FETCHURL
-from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
+from orchestrator.build.nixlog import BuildLog, store_name
 from orchestrator.build.plan import (
     BuildFailed,
     MissingDistfiles,
@@ -42,25 +38,25 @@ from orchestrator.build.progress import (
     eta,
     failure_report,
     fmt_seconds,
-    summary_table,
 )
 from orchestrator.build.targets import (
-    add_source_arguments,
     bridge_steps,
     chain_steps,
     installable_args,
     resolve_target,
     step_index,
 )
+from orchestrator.build.watch import Watched, watch
+from orchestrator.commands import options
+from orchestrator.commands.build_view import LiveDisplay, PlainReporter, summary_table
 from orchestrator.errors import OrchestratorError
-from orchestrator.upstream.locate import add_live_bootstrap_argument
 
 STEP_ENV = "lbStep"  # nix/runner.nix: the step attribute of a step derivation
 
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build",
         help="build a step, stage0 or the whole chain with a live progress view",
@@ -73,18 +69,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="step attribute, stage0, live-bootstrap (the default), or an installable",
     )
     p.add_argument("--until", metavar="STEP", help="build the chain up to and including STEP")
-    p.add_argument("--json", action="store_true", help="summary as JSON on stdout")
+    options.json_output(p, "summary as JSON on stdout")
     p.add_argument(
         "--keep-failed", action="store_true", help="keep the build directory of a failed step"
     )
-    add_source_arguments(p)
+    options.target_source(p)
     p.add_argument(
         "--offline",
         action="store_true",
         help="do not try to download: fail before building when a distfile is not in the store",
     )
     p.add_argument("-o", "--out-link", metavar="PATH", help="create this result symlink")
-    add_live_bootstrap_argument(p, default="the pinned input (steps numbered from steps/)")
+    options.live_bootstrap(p, default="the pinned input (steps numbered from steps/)")
     p.add_argument("-L", "--print-build-logs", action="store_true", help="echo every log line")
     p.add_argument(
         "--option",
@@ -108,58 +104,15 @@ def nix_build_args(inst: list[str], args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def _pump(stream, q: queue.Queue, tag: str) -> None:
-    for line in iter(stream.readline, ""):
-        q.put((tag, line))
-    q.put((tag, None))
-
-
-class PlainReporter:
-    """One line per started/finished derivation, for logs (stderr not a terminal)."""
-
-    def __init__(self, view: LiveView, echo: bool) -> None:
-        self.view = view
-        self.echo = echo
-
-    def event(self, ev: Any, log: BuildLog, now: float) -> None:
-        if isinstance(ev, StartEvent):
-            rec = log._by_activity.get(ev.id)
-            if rec is not None:
-                last = self.view.durations.get(rec.name)
-                more = f" (last run {fmt_seconds(last)})" if last is not None else ""
-                err.print(
-                    display.text(f"[{self._count()}] ", self.view.describe(rec), more),
-                    soft_wrap=True,
-                )
-        elif isinstance(ev, StopEvent):
-            rec = log._by_activity.get(ev.id)
-            if rec is not None:
-                err.print(
-                    display.text(
-                        f"[{self._count()}] ",
-                        rec.name,
-                        f": {rec.status} after {fmt_seconds(rec.seconds(now))}",
-                    ),
-                    soft_wrap=True,
-                )
-
-    def log_line(self, rec: BuildRecord, line: str) -> None:
-        if self.echo:
-            err.print(display.text(rec.name, "> ", line.rstrip("\n")), soft_wrap=True)
-
-    def _count(self) -> str:
-        log = self.view.log
-        total = max(log.progress.expected, len(self.view.to_build))
-        return f"{len(log.builds)}/{total}"
-
-
-def run(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace) -> tuple[str, list[str], StepIndex, Plan]:
+    """TARGET resolved, its installable, the chain's steps and what to build (before building:
+    setuid options added to ``args.option``, missing distfiles reported or refused)."""
     steps = chain_steps(args.live_bootstrap)
     if (args.target or "").startswith("bridge"):
         steps += bridge_steps()  # the bridge runs after the chain: one numbering for both
     attrs = [a for a, _ in steps]
     target = resolve_target(args.target, args.until, steps)
-    inst = installable_args(target, args)
+    inst = installable_args(target, options.target_source_of(args))
     index = step_index(target, steps)
     err.print(display.text("evaluating ", " ".join(inst)), soft_wrap=True)
     plan = make_plan(inst, target, attrs)
@@ -184,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
             display.lines(f"{text}\nnix will try to download them", "yellow"),
             soft_wrap=True,
         )
+    return target, inst, index, plan
 
+
+def run(args: argparse.Namespace) -> int:
+    target, inst, index, plan = _prepare(args)
     durations = Durations()
     before = dict(durations.seconds)
     log = BuildLog()
@@ -212,81 +169,22 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         err.print(display.text("nothing to build: ", target, " is in the store"), soft_wrap=True)
-
-    cmd = nixcli.nix_command(nix_build_args(inst, args), sandbox=True)
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
-    )
-    q: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stderr, q, "err"), daemon=True).start()
-    threading.Thread(target=_pump, args=(proc.stdout, q, "out"), daemon=True).start()
-    stdout_parts: list[str] = []
-    interactive = err.is_terminal and not args.print_build_logs
-    reporter = PlainReporter(view, echo=args.print_build_logs)
-    live = Live(view, console=err, auto_refresh=False, transient=True) if interactive else None
-    interrupted = False
-    try:
-        if live is not None:
-            live.start()
-        open_streams = 2
-        last_refresh = 0.0
-        while open_streams:
-            try:
-                tag, line = q.get(timeout=0.25)
-            except queue.Empty:
-                tag, line = None, None
-            now = clock()
-            if tag is not None and line is None:
-                open_streams -= 1
-            elif tag == "out":
-                stdout_parts.append(line)
-            elif tag == "err":
-                before_lines = _line_counts(log)
-                ev = log.feed_line(line, now)
-                if live is None:
-                    reporter.event(ev, log, now)
-                    for rec, new in _new_lines(log, before_lines):
-                        for text in new:
-                            reporter.log_line(rec, text)
-            if live is not None and now - last_refresh >= 0.2:
-                live.refresh()
-                last_refresh = now
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        interrupted = True
-        try:
-            rc = proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            proc.kill()
-            rc = proc.wait()
-    finally:
-        if live is not None:
-            live.stop()
+    watched = _watch(nixcli.nix_command(nix_build_args(inst, args), sandbox=True), log, view, args)
     end = clock()
-    log.finish(end, interrupted=interrupted)
-    for rec in log.builds.values():
-        if rec.status == "built":
-            durations.record(rec.name, rec.seconds(end))
-    try:
-        durations.save()
-    except OSError as exc:
-        err.print(display.text(("could not save build durations: ", "yellow"), (exc, "yellow")))
-    if interrupted:
+    log.finish(end, interrupted=watched.interrupted)
+    _save_durations(log, durations, end)
+    if watched.interrupted:
         raise KeyboardInterrupt
-
     if log.builds:
         err.print(summary_table(log, index, before, end))
-    outputs = _outputs("".join(stdout_parts))
-    error: OrchestratorError | None = None
-    if rc != 0:
-        error = _failure(log, plan, index, target, args, rc)
+    outputs = _outputs(watched.stdout)
+    rc = watched.returncode
+    error = _failure(log, plan, index, target, rc) if rc != 0 else None
     if args.json:
-        print(
-            json.dumps(
-                _json(target, inst, rc, log, index, plan, before, initial_eta, outputs, end, error),
-                indent=1,
-            )
+        summary = _json(
+            target, inst, rc, log, index, plan, before, initial_eta, outputs, end, error
         )
+        print(json.dumps(summary, indent=1))
     elif rc == 0:
         for path in outputs:
             print(path)
@@ -306,25 +204,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(cmd: list[str], log: BuildLog, view: LiveView, args: argparse.Namespace) -> Watched:
+    """The one loop (build/watch.py), shown live on a terminal, else line by line."""
+    if err.is_terminal and not args.print_build_logs:
+        live = LiveDisplay(view, err)
+        live.live.start()
+        try:
+            return watch(cmd, log, live, view.clock)
+        finally:
+            live.live.stop()
+    return watch(cmd, log, PlainReporter(view, err, echo=args.print_build_logs), view.clock)
+
+
+def _save_durations(log: BuildLog, durations: Durations, end: float) -> None:
+    for rec in log.builds.values():
+        if rec.status == "built":
+            durations.record(rec.name, rec.seconds(end))
+    try:
+        durations.save()
+    except OSError as exc:
+        err.print(display.text(("could not save build durations: ", "yellow"), (exc, "yellow")))
+
+
 def _ordered(to_build: list[str], index: StepIndex) -> list[str]:
     def key(drv: str) -> tuple[int, str]:
         step = index.for_name(store_name(drv))
         return (step.index if step else -1, drv)
 
     return sorted(to_build, key=key)
-
-
-def _line_counts(log: BuildLog) -> dict[str, int]:
-    return {r.drv_path: r.lines for r in log.running()}
-
-
-def _new_lines(log: BuildLog, before: dict[str, int]) -> list[tuple[BuildRecord, list[str]]]:
-    out = []
-    for rec in log.running():
-        n = rec.lines - before.get(rec.drv_path, 0)
-        if n > 0:
-            out.append((rec, list(rec.tail)[-n:]))
-    return out
 
 
 def _outputs(stdout: str) -> list[str]:
@@ -336,7 +243,7 @@ def _outputs(stdout: str) -> list[str]:
 
 
 def _failure(
-    log: BuildLog, plan: Plan, index: StepIndex, target: str, args: argparse.Namespace, rc: int
+    log: BuildLog, plan: Plan, index: StepIndex, target: str, rc: int
 ) -> OrchestratorError:
     failed = log.failures()
     fetches = [
@@ -348,7 +255,9 @@ def _failure(
     if fetches:
         still = nixcli.invalid_paths([p for d in plan.missing_distfiles for p in d.output_paths])
         missing = [d for d in plan.missing_distfiles if any(p in still for p in d.output_paths)]
-        text, hint = missing_message(missing or [plan.closure[r.drv_path] for r in fetches], True)
+        text, hint = missing_message(
+            missing or [plan.closure[r.drv_path] for r in fetches], attempted=True
+        )
         for r in fetches:
             if r.tail:
                 text += f"\n{r.name}: {list(r.tail)[-1]}"

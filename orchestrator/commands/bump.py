@@ -13,37 +13,35 @@ with it; generated files are never edited. Order of work, so that a failure chan
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import os
-import posixpath
-import shutil
-import subprocess
 from pathlib import Path
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.errors import GenerateError, NixError, OrchestratorError
-from orchestrator.formats.hashes import HashError, parse_hash
-from orchestrator.generate.write import compare, read_existing, render_all, unified
-from orchestrator.maintain.report import split_name
+from orchestrator.commands import options
+from orchestrator.errors import OrchestratorError
+from orchestrator.generate.write import compare, read_existing, unified
+from orchestrator.maintain.bump import (
+    check_generates,
+    override_diff,
+    placeholder_hashes,
+    plan_bump,
+    prefetch,
+    prefetch_tool,
+    render_with,
+    resolve_package,
+)
 from orchestrator.maintain.transaction import Transaction
-from orchestrator.nixcli import base_args, nix_binary
-from orchestrator.upstream.chain import Chain, load_chain
+from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
-    add_live_bootstrap_argument,
     chosen_tree,
     committed_tree,
     locate_tree,
 )
 from orchestrator.upstream.overrides import (
     OVERRIDES_DIR,
-    Override,
-    OverrideDistfile,
-    apply_overrides,
     load_overrides,
 )
 from orchestrator.upstream.tree import SourceTree
@@ -51,11 +49,8 @@ from orchestrator.upstream.tree import SourceTree
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-PLACEHOLDER_SHA = "0" * 64
-PREFETCH_TIMEOUT = 900
 
-
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bump",
         help="override one package's distfiles ahead of upstream (steps/overrides/)",
@@ -81,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--list", action="store_true", help="show the active overrides")
     p.add_argument("--drop", metavar="STEP", help="remove the override of STEP and regenerate")
-    p.add_argument("--json", action="store_true", help="with --list: machine-readable")
+    options.json_output(p, "with --list: machine-readable")
     p.add_argument(
         "--dry-run", action="store_true", help="prefetch and show the diff, write nothing"
     )
@@ -92,14 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="the generated steps/ directory (default: the repository's)",
     )
-    add_live_bootstrap_argument(p, default="the snapshot committed in steps/")
+    options.live_bootstrap(p, default="the snapshot committed in steps/")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     steps_dir: Path = args.steps
     if args.list:
-        return _list(steps_dir, args.json)
+        return _list(steps_dir, as_json=args.json)
     if args.drop:
         return _drop(args, steps_dir)
     if not args.step or not args.new_version:
@@ -121,267 +116,37 @@ def _tree(args: argparse.Namespace, steps_dir: Path) -> SourceTree:
     return committed_tree(steps_dir)
 
 
-def resolve_package(chain: Chain, step: str) -> str:
-    """STEP as a package name: ``gcc-15.2.0`` or one of its steps ``gcc-15.2.0-pass1``."""
-    builds = {s.step.name for s in chain.steps if s.step.directive == "build"}
-    if step in builds:
-        return step
-    by_attr = {s.step.attr_name: s.step.name for s in chain.steps if s.step.directive == "build"}
-    if step in by_attr:
-        err.print(
-            f"{step} is a pass of {by_attr[step]}: the override replaces the package's sources "
-            "(every pass of it), as upstream's steps/<package>/sources does",
-            markup=False,
-        )
-        return by_attr[step]
-    close = difflib.get_close_matches(step, sorted(builds | set(by_attr)), n=3)
-    raise OrchestratorError(
-        f"unknown step {step!r}: live-bootstrap {(chain.commit or '?')[:12]} builds no such package",
-        hint=("did you mean: " + ", ".join(close))
-        if close
-        else "see `python -m orchestrator plan`",
-    )
-
-
-# -- the new distfiles -----------------------------------------------------------------------
-
-
-def plan_distfiles(
-    chain: Chain, package: str, version: str, urls: list[str]
-) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
-    """(upstream version, replaced file names, [(new file name, its URLs)])."""
-    split = split_name(package)
-    if split is None:
-        raise OrchestratorError(f"{package} has no version in its name: nothing to substitute")
-    upstream_version = split[1]
-    if version == upstream_version:
-        raise OrchestratorError(f"{package} is already at version {version}")
-    info = next(s for s in chain.steps if s.step.directive == "build" and s.step.name == package)
-    current = [chain.distfile(n) for n in info.distfiles]
-    if not current:
-        raise OrchestratorError(f"{package} has no distfiles (steps/{package}/sources is empty)")
-    versioned = [
-        d
-        for d in current
-        if upstream_version in d.filename or any(upstream_version in u for u in d.urls)
-    ]
-    if urls:
-        if not any(version in u for u in urls):
-            raise OrchestratorError(
-                f"version {version} matches none of the URLs given",
-                hint="each --url should be the new release's file (its name usually carries the version)",
-            )
-        if not versioned:
-            raise OrchestratorError(
-                f"no distfile of {package} carries its version {upstream_version}: nothing to replace",
-                hint="upstream's files: " + ", ".join(d.filename for d in current),
-            )
-        new = []
-        for u in urls:
-            name = posixpath.basename(u.split("?", 1)[0].split("#", 1)[0])
-            if not name:
-                raise OrchestratorError(f"cannot name a file after the URL {u!r}")
-            new.append((name, [u]))
-        return upstream_version, [d.filename for d in versioned], new
-    if not versioned:
-        raise OrchestratorError(
-            f"version string {upstream_version!r} (from {package}) matches no URL of {package}",
-            hint="pass the new URLs with --url; upstream's: "
-            + ", ".join(u for d in current for u in d.urls),
-        )
-    new = []
-    for d in versioned:
-        if not d.urls:
-            raise OrchestratorError(
-                f"{d.filename} is a git source without an HTTP snapshot URL: cannot derive its new URL",
-                hint="pass the new URLs with --url",
-            )
-        derived = [u.replace(upstream_version, version) for u in d.urls if upstream_version in u]
-        if not derived:
-            raise OrchestratorError(
-                f"version string {upstream_version!r} matches no URL of {d.filename} ({', '.join(d.urls)})",
-                hint="pass the new URLs with --url",
-            )
-        new.append((d.filename.replace(upstream_version, version), derived))
-    return upstream_version, [d.filename for d in versioned], new
-
-
-# -- prefetching -----------------------------------------------------------------------------
-
-
-def prefetch_tool() -> str:
-    """``nix-prefetch`` when installed, else ``nix-prefetch-url``, else ``nix store prefetch-file``."""
-    if shutil.which("nix-prefetch"):
-        return "nix-prefetch"
-    if shutil.which("nix-prefetch-url"):
-        return "nix-prefetch-url"
-    nix_binary()  # raises a clear error when Nix itself is missing
-    return "nix store prefetch-file"
-
-
-def prefetch(url: str, name: str, expected: str | None, tool: str) -> str:
-    """The sha256 (hex) of the file at ``url``, added to the store under ``name``."""
-    expected_h = None
-    if expected is not None:
-        try:
-            expected_h = parse_hash(expected, "sha256")
-        except HashError as exc:
-            raise OrchestratorError(str(exc)) from None
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    if tool == "nix-prefetch":
-        cmd = ["nix-prefetch", "--silent", "--hash-algo", "sha256"]
-        if expected_h is not None:
-            cmd += ["--hash", expected_h.nix32]
-        cmd += ["fetchurl", "--url", url, "--name", name]
-    elif tool == "nix-prefetch-url":
-        cmd = [
-            "nix-prefetch-url",
-            "--option",
-            "substituters",
-            "",
-            "--type",
-            "sha256",
-            "--name",
-            name,
-            url,
-        ]
-        if expected_h is not None:
-            cmd.append(expected_h.nix32)
-    else:
-        cmd = [
-            nix_binary(),
-            *base_args(),
-            "store",
-            "prefetch-file",
-            "--json",
-            "--hash-type",
-            "sha256",
-            "--name",
-            name,
-        ]
-        if expected_h is not None:
-            cmd += ["--expected-hash", expected_h.to_sri()]
-        cmd.append(url)
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=PREFETCH_TIMEOUT, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise NixError(f"{tool} timed out fetching {url}") from None
-    if proc.returncode != 0:
-        lines = [line for line in (proc.stderr or "").strip().splitlines() if line.strip()]
-        lines = [line for line in lines if line.startswith("error")] or lines  # not the retries
-        detail = "\n".join(lines[-6:]) or f"exit {proc.returncode}"
-        hint = None
-        if expected_h is not None and ("hash mismatch" in detail or "hash '" in detail):
-            hint = f"the file's sha256 is not {expected_h.hex}, the one given with --sha256"
-        raise NixError(f"prefetching {url} with {tool} failed:\n{detail}", hint=hint)
-    text = proc.stdout.strip()
-    try:
-        if tool == "nix store prefetch-file":
-            got = parse_hash(json.loads(text)["hash"], "sha256")
-        else:
-            got = parse_hash(text.splitlines()[-1].strip(), "sha256")
-    except (HashError, KeyError, IndexError, json.JSONDecodeError) as exc:
-        raise NixError(
-            f"cannot read the hash {tool} printed for {url}: {exc}: {text[-200:]!r}"
-        ) from None
-    if expected_h is not None and got != expected_h:
-        raise NixError(
-            f"hash mismatch for {url}: expected {expected_h.hex}, got {got.hex}",
-            hint="the file's hash is not the one given with --sha256",
-        )
-    return got.hex
-
-
 # -- bump ------------------------------------------------------------------------------------
-
-
-def _render(tree: SourceTree, steps_dir: Path, overrides: list[Override]) -> dict[str, str]:
-    chain = apply_overrides(load_chain(tree), overrides)
-    files, _ = render_all(tree, chain, steps_dir)
-    return files
 
 
 def _bump(args: argparse.Namespace, steps_dir: Path) -> int:
     tree = _tree(args, steps_dir)
     base = load_chain(tree)
-    package = resolve_package(base, args.step)
-    upstream_version, replaces, new = plan_distfiles(base, package, args.new_version, args.url)
-    if args.sha256 and len(args.sha256) != len(new):
-        raise OrchestratorError(
-            f"{len(args.sha256)} --sha256 for {len(new)} new file(s) ({', '.join(n for n, _ in new)})",
-            hint="give one --sha256 per new file, in order, or none",
-        )
+    package, note = resolve_package(base, args.step)
+    if note:
+        err.print(note, markup=False)
+    plan = plan_bump(base, package, args.new_version, args.url, args.sha256)
     others = [o for o in load_overrides(steps_dir) if o.package != package]
     tool = prefetch_tool()
-
-    def override(hashes: list[str]) -> Override:
-        try:
-            return Override(
-                package=package,
-                version=args.new_version,
-                upstream_version=upstream_version,
-                upstream_commit=base.commit,
-                replaces=replaces,
-                distfiles=[
-                    OverrideDistfile(filename=name, sha256=h, urls=urls)
-                    for (name, urls), h in zip(new, hashes, strict=True)
-                ],
-                prefetched_with=tool,
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise GenerateError(
-                f"bump refused, generation would fail: {where}: {first['msg']}",
-                hint="name the file with a store-path-safe URL (letters, digits, +-._?=)",
-            ) from None
-
-    # 2. would generation work with it? (placeholder hashes -- a file the chain already has
-    # keeps its hash, the prefetch decides -- nothing fetched, nothing written)
-    known = {d.filename: d.sha256 for d in base.distfiles}
-    placeholders = [known.get(name, PLACEHOLDER_SHA) for name, _ in new]
-    try:
-        _render(tree, steps_dir, sorted([*others, override(placeholders)], key=lambda o: o.package))
-    except OrchestratorError as exc:
-        raise GenerateError(
-            f"bump refused, generation would fail: {exc.message}",
-            file=exc.file,
-            line=exc.line,
-            hint=exc.hint,
-        ) from None
-
+    # 2. would generation work with it? (nothing fetched, nothing written)
+    check_generates(tree, steps_dir, others, plan.override(placeholder_hashes(base, plan), tool))
     # 3. prefetch
     if tool != "nix-prefetch":
         err.print(f"nix-prefetch is not installed: prefetching with {tool}", markup=False)
     hashes = []
-    for i, (name, urls) in enumerate(new):
+    for i, (name, urls) in enumerate(plan.new):
         expected = args.sha256[i] if args.sha256 else None
         h = prefetch(urls[0], name, expected, tool)
         err.print(f"prefetched {name} with {tool}: sha256 {h}", markup=False)
         hashes.append(h)
-    ov = override(hashes)
-
+    ov = plan.override(hashes, tool)
     # 4. render with it and swap in
-    files = _render(tree, steps_dir, sorted([*others, ov], key=lambda o: o.package))
+    files = render_with(tree, steps_dir, sorted([*others, ov], key=lambda o: o.package))
     old = read_existing(steps_dir)
     drift = compare(files, old, [])
     for p in drift.added + drift.removed + drift.changed:
         print(unified(files, old, p), end="")
-    rel = f"{OVERRIDES_DIR}/{package}.json"
-    previous = ov.path(steps_dir).read_text() if ov.path(steps_dir).is_file() else None
-    print(
-        "".join(
-            difflib.unified_diff(
-                (previous or "").splitlines(keepends=True),
-                ov.to_json().splitlines(keepends=True),
-                fromfile=f"a/steps/{rel}" if previous else "/dev/null",
-                tofile=f"b/steps/{rel}",
-            )
-        ),
-        end="",
-    )
+    print(override_diff(ov, steps_dir), end="")
     if args.dry_run:
         err.print("dry run: nothing written", markup=False)
         return 0
@@ -389,7 +154,8 @@ def _bump(args: argparse.Namespace, steps_dir: Path) -> int:
     txn.replace_steps(steps_dir, files, {f"{package}.json": ov.to_json()})
     txn.commit()
     err.print(
-        f"wrote steps/{rel} ({package}: {upstream_version} -> {args.new_version}) and regenerated "
+        f"wrote steps/{OVERRIDES_DIR}/{package}.json ({package}: {plan.upstream_version} -> "
+        f"{args.new_version}) and regenerated "
         f"{len(drift.changed) + len(drift.added) + len(drift.removed)} file(s) of steps/",
         markup=False,
     )
@@ -410,7 +176,7 @@ def _drop(args: argparse.Namespace, steps_dir: Path) -> int:
         )
     ov = match[0]
     tree = _tree(args, steps_dir)
-    files = _render(tree, steps_dir, [o for o in overrides if o is not ov])
+    files = render_with(tree, steps_dir, [o for o in overrides if o is not ov])
     old = read_existing(steps_dir)
     drift = compare(files, old, [])
     for p in drift.added + drift.removed + drift.changed:
@@ -428,7 +194,7 @@ def _drop(args: argparse.Namespace, steps_dir: Path) -> int:
     return 0
 
 
-def _list(steps_dir: Path, as_json: bool) -> int:
+def _list(steps_dir: Path, *, as_json: bool) -> int:
     overrides = load_overrides(steps_dir)
     if as_json:
         print(json.dumps([o.model_dump() for o in overrides], indent=1))

@@ -15,13 +15,14 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator import nixcli
+from orchestrator.commands import options
 from orchestrator.errors import OrchestratorError
 from orchestrator.upstream.locate import INPUT_NAME, REPO_ROOT, read_lock
 
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("checkout", help="check a local live-bootstrap tree against flake.lock")
     csub = p.add_subparsers(dest="checkout_command", required=True, metavar="ACTION")
     v = csub.add_parser(
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=REPO_ROOT / "flake.lock",
         help="flake.lock to compare with (default: this repository's)",
     )
-    v.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    options.json_output(v, "the result as JSON on stdout")
     v.set_defaults(func=run_verify)
 
 
@@ -56,7 +57,7 @@ def run_verify(args: argparse.Namespace) -> int:
     expected = str(lock.locked.get("narHash") or "")
     if not expected:
         raise OrchestratorError(f"no narHash for the {INPUT_NAME} input", file=args.lock)
-    actual = nixcli.run_nix(["hash", "path", str(root.resolve())], inputs=False).stdout.strip()
+    actual = nixcli.hash_path(root.resolve())
     git = _git_dirs(root)
     ok = actual == expected
     result = {

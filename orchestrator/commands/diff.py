@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.commands import options
+from orchestrator.commands.report_view import print_rich
 from orchestrator.display import text
 from orchestrator.errors import OrchestratorError
-from orchestrator.maintain.report import compare_chains
-from orchestrator.maintain.report_render import print_rich, to_json, to_markdown
-from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json
+from orchestrator.maintain.report import ChangeReport, compare_chains
+from orchestrator.maintain.report_render import to_json, to_markdown
+from orchestrator.nixcli import program, run_nix
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
@@ -33,7 +35,6 @@ from orchestrator.upstream.locate import (
     committed_tree,
     read_lock,
 )
-from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 out = Console(highlight=False)
@@ -42,7 +43,7 @@ err = Console(stderr=True, highlight=False)
 _REV_RE = re.compile(r"^[0-9a-f]{7,40}$")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("diff", help="change report between two live-bootstrap trees or revisions")
     p.add_argument(
         "old", metavar="OLD", help="tree, steps/ dir, upstream.json, 'committed' or revision"
@@ -53,16 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        choices=available_profiles(),
-        help="profile for steps (predicates are compared under every profile)",
-    )
+    options.profile(p, "profile for steps (predicates are compared under every profile)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument(
-        "--json", action="store_true", help="the report as JSON (schema in docs/maintainers.md)"
-    )
+    options.json_output(fmt, "the report as JSON (schema in docs/maintainers.md)")
     fmt.add_argument(
         "--format",
         choices=["table", "markdown", "json"],
@@ -75,7 +69,7 @@ def report_format(args: argparse.Namespace) -> str:
     return "json" if args.json else args.format
 
 
-def emit(report, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def emit(report: ChangeReport, fmt: str) -> None:
     if fmt == "json":
         print(to_json(report), end="")
     elif fmt == "markdown":
@@ -84,8 +78,12 @@ def emit(report, fmt: str) -> None:  # type: ignore[no-untyped-def]
         print_rich(report, out)
 
 
-def open_tree(spec: str, *, log=None) -> SourceTree:  # type: ignore[no-untyped-def]
-    say = log or (lambda m: None)
+def _quiet(message: str) -> None:
+    """No progress lines."""
+
+
+def open_tree(spec: str, *, log: Callable[[str], None] | None = None) -> SourceTree:
+    say = log or _quiet
     if spec == "committed":
         return committed_tree(REPO_ROOT / "steps")
     path = Path(spec)
@@ -108,7 +106,7 @@ def open_tree(spec: str, *, log=None) -> SourceTree:  # type: ignore[no-untyped-
     )
 
 
-def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-def]
+def _tree_of_revision(rev: str, say: Callable[[str], None]) -> SourceTree:
     for base in _snapshot_dirs():
         if not base.is_dir():
             continue
@@ -133,7 +131,7 @@ def _tree_of_revision(rev: str, say) -> SourceTree:  # type: ignore[no-untyped-d
         )
     url = str(lock.locked.get("url")) if lock else "https://github.com/fosslinux/live-bootstrap"
     spec = {"type": "git", "url": url, "rev": rev, "submodules": True}
-    expr = f"(builtins.fetchTree {nix_json(spec)}).outPath"
+    expr = program("fetch-tree", spec)
     say(f"revision {rev}: fetching {url} with Nix")
     proc = run_nix(
         ["eval", "--raw", "--impure", "--expr", expr, "--option", "connect-timeout", "5"],

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
-from orchestrator.build import distfiles as distfiles_store
-from orchestrator.build import mirror
+from orchestrator.commands import distfiles_mirror, distfiles_seed, options
 from orchestrator.tables import Rows, columns, emit
 from orchestrator.upstream.chain import load_chain
-from orchestrator.upstream.locate import add_live_bootstrap_argument, read_tree
+from orchestrator.upstream.locate import read_tree
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("distfiles", help="source tarballs the chain needs")
     dsub = p.add_subparsers(dest="distfiles_command", required=True, metavar="ACTION")
     lp = dsub.add_parser("list", help="every distinct distfile, with all its URLs")
-    add_live_bootstrap_argument(lp)
-    lp.add_argument("--json", action="store_true", help="machine-readable list on stdout")
+    options.live_bootstrap(lp)
+    options.json_output(lp, "machine-readable list on stdout")
     lp.set_defaults(func=run_list)
     for extra in EXTRA_ACTIONS:
         extra(dsub)
 
 
 # Other modules add actions (seed, mirror) here: callables taking the subparsers object.
-EXTRA_ACTIONS: list = [distfiles_store.register, mirror.register]
+EXTRA_ACTIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    distfiles_seed.register,
+    distfiles_mirror.register,
+]
 
 
 def run_list(args: argparse.Namespace) -> int:

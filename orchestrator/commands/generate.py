@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.commands import options
 from orchestrator.display import text
 from orchestrator.errors import StaleError
 from orchestrator.generate.write import (
@@ -16,14 +17,14 @@ from orchestrator.generate.write import (
     unified,
     write_atomically,
 )
-from orchestrator.upstream.locate import REPO_ROOT, add_live_bootstrap_argument, locate_tree
+from orchestrator.upstream.locate import REPO_ROOT, locate_tree
 
 err = Console(stderr=True, highlight=False)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("generate", help="(re)write steps/ from a live-bootstrap tree")
-    add_live_bootstrap_argument(p, default="the pinned flake input")
+    options.live_bootstrap(p, default="the pinned flake input")
     p.add_argument(
         "--output",
         metavar="DIR",

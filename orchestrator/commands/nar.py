@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from orchestrator.commands import options
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.nar import NarError, dump_nar, nar_hash
 
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
         default="nix32",
         help="sha256:<nix32> as narinfo files write it (default), SRI sha256-<base64>, or sha256:<hex>",
     )
-    h.add_argument("--json", action="store_true", help="JSON list of {path, narHash, narSize}")
+    options.json_output(h, "JSON list of {path, narHash, narSize}")
     h.set_defaults(func=run)
     d = sub.add_parser("dump", help="write PATH's NAR to stdout (= nix-store --dump)")
     d.add_argument("path", metavar="PATH", help="file or directory to serialise to stdout")

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.commands import options
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.narinfo import (
     DEFAULT_TRUSTED_KEY,
@@ -48,7 +49,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME:KEY",
         help=f"trusted public key, repeatable (default {DEFAULT_TRUSTED_KEY})",
     )
-    c.add_argument("--json", action="store_true", help="JSON list on stdout")
+    options.json_output(c, "JSON list on stdout")
     c.set_defaults(func=run)
 
 

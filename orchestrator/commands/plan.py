@@ -5,35 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from orchestrator.bridge.members import DATA_FILE, load
+from orchestrator.commands import options
 from orchestrator.display import text
 from orchestrator.tables import Rows, columns, emit
-from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.locate import (
     REPO_ROOT,
-    add_live_bootstrap_argument,
     chosen_tree,
     committed_tree,
     read_tree,
 )
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
-from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
+from orchestrator.upstream.profiles import DEFAULT_PROFILE
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="show the resolved chain: what script-generator would run")
-    add_live_bootstrap_argument(p)
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        choices=available_profiles(),
-        help=f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})",
+    options.live_bootstrap(p)
+    options.profile(
+        p, f"bootstrap.cfg the predicates are evaluated under (default {DEFAULT_PROFILE})"
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="machine-readable list in manifest order (number from 1, attr as build takes it)",
+    options.json_output(
+        p, "machine-readable list in manifest order (number from 1, attr as build takes it)"
     )
     p.add_argument(
         "--all",
@@ -130,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-def]
+def _bridge_rows(chain: Chain, start: int) -> list[dict[str, Any]]:
     builds = {s.step.name for s in chain.steps if s.step.directive == "build"}
     data = load(DATA_FILE, chain_builds=builds)
     return [
@@ -152,7 +148,7 @@ def _bridge_rows(chain, start: int) -> list[dict]:  # type: ignore[no-untyped-de
     ]
 
 
-def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
+def _print_bridge(chain: Chain, start: int) -> None:
     rows = _bridge_rows(chain, start)
     table = Rows(
         f"stdenv bridge (stdenv-bridge/members.json): {len(rows)} steps after the chain, "
@@ -176,7 +172,7 @@ def _print_bridge(chain, start: int) -> None:  # type: ignore[no-untyped-def]
     emit(table)
 
 
-def _package_check(s) -> str | None:  # type: ignore[no-untyped-def]
+def _package_check(s: StepInfo) -> str | None:
     """How the step's bash-era package tarball is checked: upstream's pin, or none."""
     if s.package_file is None:
         return None

@@ -16,19 +16,19 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.commands import verify_pins
+from orchestrator.commands.verify_table import print_table
 from orchestrator.display import lines
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
 from orchestrator.formats.url_credentials import redact
-from orchestrator.verify import pins
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
 from orchestrator.verify.hydra_plan import HydraProduct, hydra_outputs, plan_hydra
 from orchestrator.verify.local_store import LocalPath, query_local, query_store_paths
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 from orchestrator.verify.rebuild import rebuild_target
-from orchestrator.verify.render import print_table
 from orchestrator.verify.report import PathResult, Report, Status, Summary, now, report_schema
 from orchestrator.verify.results_file import ResultsFile, default_results_path
 
@@ -124,7 +124,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
     p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
     p.add_argument("--sandbox", choices=["true", "false"], help="nix sandbox for --rebuild")
-    pins.add_arguments(p)
+    verify_pins.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report_schema(), indent=2, sort_keys=True))
         return 0
     if args.against_live_bootstrap:
-        return pins.verify_against_live_bootstrap(args)
+        return verify_pins.verify_against_live_bootstrap(args)
     if not (args.against_hydra or args.rebuild):
         raise OrchestratorError(
             "say what to compare with: --against-hydra, --against-live-bootstrap or --rebuild "
@@ -217,7 +217,9 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         pairs += plan.pairs
         products = plan.products
         unmatched = plan.unmatched
-        hydra_items = _hydra_item_results(build.id, plan.invalid, bool(build.buildoutputs))
+        hydra_items = _hydra_item_results(
+            build.id, plan.invalid, has_outputs=bool(build.buildoutputs)
+        )
 
     missing_on_hydra: list[PathResult] = []
     pair_locals: dict[str, LocalPath] = {}
@@ -278,7 +280,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
 
 
 def _hydra_item_results(
-    build_id: int, invalid: list[tuple[str, str]], has_outputs: bool
+    build_id: int, invalid: list[tuple[str, str]], *, has_outputs: bool
 ) -> list[PathResult]:
     """An error for each value of Hydra's answer that breaks Nix's grammar; and, for a build
     without outputs, an inconclusive result: nothing compared is never "reproducible"."""

@@ -40,7 +40,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -376,7 +376,7 @@ class BinaryCache:
                 ) from None
         return self._client
 
-    async def __aenter__(self) -> BinaryCache:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -680,7 +680,8 @@ def decompress_file(
                     ["zstd", "-dc"], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                 ) as proc,
             ):
-                assert proc.stdout is not None and proc.stderr is not None
+                assert proc.stdout is not None
+                assert proc.stderr is not None
                 try:
                     while chunk := proc.stdout.read(_CHUNK):
                         sink(chunk)

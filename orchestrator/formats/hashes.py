@@ -15,7 +15,7 @@ import binascii
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from orchestrator.formats import nix32
 
@@ -37,7 +37,7 @@ class Hash(BaseModel):
 
     @field_validator("digest")
     @classmethod
-    def _size(cls, v: bytes, info):  # type: ignore[no-untyped-def]
+    def _size(cls, v: bytes, info: ValidationInfo) -> bytes:
         algo = info.data.get("algo")
         if algo and len(v) != DIGEST_SIZE[algo]:
             raise ValueError(f"{algo} digest must be {DIGEST_SIZE[algo]} bytes, got {len(v)}")
@@ -114,4 +114,4 @@ def parse_hash(text: str, algo: Algo | None = None) -> Hash:
         raise HashError(f"unknown hash algorithm {found!r} in {text!r}")
     if algo is not None and found != algo:
         raise HashError(f"expected a {algo} hash, got {found} in {text!r}")
-    return Hash(algo=found, digest=_decode_digest(rest, found, text))  # type: ignore[arg-type]
+    return Hash(algo=found, digest=_decode_digest(rest, found, text))

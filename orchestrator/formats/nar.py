@@ -95,7 +95,7 @@ class _Unpacking:
 
 
 class _Writer:
-    __slots__ = ("buf", "sink", "size", "chunk")
+    __slots__ = ("buf", "chunk", "sink", "size")
 
     def __init__(self, sink: Sink) -> None:
         self.buf = bytearray()
@@ -227,7 +227,7 @@ def nar_hash(path: str | os.PathLike[str] | bytes, algo: str = "sha256") -> NarD
     """NAR hash and size of ``path``, equal to ``nix hash path`` / ``nix path-info``."""
     h = hashlib.new(algo)
     size = dump_nar(path, h.update)
-    return NarDigest(nar_hash=Hash(algo=algo, digest=h.digest()), nar_size=size)  # type: ignore[arg-type]
+    return NarDigest(nar_hash=Hash(algo=algo, digest=h.digest()), nar_size=size)
 
 
 def nar_bytes(path: str | os.PathLike[str] | bytes) -> bytes:

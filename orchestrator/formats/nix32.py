@@ -45,7 +45,7 @@ def decode(text: str) -> bytes:
     do not fit the decoded length (Nix rejects those too)."""
     bad = set(text) - _ALPHABET_SET
     if bad:
-        raise ValueError(f"invalid character {sorted(bad)[0]!r} in nix32 string {text!r}")
+        raise ValueError(f"invalid character {min(bad)!r} in nix32 string {text!r}")
     nbytes = decoded_length(len(text))
     if not text:
         return b""

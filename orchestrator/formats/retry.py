@@ -61,7 +61,7 @@ class Backoff:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_retry_after)
-        return self.base * 2 ** (state.attempt_number - 1) * (0.5 + random.random())
+        return self.base * 2.0 ** (state.attempt_number - 1) * (0.5 + random.random())
 
 
 class _StopWhen(stop_base):
@@ -78,7 +78,7 @@ def _stops(retries: int, give_up: Callable[[], bool] | None) -> stop_base:
 
 
 def retrying(retries: int, backoff: float) -> Retrying:
-    """For synchronous clients: ``for attempt in retrying(...): with attempt: ...``."""
+    """The retry loop of synchronous clients (``for attempt in ...: with attempt: ...``)."""
     return Retrying(
         stop=_stops(retries, None),
         wait=Backoff(backoff),

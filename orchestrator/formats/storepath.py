@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
+
+from orchestrator.formats import nix32
 
 STORE_DIR = os.environ.get("NIX_STORE_DIR", "/nix/store")
 HASH_LEN = 32
@@ -88,3 +91,19 @@ def is_store_path(text: object, store_dir: str = STORE_DIR) -> bool:
     except BadStorePath:
         return False
     return True
+
+
+def _compress(digest: bytes, size: int = 20) -> bytes:
+    """Nix's compressHash: XOR-fold a digest to ``size`` bytes."""
+    out = bytearray(size)
+    for i, b in enumerate(digest):
+        out[i % size] ^= b
+    return bytes(out)
+
+
+def fixed_output_path(name: str, sha256_hex: str, store_dir: str = STORE_DIR) -> str:
+    """Store path of a flat sha256 fixed output (``builtin:fetchurl``, ``--add-fixed sha256``)."""
+    inner = hashlib.sha256(f"fixed:out:sha256:{sha256_hex.lower()}:".encode()).hexdigest()
+    fingerprint = f"output:out:sha256:{inner}:{store_dir}:{name}"
+    digest = _compress(hashlib.sha256(fingerprint.encode()).digest())
+    return f"{store_dir}/{nix32.encode(digest)}-{name}"

@@ -10,18 +10,15 @@ template code with ``{% include %}``. ``StrictUndefined`` turns a typo into an e
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import jinja2
 
 from orchestrator import __version__
 from orchestrator.errors import GenerateError
-from orchestrator.nixstr import FILTERS, NixText, nix_string, path_segment
-from orchestrator.upstream.chain import Chain, Distfile
-from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree, snapshot_of
-
-MANIFEST = "steps/manifest"
+from orchestrator.nixstr import FILTERS, NixText, path_segment
+from orchestrator.upstream.chain import Chain
+from orchestrator.upstream.tree import SNAPSHOT_FILE
 
 
 @jinja2.pass_context
@@ -67,53 +64,19 @@ def step_file(attr_name: str) -> str:
     return path_segment(attr_name) + ".nix"
 
 
-def upstream_inputs(tree: SourceTree, chain: Chain) -> list[tuple[str, str]]:
-    """Every upstream file the chain was derived from, with its sha256 (sorted by path)."""
-    paths = {MANIFEST, "steps/env", "steps/SHA256SUMS.pkgs"}
-    for e in chain.manifest.entries:
-        if e.kind == "build" and tree.has_content(f"steps/{e.arg}/sources"):
-            paths.add(f"steps/{e.arg}/sources")
-    for s in chain.steps:
-        if s.checksums_file and tree.has_content(s.checksums_file):
-            paths.add(s.checksums_file)
-    out = []
-    for p in sorted(paths):
-        if tree.has_content(p):
-            out.append((p, hashlib.sha256(tree.read_bytes(p)).hexdigest()))
-    return out
+def render_steps(chain: Chain) -> dict[str, str]:
+    """Relative path under steps/ -> file text, for every file the chain generator owns.
 
-
-def _at_sources_line(
-    exc: GenerateError, distfiles: list[Distfile], tree: SourceTree
-) -> GenerateError:
-    """``exc`` located at the sources line of the first distfile Nix cannot hold."""
-    for d in distfiles:
-        for value in (d.filename, d.sha256, *d.urls, d.git_repo or "", d.git_ref or ""):
-            try:
-                nix_string(value)
-            except GenerateError:
-                path, _, line = d.origins[0].rpartition(":") if d.origins else ("", "", "")
-                return GenerateError(
-                    f"distfile {d.filename!r}: {exc.message}",
-                    file=tree.root / path if path else None,
-                    line=int(line) if line.isdigit() else None,
-                    hint=exc.hint,
-                )
-    return exc
-
-
-def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
-    """Relative path under steps/ -> file text, for every file the chain generator owns."""
+    Pure: it sees only the model. Whether Nix can hold each upstream string was settled when the
+    chain was loaded (at its sources or manifest line), and so were the hashes of the upstream
+    files and the snapshot; an error here is a bug in a template, located at the step's line.
+    """
     common = {"commit": chain.commit, "profile": chain.profile}
     files: dict[str, str] = {}
     step_t = template("step.nix.j2")
-    # Distfiles first: a value Nix cannot hold is reported at its sources line, not at a step.
     used = sorted({name for s in chain.steps for name in s.distfiles})
     distfiles = [chain.distfile(name) for name in used]
-    try:
-        distfiles_text = template("distfiles.nix.j2").render(distfiles=distfiles, **common)
-    except GenerateError as exc:
-        raise _at_sources_line(exc, distfiles, tree) from None
+    distfiles_text = template("distfiles.nix.j2").render(distfiles=distfiles, **common)
     for s in chain.steps:
         distfiles = [chain.distfile(name) for name in s.distfiles]
         try:
@@ -123,21 +86,20 @@ def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
         except GenerateError as exc:
             raise GenerateError(
                 f"step {s.step.attr_name!r}: {exc.message}",
-                file=tree.root / MANIFEST,
+                file=chain.manifest.path,
                 line=s.step.line,
                 hint=exc.hint,
             ) from None
     files["default.nix"] = template("index.nix.j2").render(steps=chain.steps, **common)
     files["distfiles.nix"] = distfiles_text
-    inputs = upstream_inputs(tree, chain)
     files["meta.nix"] = template("meta.nix.j2").render(
         arch=chain.arch,
         generator=f"orchestrator {__version__}",
         config=chain.plan.final_config,
-        inputs=inputs,
+        inputs=[(i.path, i.sha256) for i in chain.inputs],
         **common,
     )
     # The data the chain was derived from, for read-only commands on a fresh clone.
-    snapshot = snapshot_of(tree, [p for p, _ in inputs])
-    files[SNAPSHOT_FILE] = json.dumps(snapshot.model_dump(), indent=1, sort_keys=True) + "\n"
+    snapshot = chain.snapshot.model_dump()
+    files[SNAPSHOT_FILE] = json.dumps(snapshot, indent=1, sort_keys=True) + "\n"
     return files

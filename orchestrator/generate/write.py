@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from orchestrator.display import visible
 from orchestrator.errors import GenerateError
 from orchestrator.generate.render import render_steps
+from orchestrator.generate.swap import remove, swap_in
 from orchestrator.stage0.translate import render_stage0
 from orchestrator.upstream.chain import Chain, load_chain
 from orchestrator.upstream.names import is_relpath
@@ -51,7 +52,7 @@ class Drift(BaseModel):
 def render_all(
     tree: SourceTree, chain: Chain, current: Path | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    files = render_steps(tree, chain)
+    files = render_steps(chain)
     kept: list[str] = []
     for prefix, renderer in EXTRA_RENDERERS:
         out, part_kept = renderer(tree, current / prefix if current is not None else None)
@@ -209,19 +210,12 @@ def write_atomically(steps_dir: Path, files: dict[str, str]) -> None:
     with steps_lock(steps_dir):
         staging = stage_steps(steps_dir, files)
         try:
-            if steps_dir.exists():
-                retired = Path(
-                    tempfile.mkdtemp(prefix=retired_prefixes(steps_dir)[0], dir=steps_dir.parent)
-                )
-                os.rmdir(retired)
-                os.rename(steps_dir, retired)
-                os.rename(staging, steps_dir)
-                shutil.rmtree(retired)
-            else:
-                os.rename(staging, steps_dir)
+            retired = swap_in(staging, steps_dir, retired_prefixes(steps_dir)[0])
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove(staging)
             raise
+        if retired is not None:
+            remove(retired)
 
 
 def generate(

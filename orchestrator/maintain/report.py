@@ -24,9 +24,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.upstream.chain import Chain, StepInfo
+from orchestrator.upstream.chain import Chain, Distfile, StepInfo
 from orchestrator.upstream.manifest import Manifest
-from orchestrator.upstream.plan import resolve
+from orchestrator.upstream.plan import Evaluated, resolve
 from orchestrator.upstream.profiles import available_profiles, load_profile
 from orchestrator.upstream.tree import SourceTree
 
@@ -193,13 +193,16 @@ class ChangeReport(_Model):
 # -- computing ---------------------------------------------------------------------------------
 
 
+StepKey = tuple[str, str, int]  # (directive, name, occurrence)
+
+
 def split_name(name: str) -> tuple[str, str] | None:
     """``gcc-13.3.0`` -> ``("gcc", "13.3.0")``; None for a name without a version."""
     m = _NAME_RE.match(name)
     return (m.group("base"), m.group("version")) if m else None
 
 
-def version_key(version: str) -> tuple:
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
     """Orders versions the way people read them: numeric parts as numbers."""
     return tuple(
         (0, int(p), "") if p.isdigit() else (1, 0, p)
@@ -269,7 +272,9 @@ def pair_versions(old_names: Iterable[str], new_names: Iterable[str]) -> list[Ve
     return sorted(changes, key=lambda c: (c.package, version_key(c.old)))
 
 
-def _identity(directive: str, name: str, occurrence: int, renames: dict[str, str]) -> tuple:
+def _identity(
+    directive: str, name: str, occurrence: int, renames: dict[str, str]
+) -> tuple[str, str, int]:
     if directive == "uninstall":
         name = " ".join(renames.get(n, n) for n in name.split(" "))
     else:
@@ -288,9 +293,9 @@ def _step_ref(s: StepInfo) -> StepRef:
 
 
 def _steps(old: Chain, new: Chain, renames: dict[str, str]) -> StepChanges:
-    def keyed(chain: Chain, rn: dict[str, str]) -> list[tuple[tuple, StepInfo]]:
+    def keyed(chain: Chain, rn: dict[str, str]) -> list[tuple[StepKey, StepInfo]]:
         # uninstall steps are identified by what they remove, not by their position
-        counts: dict[tuple, int] = {}
+        counts: dict[tuple[str, str], int] = {}
         out = []
         for s in chain.steps:
             base = _identity(s.step.directive, s.step.name, 0, rn)[:2]
@@ -321,7 +326,7 @@ def _steps(old: Chain, new: Chain, renames: dict[str, str]) -> StepChanges:
     return StepChanges(added=added, removed=removed, reordered=moved)
 
 
-def _lcs(a: list[tuple], b: list[tuple]) -> set[tuple]:
+def _lcs(a: list[StepKey], b: list[StepKey]) -> set[StepKey]:
     """Keys of a longest common subsequence: the steps that kept their relative order.
 
     Every other common step moved; the LCS makes that the fewest moves that explain the change.
@@ -332,7 +337,7 @@ def _lcs(a: list[tuple], b: list[tuple]) -> set[tuple]:
         row, below = table[i], table[i + 1]
         for j in range(m - 1, -1, -1):
             row[j] = below[j + 1] + 1 if a[i] == b[j] else max(below[j], row[j + 1])
-    keep: set[tuple] = set()
+    keep: set[StepKey] = set()
     i = j = 0
     while i < n and j < m:
         if a[i] == b[j]:
@@ -350,7 +355,7 @@ def _distfiles(old: Chain, new: Chain) -> DistfileChanges:
     o = {d.filename: d for d in old.distfiles}
     n = {d.filename: d for d in new.distfiles}
 
-    def ref(d) -> DistfileRef:  # type: ignore[no-untyped-def]
+    def ref(d: Distfile) -> DistfileRef:
         return DistfileRef(filename=d.filename, sha256=d.sha256, urls=d.urls, steps=d.steps)
 
     return DistfileChanges(
@@ -375,9 +380,9 @@ def _predicates(old: Manifest, new: Manifest, renames: dict[str, str]) -> list[P
         profile = load_profile(profile_name)
         old_plan, new_plan = resolve(old, profile), resolve(new, profile)
 
-        def keyed(evaluated, rn):  # type: ignore[no-untyped-def]
-            counts: dict[tuple, int] = {}
-            out = {}
+        def keyed(evaluated: list[Evaluated], rn: dict[str, str]) -> dict[StepKey, Evaluated]:
+            counts: dict[tuple[str, str], int] = {}
+            out: dict[StepKey, Evaluated] = {}
             for ev in evaluated:
                 base = _identity(ev.entry.kind, ev.entry.arg, 0, rn)[:2]
                 counts[base] = counts.get(base, 0) + 1
@@ -422,7 +427,7 @@ def _pins(old: Chain, new: Chain) -> PinChanges:
     )
 
 
-def _revision(tree: SourceTree, chain: Chain, syntax: SourcesSyntax) -> Revision:
+def _revision(chain: Chain, syntax: SourcesSyntax) -> Revision:
     return Revision(
         commit=chain.commit,
         sources_syntax=syntax,
@@ -442,8 +447,8 @@ def compare_chains(
     new_syntax = sources_syntax(new_tree, new.manifest)
     return ChangeReport(
         profile=new.profile,
-        old=_revision(old_tree, old, old_syntax),
-        new=_revision(new_tree, new, new_syntax),
+        old=_revision(old, old_syntax),
+        new=_revision(new, new_syntax),
         sources_syntax=SyntaxChange(
             old=old_syntax, new=new_syntax, changed=old_syntax != new_syntax
         ),

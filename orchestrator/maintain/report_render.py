@@ -1,117 +1,26 @@
-"""The change report for people and bots: a rich view, Markdown (for pull requests) and JSON."""
+"""The change report for bots and pull requests: Markdown and JSON (the terminal view is
+``commands/report_view.py``)."""
 
 from __future__ import annotations
 
 from orchestrator.maintain.report import ChangeReport, StepRef
 
 
-def _short(commit: str | None) -> str:
+def short_commit(commit: str | None) -> str:
     return commit[:12] if commit else "(unknown)"
 
 
-def _label(s: StepRef) -> str:
+def step_label(s: StepRef) -> str:
     """An uninstall's attr is positional: show what it removes."""
     return f"{s.attr} ({s.name})" if s.directive == "uninstall" else s.attr
 
 
-def _sha(h: str) -> str:
+def short_sha(h: str) -> str:
     return h[:12] + "…"
 
 
 def to_json(report: ChangeReport) -> str:
     return report.model_dump_json(indent=1) + "\n"
-
-
-def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untyped-def]
-    from rich.table import Table
-
-    from orchestrator.display import lines
-
-    console.print(
-        lines(
-            f"live-bootstrap {_short(report.old.commit)} → {_short(report.new.commit)} "
-            f"(profile {report.profile}): {report.old.steps} → {report.new.steps} steps, "
-            f"{report.old.distfiles} → {report.new.distfiles} distfiles"
-        )
-    )
-    if report.empty:
-        console.print("no changes", markup=False)
-        return
-    summary = Table(title="summary", show_header=False)
-    summary.add_column("what")
-    summary.add_column("count", justify="right")
-    if report.sources_syntax.changed:
-        summary.add_row(
-            "sources syntax", lines(f"{report.sources_syntax.old} → {report.sources_syntax.new}")
-        )
-    for what, n in report.counts().items():
-        if n:
-            summary.add_row(what, str(n))
-    console.print(summary)
-
-    def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-        if not rows:
-            return
-        t = Table(title=f"{title} ({len(rows)})")
-        for c in columns:
-            t.add_column(c, overflow="fold")
-        for r in rows:
-            t.add_row(*(lines(cell) for cell in r))  # upstream names and URLs, literally
-        console.print(t)
-
-    table(
-        "version changes",
-        ["package", "old", "new"],
-        [[v.package, v.old, v.new] for v in report.versions],
-    )
-    step_rows = [["added", _label(s), str(s.index), f"line {s.line}"] for s in report.steps.added]
-    step_rows += [
-        ["removed", _label(s), str(s.index), f"line {s.line}"] for s in report.steps.removed
-    ]
-    step_rows += [
-        [
-            "moved",
-            m.attr if m.attr == m.old_attr else f"{m.old_attr} → {m.attr}",
-            f"{m.old_index} → {m.new_index}",
-            "",
-        ]
-        for m in report.steps.reordered
-    ]
-    table("steps", ["change", "step", "index", "manifest"], step_rows)
-    d = report.distfiles
-    df_rows = [["added", x.filename, _sha(x.sha256), ", ".join(x.steps)] for x in d.added]
-    df_rows += [["removed", x.filename, _sha(x.sha256), ", ".join(x.steps)] for x in d.removed]
-    df_rows += [
-        [
-            "re-hashed",
-            x.filename,
-            f"{_sha(x.old_sha256)} → {_sha(x.new_sha256)}",
-            ", ".join(x.steps),
-        ]
-        for x in d.rehashed
-    ]
-    df_rows += [["urls", x.filename, "", "\n".join(x.new_urls)] for x in d.urls_changed]
-    table("distfiles", ["change", "file", "sha256", "steps / urls"], df_rows)
-    table(
-        "predicate outcomes",
-        ["profile", "entry", "old", "new"],
-        [
-            [
-                p.profile,
-                f"{p.directive}: {p.name}",
-                f"{p.old_result} (line {p.old_line})",
-                f"{p.new_result} (line {p.new_line})",
-            ]
-            for p in report.predicates
-        ],
-    )
-    pins = report.package_pins
-    pin_rows = [["added", p.file, _sha(p.sha256)] for p in pins.added]
-    pin_rows += [["removed", p.file, _sha(p.sha256)] for p in pins.removed]
-    pin_rows += [
-        ["changed", p.file, f"{_sha(p.old_sha256)} → {_sha(p.new_sha256)}"] for p in pins.changed
-    ]
-    table("package pins (SHA256SUMS.pkgs)", ["change", "package", "sha256"], pin_rows)
 
 
 def _md_escape(text: str) -> str:
@@ -146,11 +55,13 @@ def _md_section(
 
 def to_markdown(report: ChangeReport) -> str:
     lines = [
-        f"## live-bootstrap `{_short(report.old.commit)}` → `{_short(report.new.commit)}`",
+        f"## live-bootstrap `{short_commit(report.old.commit)}` → `{short_commit(report.new.commit)}`",
         "",
-        f"Profile `{report.profile}`: {report.old.steps} → {report.new.steps} steps, "
-        f"{report.old.distfiles} → {report.new.distfiles} distfiles, "
-        f"{report.old.package_pins} → {report.new.package_pins} package pins.",
+        (
+            f"Profile `{report.profile}`: {report.old.steps} → {report.new.steps} steps, "
+            f"{report.old.distfiles} → {report.new.distfiles} distfiles, "
+            f"{report.old.package_pins} → {report.new.package_pins} package pins."
+        ),
     ]
     if report.empty:
         lines += ["", "No changes."]
@@ -163,7 +74,27 @@ def to_markdown(report: ChangeReport) -> str:
     for what, n in report.counts().items():
         if n:
             lines.append(f"- {what}: {n}")
+    lines += _md_steps(report)
+    lines += _md_distfiles(report)
     lines += _md_section(
+        "Predicate outcomes changed",
+        ["profile", "entry", "old", "new"],
+        [
+            [
+                p.profile,
+                f"`{p.directive}: {p.name}`",
+                f"{p.old_result} (line {p.old_line})",
+                f"{p.new_result} (line {p.new_line})",
+            ]
+            for p in report.predicates
+        ],
+    )
+    lines += _md_pins(report)
+    return "\n".join(lines) + "\n"
+
+
+def _md_steps(report: ChangeReport) -> list[str]:
+    lines = _md_section(
         "Version changes",
         ["package", "old", "new"],
         [[f"`{v.package}`", v.old, v.new] for v in report.versions],
@@ -172,20 +103,24 @@ def to_markdown(report: ChangeReport) -> str:
     lines += _md_section(
         "Steps added",
         ["step", "index", "manifest line"],
-        [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.added],
+        [[f"`{step_label(s)}`", str(s.index), str(s.line)] for s in report.steps.added],
     )
     lines += _md_section(
         "Steps removed",
         ["step", "index", "manifest line"],
-        [[f"`{_label(s)}`", str(s.index), str(s.line)] for s in report.steps.removed],
+        [[f"`{step_label(s)}`", str(s.index), str(s.line)] for s in report.steps.removed],
     )
     lines += _md_section(
         "Steps reordered",
         ["step", "old index", "new index"],
         [[f"`{m.attr}`", str(m.old_index), str(m.new_index)] for m in report.steps.reordered],
     )
+    return lines
+
+
+def _md_distfiles(report: ChangeReport) -> list[str]:
     d = report.distfiles
-    lines += _md_section(
+    lines = _md_section(
         "Distfiles added",
         ["file", "sha256", "steps"],
         [[f"`{x.filename}`", f"`{x.sha256}`", ", ".join(x.steps)] for x in d.added],
@@ -206,21 +141,12 @@ def to_markdown(report: ChangeReport) -> str:
         ["file", "old", "new"],
         [[f"`{x.filename}`", " ".join(x.old_urls), " ".join(x.new_urls)] for x in d.urls_changed],
     )
-    lines += _md_section(
-        "Predicate outcomes changed",
-        ["profile", "entry", "old", "new"],
-        [
-            [
-                p.profile,
-                f"`{p.directive}: {p.name}`",
-                f"{p.old_result} (line {p.old_line})",
-                f"{p.new_result} (line {p.new_line})",
-            ]
-            for p in report.predicates
-        ],
-    )
+    return lines
+
+
+def _md_pins(report: ChangeReport) -> list[str]:
     pins = report.package_pins
-    lines += _md_section(
+    lines = _md_section(
         "Package pins added",
         ["package", "sha256"],
         [[f"`{p.file}`", f"`{p.sha256}`"] for p in pins.added],
@@ -236,4 +162,4 @@ def to_markdown(report: ChangeReport) -> str:
         [[f"`{p.file}`", f"`{p.old_sha256}`", f"`{p.new_sha256}`"] for p in pins.changed],
         fold_over=0,
     )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -9,11 +9,11 @@ rename, keeping the old one; if any rename fails, the swaps already done are und
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+from orchestrator.generate.swap import remove, swap_in, undo
 from orchestrator.generate.write import stage_steps, steps_lock
 
 
@@ -59,46 +59,24 @@ class Transaction:
                 staged.append((Path(tmp_name), target))
         except BaseException:
             for staged_path, _ in staged:
-                _remove(staged_path)
+                remove(staged_path)
             raise
         done: list[tuple[Path, Path | None]] = []  # (target, backup)
         try:
             for tmp, target in staged:
-                backup = None
-                if target.exists():
-                    backup = Path(
-                        tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)
-                    )
-                    os.rmdir(backup)
-                    os.rename(target, backup)
-                done.append((target, backup))
-                os.rename(tmp, target)
+                done.append((target, swap_in(tmp, target, f".{target.name}.old-")))
         except BaseException:
             for target, backup in reversed(done):
-                # ``done`` is recorded after the old target moved away: what is there now is new
-                if target.exists() or target.is_symlink():
-                    _remove(target)
-                if backup is not None:
-                    os.rename(backup, target)
+                undo(target, backup)
             for staged_path, _ in staged:
-                _remove(staged_path)
+                remove(staged_path)
             raise
         for _, backup in done:
             if backup is not None:
-                _remove(backup)
+                remove(backup)
 
     @staticmethod
     def _stage_steps(
         steps_dir: Path, files: dict[str, str], override_changes: dict[str, str | None]
     ) -> tuple[Path, Path]:
         return stage_steps(steps_dir, files, override_changes), steps_dir.resolve()
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass

@@ -249,10 +249,7 @@ def expand(
         elif i < n and token[i] == "@":
             i += 1
             # variable_all: replaces the token so far with kaem's arguments from "--" on
-            if "--" in argv:
-                out = " ".join(argv[argv.index("--") :])
-            else:
-                out = ""
+            out = " ".join(argv[argv.index("--") :]) if "--" in argv else ""
         else:
             raise ParseError(
                 "improperly used variable: only ${foo} and $@ are accepted", file=file, line=line
@@ -262,29 +259,6 @@ def expand(
             i += 1
         if i >= n:
             return out
-
-
-def parse_script(
-    text: str, file: str = "<script>", env: Mapping[str, str] | None = None
-) -> list[tuple[list[str], int]]:
-    """Every command of a script with static variables (assignments and aliases applied as
-    kaem would, nothing run): for tests and inspection."""
-    variables = dict(env or {})
-    aliases: dict[str, str] = {}
-    reader = KaemReader(text, file)
-    out = []
-    while (cmd := reader.command(variables.get, aliases, [])) is not None:
-        tokens, line = cmd
-        if not tokens:
-            continue
-        if "=" in tokens[0]:
-            name, _, value = tokens[0].partition("=")
-            variables[name] = value
-        elif tokens[0] == "alias" and len(tokens) > 1 and "=" in tokens[1]:
-            name, _, value = tokens[1].partition("=")
-            aliases[name] = value
-        out.append((tokens, line))
-    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -313,23 +287,23 @@ class Interpreter:
         self.reads: dict[str, str] = {}
 
     # -- the virtual tree ----------------------------------------------------------------------
-    def _tree_path(self, path: str) -> str:
+    def tree_path_of(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
 
     def is_source_file(self, path: str) -> bool:
-        return self.tree.kind(self._tree_path(path)) in ("file", "executable")
+        return self.tree.kind(self.tree_path_of(path)) in ("file", "executable")
 
     def is_file(self, path: str) -> bool:
         return path in self.artifacts or self.is_source_file(path)
 
     def is_dir(self, path: str) -> bool:
-        if path == "" or self.tree.is_dir(self._tree_path(path)):
+        if path == "" or self.tree.is_dir(self.tree_path_of(path)):
             return True
         prefix = path + "/"
         return any(p.startswith(prefix) for p in self.artifacts)
 
     def read_source(self, path: str) -> str:
-        tree_path = self._tree_path(path)
+        tree_path = self.tree_path_of(path)
         text = self.tree.read_text(tree_path)
         self.reads[tree_path] = hashlib.sha256(self.tree.read_bytes(tree_path)).hexdigest()
         return text
@@ -362,9 +336,9 @@ class Interpreter:
         if not self.is_source_file(script):
             raise TreeError(
                 "kaem script not found (a kaem run on a missing file aborts)",
-                file=self._tree_path(script),
+                file=self.tree_path_of(script),
             )
-        reader = KaemReader(self.read_source(script), file=self._tree_path(script))
+        reader = KaemReader(self.read_source(script), file=self.tree_path_of(script))
         lookup = frame.env.get
         while True:
             cmd = reader.command(lookup, frame.aliases, frame.argv)
@@ -389,7 +363,7 @@ class Interpreter:
             if cmd is None:
                 raise ParseError(
                     "unexpected end of file: `if` without `fi`",
-                    file=self._tree_path(script),
+                    file=self.tree_path_of(script),
                     line=line,
                 )
             tokens, cline = cmd
@@ -399,13 +373,13 @@ class Interpreter:
                 if tokens[0] == "if":
                     raise ParseError(
                         "nested `if` (kaem does not nest them)",
-                        file=self._tree_path(script),
+                        file=self.tree_path_of(script),
                         line=cline,
                     )
                 if self._execute(frame, script, tokens, cline) == "exec":
                     raise ParseError(
                         "`exec` inside `if` is not supported",
-                        file=self._tree_path(script),
+                        file=self.tree_path_of(script),
                         line=cline,
                     )
             if tokens[0] == "else":
@@ -422,13 +396,13 @@ class Interpreter:
                 return 0 if tokens[1] == tokens[2] else 1
         raise ParseError(
             f"cannot evaluate the `if` condition statically: {' '.join(tokens)}",
-            file=self._tree_path(script),
+            file=self.tree_path_of(script),
             line=line,
             hint="only `if match A B; then` is supported",
         )
 
     def _execute(self, frame: _Frame, script: str, tokens: list[str], line: int) -> str | None:
-        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self.tree_path_of(script), "line": line}
         head = tokens[0]
         if "=" in head:  # kaem.c is_envar: an assignment, the rest of the line is ignored
             name, _, value = head.partition("=")
@@ -475,7 +449,7 @@ class Interpreter:
 
     def _find_program(self, frame: _Frame, script: str, name: str, line: int) -> str:
         """kaem.c find_executable, over the virtual tree."""
-        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self.tree_path_of(script), "line": line}
         if name.startswith("/"):
             raise ParseError(f"{name}: an absolute program path is outside stage0-posix", **where)
         if name.startswith("."):
@@ -500,7 +474,7 @@ class Interpreter:
 
     def _kaem(self, frame: _Frame, script: str, program: str, args: list[str], line: int) -> None:
         """A nested kaem: interpret its script in a child frame (kaem.c main's options)."""
-        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self.tree_path_of(script), "line": line}
         file = "kaem.run"
         init_mode = False
         i = 0
@@ -539,7 +513,7 @@ class Interpreter:
         self._run_script(target, child)
 
     def _record(self, frame: _Frame, script: str, program: str, args: list[str], line: int) -> None:
-        where: dict[str, Any] = {"file": self._tree_path(script), "line": line}
+        where: dict[str, Any] = {"file": self.tree_path_of(script), "line": line}
         classified: list[Arg] = []
         for text in args:
             classified.append(self._classify(frame.cwd, text, where))
@@ -559,7 +533,7 @@ class Interpreter:
                 if len(parts) != 2:
                     raise ParseError(
                         "expected '<sha256>  <path>'",
-                        file=self._tree_path(sums[0].path or ""),
+                        file=self.tree_path_of(sums[0].path or ""),
                         line=n,
                     )
                 listed = self.resolve(frame.cwd, parts[1].strip(), **where)
@@ -608,13 +582,13 @@ class Interpreter:
         if output is not None:
             self.artifacts[output] = len(self.commands) - 1
 
-    def _classify(self, cwd: str, text: str, where: dict) -> Arg:
+    def _classify(self, cwd: str, text: str, where: dict[str, Any]) -> Arg:
         path = self.resolve(cwd, text, **where) if text and not text.startswith("-") else None
         if path is not None and path != "":
             if path in self.artifacts:
                 return Arg(text=text, kind="artifact", path=path)
             if self.is_source_file(path):
                 return Arg(text=text, kind="source", path=path)
-            if "/" in text and self.tree.is_dir(self._tree_path(path)):
+            if "/" in text and self.tree.is_dir(self.tree_path_of(path)):
                 return Arg(text=text, kind="source-dir", path=path)
         return Arg(text=text, kind="literal")

@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from orchestrator.errors import ParseError, StaleError
+from orchestrator.gitcli import git_or_none
 from orchestrator.stage0.kaem import STAGE0
 from orchestrator.upstream.tree import SourceTree
 
@@ -94,17 +94,6 @@ def load_record(path: Path) -> Stage0Record:
         raise ParseError(f"not a stage0 record ({where}: {first['msg']})", file=path) from None
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = proc.stdout.strip()
-    return out if proc.returncode == 0 and out else None
-
-
 def submodule_commit(tree: SourceTree) -> str | None:
     """The stage0-posix commit the tree itself names, or None: the data-only listing's gitlink,
     the snapshot's ``stage0-posix/COMMIT``, the checked-out submodule's HEAD, the checkout's
@@ -122,9 +111,9 @@ def submodule_commit(tree: SourceTree) -> str | None:
             return words[0] if words else None
     sub = tree.root / STAGE0
     if (sub / ".git").exists():
-        return _git(sub, "rev-parse", "HEAD")
+        return git_or_none(sub, "rev-parse", "HEAD")
     if (tree.root / ".git").exists():
-        return _git(tree.root, "rev-parse", f"HEAD:{STAGE0}")
+        return git_or_none(tree.root, "rev-parse", f"HEAD:{STAGE0}")
     return None
 
 

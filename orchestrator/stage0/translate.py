@@ -191,7 +191,7 @@ class Translator:
         self.steps: list[Step] = []
         self.ids: set[str] = set()
         self.produced: dict[str, str] = {}  # tree path -> step id of its latest writer
-        self.assembled: dict[tuple, str] = {}  # directory contents -> step id
+        self.assembled: dict[tuple[tuple[str, str], ...], str] = {}  # directory contents -> step
         self.position = 0  # index of the command being translated
         self.reproductions: list[tuple[str, str]] = []  # (step id, seed it must equal)
 
@@ -230,7 +230,7 @@ class Translator:
             path = f"{self.arch.arch_dir}/{d}/{name}"
             if path in self.produced:
                 return Ref(step=self.produced[path])
-            if self.interp.tree.kind(self.interp._tree_path(path)) == "executable":
+            if self.interp.tree.kind(self.interp.tree_path_of(path)) == "executable":
                 return Ref(src=path)
         return None
 
@@ -263,27 +263,7 @@ class Translator:
             raise GenerateError(f"{c.script}:{c.line}: BASE_ADDRESS is not set for M2-Mesoplanet")
         spawn = self._spawn_dirs(c)
         origin = self._origin(c)
-        pre_args: list[Ref] = []
-        skip = False
-        for a in c.args:
-            if skip:
-                skip = False
-                continue
-            if a.text in ("-o", "--output"):
-                skip = True
-                continue
-            pre_args.append(self._arg(a))
-        pre = self._add(
-            Step(
-                id=f"{hid}/preprocessed.c",
-                name=f"{posixpath.basename(hid)}.c",
-                kind="helper",
-                builder=self._ref(c.tool),
-                args=[*pre_args, Ref(lit="-E"), Ref(lit="-o"), Ref(out="")],
-                env={"M2LIBC_PATH": m2libc},
-                origin=origin,
-            )
-        )
+        pre = self._mesoplanet_preprocess(c, hid, m2libc)
         m1 = self._add(
             Step(
                 id=f"{hid}/M2.M1",
@@ -346,12 +326,37 @@ class Translator:
             )
         )
 
+    def _mesoplanet_preprocess(self, c: Command, hid: str, m2libc: Ref) -> str:
+        """The first spawned program: M2-Mesoplanet itself with ``-E`` (its arguments without
+        the output), the preprocessed C."""
+        pre_args: list[Ref] = []
+        skip = False
+        for a in c.args:
+            if skip:
+                skip = False
+                continue
+            if a.text in ("-o", "--output"):
+                skip = True
+                continue
+            pre_args.append(self._arg(a))
+        return self._add(
+            Step(
+                id=f"{hid}/preprocessed.c",
+                name=f"{posixpath.basename(hid)}.c",
+                kind="helper",
+                builder=self._ref(c.tool),
+                args=[*pre_args, Ref(lit="-E"), Ref(lit="-o"), Ref(out="")],
+                env={"M2LIBC_PATH": m2libc},
+                origin=self._origin(c),
+            )
+        )
+
     def _m2libc(self, c: Command) -> Ref:
         value = c.env.get("M2LIBC_PATH")
         if value is None:
             value = "./M2libc"  # cc.c's default
         d = self.interp.resolve(c.cwd, value, file=c.script, line=c.line)
-        if d is None or not self.interp.tree.is_dir(self.interp._tree_path(d)):
+        if d is None or not self.interp.tree.is_dir(self.interp.tree_path_of(d)):
             raise GenerateError(
                 f"{c.script}:{c.line}: M2LIBC_PATH={value} is not a source directory"
             )
@@ -455,7 +460,7 @@ class Translator:
             )
         )
 
-    def _copy_lines(self, src: Ref, dest: Ref | str, executable: bool) -> list[list[str | Ref]]:
+    def _copy_lines(self, src: Ref, dest: Ref | str, *, executable: bool) -> list[list[str | Ref]]:
         cp = self._have("cp")
         if cp is not None:
             lines: list[list[str | Ref]] = [[cp, src, dest]]
@@ -660,11 +665,11 @@ class Translator:
 
         def walk(rel: str) -> None:
             for name in self.interp.tree.list_dir(
-                self.interp._tree_path(f"{top}/{rel}" if rel else top)
+                self.interp.tree_path_of(f"{top}/{rel}" if rel else top)
             ):
                 child = f"{rel}/{name}" if rel else name
                 path = f"{top}/{child}"
-                if self.interp.tree.is_dir(self.interp._tree_path(path)):
+                if self.interp.tree.is_dir(self.interp.tree_path_of(path)):
                     out.append(child + "/")
                     walk(child)
                 elif self.interp.is_source_file(path):

@@ -7,6 +7,7 @@ and the maintainers' reports all take a ``Chain``.
 from __future__ import annotations
 
 import bisect
+import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -17,7 +18,9 @@ from orchestrator.upstream.names import check_variable
 from orchestrator.upstream.plan import Plan, PlanStep, resolve
 from orchestrator.upstream.profiles import Profile, load_profile
 from orchestrator.upstream.sources import SourceLine, parse_sources
-from orchestrator.upstream.tree import SourceTree
+from orchestrator.upstream.tree import Snapshot, SourceTree, snapshot_of
+
+MANIFEST = "steps/manifest"
 
 
 class Distfile(BaseModel):
@@ -33,6 +36,15 @@ class Distfile(BaseModel):
     steps: list[str]  # every package naming it
     pre_network: bool  # needed before the first ``improve: *network*`` (live-bootstrap's rule)
     origins: list[str]  # "steps/<pkg>/sources:<line>" for every line naming it
+
+
+class UpstreamInput(BaseModel):
+    """An upstream file the chain was derived from, hashed when the chain is loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str  # relative to the tree's root
+    sha256: str
 
 
 class StepOverride(BaseModel):
@@ -73,15 +85,19 @@ class Chain(BaseModel):
     distfiles: list[Distfile]
     env: str  # steps/env as upstream ships it
     package_pins: dict[str, str] = Field(default_factory=dict)  # SHA256SUMS.pkgs
+    # what steps/meta.nix and steps/upstream.json record, settled here so the printer sees
+    # only the model: every upstream file read (sorted by path) and the data-only snapshot
+    inputs: list[UpstreamInput] = Field(default_factory=list)
+    snapshot: Snapshot
     _by_name: tuple[list[Distfile], dict[str, Distfile]] | None = PrivateAttr(default=None)
 
     def distfile(self, filename: str) -> Distfile:
         # an index built once (a scan per lookup made rendering quadratic); it belongs to this
         # very list, so a model_copy with other distfiles builds its own
-        cached = self.__pydantic_private__["_by_name"]  # type: ignore[index]
+        cached = self._by_name
         if cached is None or cached[0] is not self.distfiles:
             cached = (self.distfiles, {d.filename: d for d in self.distfiles})
-            self.__pydantic_private__["_by_name"] = cached  # type: ignore[index]
+            self._by_name = cached
         return cached[1][filename]
 
 
@@ -97,6 +113,7 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
     steps = _steps(tree, plan, sources, package_pins, arch)
     env = tree.read_text("steps/env") if tree.has_content("steps/env") else ""
     _check_env(env, str(tree.root / "steps" / "env"))
+    inputs = _upstream_inputs(tree, manifest, steps)
     return Chain(
         commit=tree.commit,
         profile=profile.name,
@@ -107,7 +124,27 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
         distfiles=distfiles,
         env=env,
         package_pins={k: v.sha256 for k, v in package_pins.items()},
+        inputs=inputs,
+        snapshot=snapshot_of(tree, [i.path for i in inputs]),
     )
+
+
+def _upstream_inputs(
+    tree: SourceTree, manifest: Manifest, steps: list[StepInfo]
+) -> list[UpstreamInput]:
+    """Every upstream file the chain was derived from, with its sha256 (sorted by path)."""
+    paths = {MANIFEST, "steps/env", "steps/SHA256SUMS.pkgs"}
+    for e in manifest.entries:
+        if e.kind == "build" and tree.has_content(f"steps/{e.arg}/sources"):
+            paths.add(f"steps/{e.arg}/sources")
+    for s in steps:
+        if s.checksums_file and tree.has_content(s.checksums_file):
+            paths.add(s.checksums_file)
+    return [
+        UpstreamInput(path=p, sha256=hashlib.sha256(tree.read_bytes(p)).hexdigest())
+        for p in sorted(paths)
+        if tree.has_content(p)
+    ]
 
 
 def _check_env(text: str, path: str) -> None:
@@ -152,7 +189,7 @@ def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list
         for src in sources.get(entry.arg, []):
             d = by_name.get(src.filename)
             if d is None:
-                d = by_name[src.filename] = _Accumulating(src, entry.arg, pre_network)
+                d = by_name[src.filename] = _Accumulating(src, entry.arg, pre_network=pre_network)
             elif d.first.sha256 != src.sha256:
                 first = d.first
                 raise ParseError(
@@ -182,7 +219,7 @@ def _distfiles(manifest: Manifest, sources: dict[str, list[SourceLine]]) -> list
 class _Accumulating:
     """A distfile while the sources lines naming it are collected (ordered sets as dicts)."""
 
-    def __init__(self, first: SourceLine, step: str, pre_network: bool) -> None:
+    def __init__(self, first: SourceLine, step: str, *, pre_network: bool) -> None:
         self.first = first
         self.first_step = step
         self.pre_network = pre_network

@@ -19,35 +19,23 @@ pinned input that cannot be fetched becomes one clear error naming the option
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError, ParseError
-from orchestrator.nixcli import run_nix
-from orchestrator.nixstr import nix_json, path_flake_ref
+from orchestrator.nixcli import program, run_nix
+from orchestrator.nixstr import path_flake_ref
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT_NAME = "live-bootstrap"
 ENV_VAR = "LIVE_BOOTSTRAP"
 OPTION = "--live-bootstrap"
-OPTION_HELP = (
-    "live-bootstrap tree to use instead of the pinned flake input: a checkout with submodules "
-    "(Nix evaluates it, as --override-input live-bootstrap path:PATH), or for reading only a "
-    "data-only snapshot; default $LIVE_BOOTSTRAP, else {default}"
-)
-
-
-def add_live_bootstrap_argument(
-    p: argparse.ArgumentParser, default: str = "the committed steps/upstream.json"
-) -> None:
-    """The one ``--live-bootstrap PATH`` option of every command that reads or evaluates the chain."""
-    p.add_argument(OPTION, metavar="PATH", help=OPTION_HELP.format(default=default))
 
 
 def chosen_tree(explicit: str | os.PathLike[str] | None) -> str | None:
@@ -72,7 +60,7 @@ def nix_input_args(explicit: str | os.PathLike[str] | None) -> list[str]:
 
 
 def explain_fetch_failure(stderr: str) -> NixError | None:
-    """nix failed while fetching the pinned live-bootstrap input: say so in one line.
+    """Nix failed while fetching the pinned live-bootstrap input: say so in one line.
 
     Nix's own message names neither the input nor a way out (``Could not resolve host``, or
     ``program 'git' failed``). A failure that mentions the input's URL or a git fetch is this one
@@ -120,7 +108,7 @@ def read_lock(repo: Path = REPO_ROOT) -> LockedInput:
 
 def _from_store(lock: LockedInput) -> Path | None:
     """The pinned input's store path if Nix has it already (never downloads)."""
-    expr = f"(builtins.fetchTree {nix_json(lock.locked)}).outPath"
+    expr = program("fetch-tree", lock.locked)
     try:
         proc = run_nix(
             ["--option", "connect-timeout", "1", "eval", "--raw", "--impure", "--expr", expr],
@@ -155,8 +143,14 @@ def _from_snapshots(rev: str) -> Path | None:
     return None
 
 
-def locate_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
-    say = log or (lambda msg: None)
+def _quiet(message: str) -> None:
+    """No progress lines."""
+
+
+def locate_tree(
+    explicit: str | os.PathLike[str] | None, *, log: Callable[[str], None] | None = None
+) -> SourceTree:
+    say = log or _quiet
     if explicit:
         say(f"reading live-bootstrap from {explicit}")
         return SourceTree.open(Path(explicit))
@@ -202,7 +196,9 @@ def committed_tree(steps_dir: Path | None = None) -> SourceTree:
     return snap.to_tree(steps_dir)
 
 
-def read_tree(explicit: str | os.PathLike[str] | None, *, log=None) -> SourceTree:
+def read_tree(
+    explicit: str | os.PathLike[str] | None, *, log: Callable[[str], None] | None = None
+) -> SourceTree:
     """For read-only commands: ``--live-bootstrap``/``$LIVE_BOOTSTRAP`` if given, else the
     committed snapshot."""
     chosen = chosen_tree(explicit)

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.errors import ParseError
+from orchestrator.errors import GenerateError, ParseError
+from orchestrator.nixstr import nix_string
 from orchestrator.upstream.names import check_name, check_path, check_variable
 from orchestrator.upstream.predicates import Expr, parse_logic, parse_predicate
 
@@ -115,6 +116,7 @@ def _parse_entry(tokens: list[str], path: str, lineno: int) -> Entry:
     if rest:
         predicate = parse_predicate(rest, path, lineno)
         predicate_text = " ".join(rest)
+        _check_nix_holds(predicate_text, path, lineno)
     return Entry(
         line=lineno, kind=kind, arg=arg, predicate=predicate, predicate_text=predicate_text
     )
@@ -150,3 +152,12 @@ def _parse_define(rest: list[str], path: str, lineno: int) -> Entry:
         predicate=predicate,
         predicate_text=" ".join(tail) if tail else None,
     )
+
+
+def _check_nix_holds(predicate_text: str, path: str, lineno: int) -> None:
+    """A step's predicate becomes a Nix string in its step file: one Nix cannot hold (NUL, a
+    lone surrogate) is refused here, at its line, so the printer never fails on it."""
+    try:
+        nix_string(predicate_text)
+    except GenerateError as exc:
+        raise ParseError(f"predicate: {exc.message}", file=path, line=lineno) from None

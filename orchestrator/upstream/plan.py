@@ -100,7 +100,7 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
             PlanStep(
                 index=len(steps),
                 line=entry.line,
-                directive=entry.kind,  # type: ignore[arg-type]
+                directive=entry.kind,
                 name=entry.arg,
                 occurrence=seen[entry.arg],
                 era=era,

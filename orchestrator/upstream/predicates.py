@@ -96,7 +96,7 @@ def parse_logic(tokens: list[str], path: str, lineno: int) -> tuple[Expr, int]:
         value = need(i + 2, f"a value after {op}")
         if value in ("(", ")", "||", "&&"):
             raise fail(f"expected a value after {op}, found {value!r}")
-        terms.append(Compare(var=lhs, op=op, value=value))  # type: ignore[arg-type]
+        terms.append(Compare(var=lhs, op=op, value=value))
         nxt = need(i + 3, "')', '||' or '&&'")
         if nxt == ")":
             close = i + 3

@@ -27,9 +27,6 @@ class Profile(BaseModel):
     name: str
     variables: list[tuple[str, str]]
 
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.variables)
-
 
 def available_profiles() -> list[str]:
     files = resources.files("orchestrator").joinpath("profiles")

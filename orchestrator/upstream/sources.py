@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.errors import ParseError
+from orchestrator.errors import GenerateError, ParseError
+from orchestrator.nixstr import nix_string
 from orchestrator.upstream.names import check_store_name
 
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")  # always used with fullmatch
@@ -104,6 +105,8 @@ def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
     else:
         raise fail("a git source without URL must name its file")
     check_filename(filename, path, lineno)
+    for value in (url, git_repo, git_ref):
+        _check_nix_holds(value, filename, path, lineno)
     return SourceLine(
         file=path,
         line=lineno,
@@ -119,3 +122,14 @@ def _parse_line(tokens: list[str], path: str, lineno: int) -> SourceLine:
 def check_filename(name: str, path: str, lineno: int) -> None:
     """A distfile name becomes a store path name (``builtin:fetchurl``'s output)."""
     check_store_name(name, "distfile name", path, lineno)
+
+
+def _check_nix_holds(value: str | None, filename: str, path: str, lineno: int) -> None:
+    """Every value of a sources line becomes a Nix string in steps/distfiles.nix: one Nix cannot
+    hold (NUL, a lone surrogate) is refused here, at its line, so the printer never fails on it."""
+    if value is None:
+        return
+    try:
+        nix_string(value)
+    except GenerateError as exc:
+        raise ParseError(f"distfile {filename!r}: {exc.message}", file=path, line=lineno) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from orchestrator.errors import ParseError, TreeError
 from orchestrator.formats.inroot import MAX_LINKS, LinkLoop, OutsideRoot, resolve_in_root
+from orchestrator.gitcli import git_or_none
 
 EntryKind = Literal["file", "executable", "symlink", "submodule"]
 _MODES: dict[str, EntryKind] = {
@@ -120,13 +120,15 @@ class SourceTree(BaseModel):
         a time through the shared resolver (formats/inroot.py), each resolved directory cached,
         so a deep path costs no recursion and a sibling reuses its parent.
         """
-        cache = self.__pydantic_private__["_cache"]  # type: ignore[index]
-        if cache is None:
-            cache = self.__pydantic_private__["_cache"] = _Cache()  # type: ignore[index]
+        private = self.__pydantic_private__
+        cached = private.get("_cache") if private is not None else None
+        cache: _Cache = cached if isinstance(cached, _Cache) else _Cache()
+        if cached is not cache and private is not None:
+            private["_cache"] = cache
         key = (path, follow)
-        out = cache.resolved.get(key)
-        if out is not None:
-            return out
+        hit = cache.resolved.get(key)
+        if hit is not None:
+            return hit
         links = cache.links
         resolved = cache.resolved
 
@@ -428,16 +430,7 @@ def _read_commit(root: Path) -> str | None:
             )
         return words[0].decode("ascii")
     if (root / ".git").exists():
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return out.stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
+        return git_or_none(root, "rev-parse", "HEAD")
     return None
 
 

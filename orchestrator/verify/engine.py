@@ -18,7 +18,6 @@ order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import BinaryCache, CacheError
+from orchestrator.formats.filehash import sha256_digest
 from orchestrator.formats.hashes import Hash, HashError, parse_hash
 from orchestrator.formats.nar import NarError, nar_hash, remove_tree, unpack_nar
 from orchestrator.formats.narinfo import NarInfo, PublicKey, check_signatures
@@ -74,7 +74,7 @@ class Verifier:
         if local.origin == "missing":
             what = local.installable or local.path
             return PathResult(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 path=local.path,
                 status=Status.not_built_locally,
                 reason="not valid in the local store",
@@ -85,7 +85,7 @@ class Verifier:
             by = f" (signed by {', '.join(keys)})" if keys else ""
             drv = local.deriver or "<its .drv>"
             return PathResult(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 path=local.path,
                 status=Status.not_built_locally,
                 reason=f"the local copy was substituted from a binary cache{by}; comparing it "
@@ -97,7 +97,8 @@ class Verifier:
         return None
 
     async def _local_hash(self, local: LocalPath) -> tuple[Hash, int]:
-        assert local.nar_hash is not None and local.nar_size is not None
+        assert local.nar_hash is not None
+        assert local.nar_size is not None
         if not self.rehash:
             return local.nar_hash, local.nar_size
         async with self._cpu:
@@ -293,7 +294,7 @@ class Verifier:
                 result.reason = "Hydra's build product has no counterpart in the local output"
                 return self._emit(result, started)
             async with self._cpu:
-                digest = await asyncio.to_thread(_sha256_file, disk)
+                digest = await asyncio.to_thread(sha256_digest, disk)
             result.local_nar_hash = f"sha256:{digest.hex()}"
             result.local_nar_size = os.path.getsize(disk)
             if digest == expected.digest:
@@ -305,16 +306,6 @@ class Verifier:
         except (OrchestratorError, HashError, OSError) as exc:
             result.status, result.reason = Status.error, str(exc)
         return self._emit(result, started)
-
-
-def _sha256_file(path: str) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 21)
-        view = memoryview(buf)
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return h.digest()
 
 
 async def verify_against_cache(

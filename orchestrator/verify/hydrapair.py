@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import BinaryCache, CacheError, HttpClient
 from orchestrator.formats.storepath import hash_part, store_name, store_path_of
-from orchestrator.nixcli import nix_json
+from orchestrator.nixcli import nix_json, program
 from orchestrator.verify.local_store import LocalPath
 from orchestrator.verify.pairs import Pair
 from orchestrator.verify.report import PathResult, Status
@@ -54,10 +54,7 @@ def partner_roots(targets: Sequence[str]) -> list[Pair]:
     system's toplevel there: the image itself hides its store paths). Needs a Nix that can
     evaluate the pinned nixpkgs."""
     pairs: list[Pair] = []
-    apply = (
-        "d: { outs = builtins.listToAttrs (map (o: { name = o; value = d.${o}.outPath; })"
-        ' (d.outputs or [ "out" ])); extra = map (e: e.outPath) (d.hydraPairRoots or [ ]); }'
-    )
+    apply = program("pair-roots", {})  # nixexpr/pair-roots.nix
     for t in targets:
         if store_path_of(t) is not None or "#" not in t:
             raise OrchestratorError(

@@ -123,7 +123,7 @@ def diff_trees(ours: Path, theirs: Path) -> DiffReport:
 
 
 def run_diff(ours: Path, theirs: Path, *, tool: str = "auto") -> DiffReport:
-    """diffoscope when installed (and ``tool`` allows), else the built-in report."""
+    """Diffoscope when installed (and ``tool`` allows), else the built-in report."""
     builtin = diff_trees(ours, theirs)
     exe = shutil.which("diffoscope") if tool in ("auto", "diffoscope") else None
     if exe is None:

@@ -14,38 +14,24 @@ built here: a step whose output is not in the store is reported ``not-built``.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
-from rich.console import Console
 
 from orchestrator import nixcli
-from orchestrator.build.targets import DEFAULT_TARGET, default_flake
-from orchestrator.display import text
 from orchestrator.errors import InputUnavailable, NixError, OrchestratorError
+from orchestrator.formats.filehash import sha256_file
 from orchestrator.formats.inroot import LinkLoop, OutsideRoot, resolve_in_root
-from orchestrator.nixstr import flake_installable, nix_json
-from orchestrator.upstream.chain import Chain, StepInfo, load_chain
-from orchestrator.upstream.locate import read_tree
+from orchestrator.nixstr import flake_installable
+from orchestrator.upstream.chain import Chain, StepInfo
 from orchestrator.upstream.names import PATH_RE
 
 TREE_DIR = "tree"  # where a step output keeps its files, rooted at /
 REPO_DIR = "/external/repo"  # where helpers.sh leaves package tarballs
 
 Status = Literal["ok", "mismatch", "missing", "not-built", "unpinned", "no-pins"]
-STYLE = {
-    "ok": "green",
-    "mismatch": "bold red",
-    "missing": "bold red",
-    "not-built": "yellow",
-    "unpinned": "yellow",
-    "no-pins": "dim",
-}
 
 
 class PinCheck(BaseModel):
@@ -66,20 +52,12 @@ class Report(BaseModel):
     checks: list[PinCheck]
     counts: dict[str, int]
 
-    def exit_code(self, strict: bool = False) -> int:
+    def exit_code(self, *, strict: bool = False) -> int:
         if self.counts.get("mismatch", 0) or self.counts.get("missing", 0):
             return 1
         if strict and self.counts.get("not-built", 0):
             return 2
         return 0
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def in_output(output: str, path: str) -> Path | None:
@@ -121,8 +99,8 @@ def _check_file(output: str | None, path: str, expected: str | None) -> tuple[st
     return actual, "ok" if actual == expected.lower() else "mismatch"
 
 
-def step_checks(chain: Chain, info: StepInfo, output: str | None, read_text) -> list[PinCheck]:
-    """The checks of one step. ``read_text(path)`` reads a file of the live-bootstrap tree."""
+def step_checks(info: StepInfo, output: str | None) -> list[PinCheck]:
+    """The checks of one step (its pins were parsed when the chain was loaded)."""
     step = info.step
     base = {
         "step": step.attr_name,
@@ -179,11 +157,8 @@ def current_system() -> str:
 
 def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     """Output paths of the step packages that exist in the flake and are in the store."""
-    # The names reach Nix as JSON data; the expression around them is fixed text.
-    apply = (
-        "ps: builtins.listToAttrs (map (n: { name = n; value = if ps ? ${n} then "
-        f"ps.${{n}}.outPath else null; }}) {nix_json(attrs)})"
-    )
+    # the names reach Nix as JSON data; the program is nixexpr/step-outputs.nix
+    apply = nixcli.program("step-outputs", attrs)
     installable = flake_installable(flake, ["packages", current_system()])
     try:
         paths = nixcli.nix_json(["eval", installable, "--apply", apply])
@@ -199,89 +174,15 @@ def step_outputs(flake: str, attrs: list[str]) -> dict[str, str | None]:
     return {a: (p if p and p not in invalid else None) for a, p in paths.items()}
 
 
-def verify(chain: Chain, target: str, outputs: dict[str, str | None], read_text) -> Report:
+def verify(chain: Chain, target: str, outputs: dict[str, str | None]) -> Report:
     attrs = [s.step.attr_name for s in chain.steps]
     steps = chain.steps
     if target in attrs:
         steps = steps[: attrs.index(target) + 1]
     checks: list[PinCheck] = []
     for info in steps:
-        checks.extend(step_checks(chain, info, outputs.get(info.step.attr_name), read_text))
+        checks.extend(step_checks(info, outputs.get(info.step.attr_name)))
     counts: dict[str, int] = {}
     for c in checks:
         counts[c.status] = counts.get(c.status, 0) + 1
     return Report(target=target, checks=checks, counts=dict(sorted(counts.items())))
-
-
-# -- CLI (mounted on ``verify`` by orchestrator.commands.verify) ---------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``--against-live-bootstrap`` that ``verify`` does not have already."""
-    have = set(parser._option_string_actions)
-    if "--flake" not in have:
-        parser.add_argument(
-            "--flake", metavar="REF", help="flake with the step outputs (default: this repository)"
-        )
-    if "--live-bootstrap" not in have:
-        from orchestrator.upstream.locate import add_live_bootstrap_argument
-
-        add_live_bootstrap_argument(
-            parser, default="the pinned input (pins from the committed steps/upstream.json)"
-        )
-    if "--json" not in have:
-        parser.add_argument("--json", action="store_true")
-    if "--strict" not in have:
-        parser.add_argument("--strict", action="store_true")
-
-
-def verify_against_live_bootstrap(args: argparse.Namespace) -> int:
-
-    targets = list(
-        getattr(args, "targets", None) or ([args.target] if getattr(args, "target", None) else [])
-    )
-    if len(targets) > 1:
-        raise OrchestratorError("--against-live-bootstrap takes at most one TARGET")
-    target = targets[0] if targets else DEFAULT_TARGET
-    tree = read_tree(getattr(args, "live_bootstrap", None))
-    chain = load_chain(tree)
-    attrs = [s.step.attr_name for s in chain.steps]
-    if target not in attrs and target != DEFAULT_TARGET:
-        raise OrchestratorError(
-            f"{target} is not a step of the chain", hint=f"name a step or {DEFAULT_TARGET}"
-        )
-    wanted = attrs[: attrs.index(target) + 1] if target in attrs else attrs
-    outputs = step_outputs(getattr(args, "flake", None) or default_flake(), wanted)
-    report = verify(chain, target, outputs, tree.read_text)
-    if getattr(args, "json", False):
-        sys.stdout.write(report.model_dump_json(indent=1) + "\n")
-    else:
-        print_report(report)
-    return report.exit_code(strict=getattr(args, "strict", False))
-
-
-def print_report(report: Report) -> None:
-    from orchestrator.tables import Rows, columns, emit
-
-    console = Console(highlight=False)
-    table = Rows(
-        f"{report.target} against live-bootstrap's pins",
-        columns("#", "step", "file", "expected", "actual", "status", right=("#",)),
-    )
-    cell_styles = {}
-    for c in report.checks:
-        cell_styles[(len(table.rows), 5)] = STYLE[c.status]
-        table.add(c.index, c.step, c.file or "", c.expected or "", c.actual or "", c.status)
-    emit(table, console=console, cell_styles=cell_styles)
-    for c in report.checks:
-        if c.status in ("mismatch", "missing"):
-            console.print(
-                text(
-                    (c.status, STYLE[c.status]),
-                    f": {c.step} {c.file or ''} (pinned in {c.pinned_in or '?'})",
-                ),
-                soft_wrap=True,
-            )
-            console.print(f"  expected {c.expected}", soft_wrap=True)
-            console.print(
-                f"  actual   {c.actual or '(no such file in the step output)'}", soft_wrap=True
-            )
-    console.print(", ".join(f"{v} {k}" for k, v in report.counts.items()))

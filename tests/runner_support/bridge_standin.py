@@ -39,10 +39,24 @@ from tests.runner_support import synth
 REPO = synth.REPO
 
 # Debian packages whose files make the stand-in root (their installed dependencies are added)
-ROOT_PACKAGES = (
-    "coreutils sed grep mawk make tar gzip xz-utils bzip2 findutils diffutils gcc g++ binutils "
-    "libc6-dev dash"
-).split()
+ROOT_PACKAGES = [
+    "coreutils",
+    "sed",
+    "grep",
+    "mawk",
+    "make",
+    "tar",
+    "gzip",
+    "xz-utils",
+    "bzip2",
+    "findutils",
+    "diffutils",
+    "gcc",
+    "g++",
+    "binutils",
+    "libc6-dev",
+    "dash",
+]
 # not needed to configure and build patchelf: keeps the root (and the store) smaller
 SKIP_PREFIXES = ("/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/locale")
 SKIP_PACKAGES = {"libasan8", "liblsan0", "libtsan2", "libubsan1", "libgprofng0"}
@@ -320,7 +334,7 @@ class Standin:
     def build(self, attr: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = ["nix-build", str(self.harness), "--no-out-link", *synth.NIX_FLAGS, *self.args()]
         for _ in range(3):
-            p = subprocess.run(cmd + ["-A", attr], text=True, capture_output=True)
+            p = subprocess.run([*cmd, "-A", attr], text=True, capture_output=True)
             # a builder killed from outside (SIGKILL: e.g. a second Nix installation using the
             # same build users kills their processes when it starts a build) is not a result
             if "failed due to signal 9" not in p.stderr:

@@ -38,11 +38,51 @@ NIX_FLAGS = [
     "true",
 ]
 
-BUSYBOX_APPLETS = (
-    "sh cat cp mv rm ln mkdir rmdir chmod touch ls test [ echo printf env grep sed find sort "
-    "xargs tar bzip2 gzip sha256sum wc head tail cut tr true false sleep basename dirname id "
-    "readlink uname expr awk mount mknod stat"
-).split()
+BUSYBOX_APPLETS = [
+    "sh",
+    "cat",
+    "cp",
+    "mv",
+    "rm",
+    "ln",
+    "mkdir",
+    "rmdir",
+    "chmod",
+    "touch",
+    "ls",
+    "test",
+    "[",
+    "echo",
+    "printf",
+    "env",
+    "grep",
+    "sed",
+    "find",
+    "sort",
+    "xargs",
+    "tar",
+    "bzip2",
+    "gzip",
+    "sha256sum",
+    "wc",
+    "head",
+    "tail",
+    "cut",
+    "tr",
+    "true",
+    "false",
+    "sleep",
+    "basename",
+    "dirname",
+    "id",
+    "readlink",
+    "uname",
+    "expr",
+    "awk",
+    "mount",
+    "mknod",
+    "stat",
+]
 
 
 def missing_tools() -> list[str]:

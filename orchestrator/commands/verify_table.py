@@ -28,7 +28,7 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
     rows = report.results
     hidden = 0
     if not verbose and len(rows) > SHOW_ALL_UP_TO:
-        shown = [r for r in rows if r.status not in (Status.reproducible,)]
+        shown = [r for r in rows if r.status != Status.reproducible]
         hidden = len(rows) - len(shown)
         rows = shown
     if rows:
