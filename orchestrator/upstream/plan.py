@@ -2,7 +2,9 @@
 
 ``define`` and predicates are evaluated top to bottom; the pass number of a surviving directive
 is 1 + the number of earlier surviving directives with the same argument (any kind, as in C);
-the kaem era lasts up to and including the first ``build: bash-*``.
+the kaem era lasts up to and including the first ``build: bash-*``, and every ``build: bash-*``
+closes its script with the call of the next one (``opens_next_script``: the one place of this rule;
+the runner reads it as data).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class PlanStep(BaseModel):
     occurrence: int  # 1 + earlier surviving directives with the same argument
     era: Era
     bash_generation: int  # 0 in the kaem era, 1 for the first bash, 2+ later
+    # script-generator's output_build: a bash build ends /steps/N.sh with `bash /steps/N+1.sh`
+    opens_next_script: bool = False
     predicate: str | None = None
     predicate_vars: list[str] = Field(default_factory=list)
 
@@ -96,6 +100,7 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
         if entry.kind == "uninstall":
             uninstalls += 1
         era: Era = "kaem" if bash_generation == 0 else "bash"
+        opens_next = entry.kind == "build" and entry.arg.startswith("bash-")
         steps.append(
             PlanStep(
                 index=len(steps),
@@ -105,12 +110,13 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
                 occurrence=seen[entry.arg],
                 era=era,
                 bash_generation=bash_generation,
+                opens_next_script=opens_next,
                 predicate=entry.predicate_text,
                 predicate_vars=variables_of(entry.predicate),
                 occurrence_of_kind=uninstalls if entry.kind == "uninstall" else 0,
             )
         )
-        if entry.kind == "build" and entry.arg.startswith("bash-"):
+        if opens_next:
             bash_generation += 1
     return Plan(
         profile=profile.name,
