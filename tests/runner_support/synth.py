@@ -479,8 +479,6 @@ let
     inherit prefix checkpointEvery;
     inherit (loaded) stepData;
     setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];
-    # the synthetic chain's stand-in bash is a plain (dynamic) Debian bash
-    copyUp = { };
   };
 in
 chain.byName // {
