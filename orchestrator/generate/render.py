@@ -18,7 +18,7 @@ import jinja2
 from orchestrator import __version__
 from orchestrator.errors import GenerateError
 from orchestrator.nixstr import FILTERS, NixText, nix_string, path_segment
-from orchestrator.upstream.chain import Chain, Distfile
+from orchestrator.upstream.chain import Chain, Distfile, files_of_every_profile
 from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree, snapshot_of
 
 MANIFEST = "steps/manifest"
@@ -138,6 +138,6 @@ def render_steps(tree: SourceTree, chain: Chain) -> dict[str, str]:
         **common,
     )
     # The data the chain was derived from, for read-only commands on a fresh clone.
-    snapshot = snapshot_of(tree, [p for p, _ in inputs])
+    snapshot = snapshot_of(tree, [p for p, _ in inputs] + files_of_every_profile(tree))
     files[SNAPSHOT_FILE] = json.dumps(snapshot.model_dump(), indent=1, sort_keys=True) + "\n"
     return files

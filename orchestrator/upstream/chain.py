@@ -13,7 +13,7 @@ from orchestrator.upstream.checksums import Pin, parse_checksums, pins_by_name
 from orchestrator.upstream.manifest import Manifest, parse_manifest
 from orchestrator.upstream.names import check_variable
 from orchestrator.upstream.plan import Plan, PlanStep, resolve
-from orchestrator.upstream.profiles import Profile, load_profile
+from orchestrator.upstream.profiles import Profile, available_profiles, load_profile
 from orchestrator.upstream.sources import SourceLine, parse_sources
 from orchestrator.upstream.tree import SourceTree
 
@@ -192,6 +192,16 @@ class _Accumulating:
             pre_network=self.pre_network,
             origins=list(self.origins),
         )
+
+
+def files_of_every_profile(tree: SourceTree) -> list[str]:
+    """Upstream files a chain reads under any profile beyond what every profile reads (the
+    kaem-era installed-file pins of steps only other profiles keep, e.g. fiwix's): the committed
+    snapshot holds them too, so that every profile plans offline on a fresh clone."""
+    paths: set[str] = set()
+    for name in available_profiles():
+        paths.update(s.checksums_file for s in load_chain(tree, name).steps if s.checksums_file)
+    return sorted(paths)
 
 
 def _rel(path: str) -> str:
