@@ -387,3 +387,36 @@ def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
     p = s.build(["improve-hardlink-1"])
     tree = Path(p.stdout.strip().splitlines()[-1]) / "tree"
     assert (tree / "usr/bin/hardlinked").is_file()
+
+
+ENV_RECORD = """\
+mkdir -p /usr/share/env
+env | cut -d= -f1 | sort > /usr/share/env/{name}
+"""
+
+
+def test_first_step_of_a_ci_pass_starts_from_env_i_plus_path(tmp_path_factory):
+    """After a `jump: break ( INTERNAL_CI == pass1 )` line (not a step in this profile), the next
+    step starts as upstream CI's next job does: `env -i` plus bwrap's PATH; the script then
+    re-exports what /steps/env exports. Before the line, the kaem era's exports are carried."""
+    custom = {
+        "manifest": "build: bash-5.0\nimprove: setup_repo\nimprove: update_env\n"
+        "improve: env_one\njump: break ( INTERNAL_CI == pass1 )\nimprove: env_two\n",
+        "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
+        "improves": {
+            "setup_repo": synth.SETUP_REPO,
+            "update_env": synth.UPDATE_ENV,
+            "env_one": ENV_RECORD.format(name="one"),
+            "env_two": ENV_RECORD.format(name="two"),
+        },
+    }
+    s = synth.Synth(tmp_path_factory.mktemp("runner-ci-pass"))
+    s.prepare(None, custom=custom)
+    one = (s.out("improve-env_one-1") / "tree/usr/share/env/one").read_text().split()
+    two = (s.out("improve-env_two-1") / "tree/usr/share/env/two").read_text().split()
+    assert "ARCH" in one and "DISTFILES" in one  # kaem era's exports, carried within a pass
+    env_file = (s.out("improve-env_one-1") / "state" / "env").read_text()
+    exported = set(re.findall(r"^export (\w+)=", env_file, re.M))
+    assert exported == {"FOO"}
+    bash_own = {"PWD", "OLDPWD", "SHLVL", "_"}
+    assert set(two) == {"PATH"} | exported | bash_own

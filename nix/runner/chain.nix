@@ -75,6 +75,19 @@ in
         + lib.concatMapStrings (p: "copyup ${p}\n") (behaviourOf s).copyUp
         + lib.concatMapStrings (d: "copyuptree ${d}\n") (unique (behaviourOf s).copyUpTrees);
 
+      # The exported environment the step starts with: the one the previous step left, or, for
+      # the first step of an upstream CI pass (the model's `environmentReset`), only that (as
+      # `env -i bwrap --setenv ...` gives it). Values reach ns-run's spec, one line each.
+      environLines = s: prev:
+        if !(s ? environmentReset) then "environ ${prev.environ}\n"
+        else lib.concatMapStrings
+          (name:
+            let value = s.environmentReset.${name}; in
+            if builtins.match "[A-Za-z_][A-Za-z0-9_]*" name == null || builtins.match "[^\n\r]*" value == null
+            then throw "step ${s.attrName}: environmentReset.${name} cannot be passed to ns-run (a name of letters, digits and _, a value of one line)"
+            else "setenv ${name}=${value}\n")
+          (builtins.attrNames s.environmentReset);
+
       # results.(i) = { drv; layers (for the next step); environ }
       step = i: prev:
         let
@@ -85,8 +98,7 @@ in
             label = labelOf s;
             layers = prev.layers;
             files = { stepScript = scriptOf s; };
-            spec = ''
-              environ ${prev.environ}
+            spec = environLines s prev + ''
               file step stepScriptPath
               cwd /steps
             ''

@@ -19,6 +19,16 @@ from orchestrator.upstream.profiles import Profile
 
 Era = Literal["kaem", "bash"]
 
+# Upstream's CI (.github/workflows/bwrap.yml) runs the chain as three jobs of `rootfs.py --bwrap
+# --internal-ci passN`; pass1's bootstrap.cfg has INTERNAL_CI=pass1, so the `jump: break`
+# entries whose predicate holds under it end a pass. The next pass starts /init under
+# `env -i bwrap --setenv PATH /usr/bin` (rootfs.py), so its first script sees only PATH exported
+# (each script then sources bootstrap.cfg and env, whose `export` lines re-export HOME,
+# SOURCE_DATE_EPOCH, ... as in every pass). The pins were validated in that environment, so the
+# chain starts each of those steps from it, whatever the profile.
+CI_CONFIG = {"INTERNAL_CI": "pass1"}
+CI_PASS_ENVIRONMENT = {"PATH": "/usr/bin"}
+
 
 class PlanStep(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -32,6 +42,10 @@ class PlanStep(BaseModel):
     bash_generation: int  # 0 in the kaem era, 1 for the first bash, 2+ later
     # script-generator's output_build: a bash build ends /steps/N.sh with `bash /steps/N+1.sh`
     opens_next_script: bool = False
+    ci_pass: int = 1  # upstream CI's job (pass1/2/3) that runs this step
+    # the exported environment the step starts with when it starts a CI pass; None: the one the
+    # previous step left (as within one pass upstream)
+    environment_reset: dict[str, str] | None = None
     predicate: str | None = None
     predicate_vars: list[str] = Field(default_factory=list)
 
@@ -80,6 +94,8 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
     seen: dict[str, int] = {}
     uninstalls = 0
     bash_generation = 0
+    ci_pass = 1
+    reset = False
     for entry in manifest.entries:
         result = evaluate(entry.predicate, variables) if entry.predicate is not None else None
         survives = holds(entry.predicate, variables)
@@ -94,7 +110,14 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
             evaluated.append(Evaluated(entry=entry, survives=survives, predicate_result=result))
             continue
         evaluated.append(Evaluated(entry=entry, survives=survives, predicate_result=result))
+        ends_ci_pass = (
+            entry.kind == "jump"
+            and entry.arg == "break"
+            and holds(entry.predicate, _WithCi(variables))
+        )
         if not survives:
+            if ends_ci_pass:
+                ci_pass, reset = ci_pass + 1, True
             continue
         seen[entry.arg] = seen.get(entry.arg, 0) + 1
         if entry.kind == "uninstall":
@@ -111,11 +134,16 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
                 era=era,
                 bash_generation=bash_generation,
                 opens_next_script=opens_next,
+                ci_pass=ci_pass,
+                environment_reset=dict(CI_PASS_ENVIRONMENT) if reset else None,
                 predicate=entry.predicate_text,
                 predicate_vars=variables_of(entry.predicate),
                 occurrence_of_kind=uninstalls if entry.kind == "uninstall" else 0,
             )
         )
+        reset = False
+        if ends_ci_pass:
+            ci_pass, reset = ci_pass + 1, True
         if opens_next:
             bash_generation += 1
     return Plan(
@@ -124,6 +152,16 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
         evaluated=evaluated,
         final_config=variables.items(),
     )
+
+
+class _WithCi:
+    """The variables as upstream CI's pass1 sees them (CI_CONFIG over the profile's)."""
+
+    def __init__(self, variables: _Variables) -> None:
+        self._variables = variables
+
+    def get(self, name: str, default: str = "") -> str:
+        return CI_CONFIG.get(name, self._variables.get(name, default))
 
 
 class _Variables:
