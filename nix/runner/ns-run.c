@@ -1799,7 +1799,8 @@ void copy_up(struct item* it, char* merged, char* path)
 	times[2] = last_mtime();
 	times[3] = last_mtime_ns();
 	copy_file(l, l, r & 511);
-	check(ns_chmod(l, r & 511), "cannot keep the mode of the copy of", l); /* umask aside */
+	/* only group/other write bits can have been taken by the umask (022); store files have none */
+	if ((r & 18) != 0) check(ns_chmod(l, r & 511), "cannot keep the mode of the copy of", l);
 	r = ns_utimensat(-100, l, times, 256); /* AT_FDCWD, AT_SYMLINK_NOFOLLOW */
 	if (r < 0) fail("cannot keep the mtime of the copy of", l, r);
 	free(times);
