@@ -80,3 +80,58 @@ def test_every_profile_plans_offline_from_the_committed_snapshot(
         return list(json.loads(p.stdout))
 
     assert plan() == plan("--live-bootstrap", str(pinned_fixture))
+
+
+# rootfs.py's arguments: upstream CI's (.github/workflows/bwrap.yml) and the chain's own
+PROFILE_ARGS: dict[str, dict[str, object]] = {
+    "bwrap-ci": {"cores": 4, "build_kernels": True, "internal_ci": "pass1"},
+    "nix": {"cores": 1, "build_kernels": False, "internal_ci": None},
+}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_ARGS))
+def test_profile_is_what_rootfs_py_writes(
+    profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile's bootstrap.cfg equals what upstream's own create_configuration_file writes
+    for `rootfs.py --bwrap --external-sources` with the profile's arguments (run from the
+    checkout; `requests`, which rootfs.py's imports pull in and this function never uses, is
+    an empty stand-in module when it is not installed)."""
+    import argparse
+    import importlib.util
+    import types
+
+    from orchestrator.upstream.profiles import load_profile
+
+    checkout = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
+    if not checkout:
+        pytest.skip("set LIVE_BOOTSTRAP_CHECKOUT: rootfs.py is not part of the fixtures")
+    monkeypatch.syspath_prepend(checkout)
+    if importlib.util.find_spec("requests") is None:
+        monkeypatch.setitem(sys.modules, "requests", types.ModuleType("requests"))
+    spec = importlib.util.spec_from_file_location("lb_rootfs", Path(checkout) / "rootfs.py")
+    assert spec is not None and spec.loader is not None
+    rootfs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rootfs)
+    args = argparse.Namespace(
+        arch="x86",
+        force_timestamps=False,
+        chroot=False,
+        bwrap=True,
+        update_checksums=False,
+        swap=0,
+        interactive=False,
+        qemu=False,
+        bare_metal=False,
+        kernel=None,
+        repo=None,
+        external_sources=True,
+        configurator=False,
+        mirrors=["file:///mirror"],
+        **PROFILE_ARGS[profile],
+    )
+    (tmp_path / "steps").mkdir()
+    monkeypatch.chdir(tmp_path)
+    rootfs.create_configuration_file(args)
+    written = (tmp_path / "steps/bootstrap.cfg").read_text().splitlines()
+    assert [f"{n}={v}" for n, v in load_profile(profile).variables] == written
