@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from orchestrator.errors import ParseError, TreeError
+from orchestrator.errors import OrchestratorError, ParseError, TreeError
 from orchestrator.upstream.checksums import Pin, parse_checksums, pins_by_name
 from orchestrator.upstream.manifest import Manifest, parse_manifest
 from orchestrator.upstream.names import check_variable
@@ -200,7 +200,15 @@ def files_of_every_profile(tree: SourceTree) -> list[str]:
     snapshot holds them too, so that every profile plans offline on a fresh clone."""
     paths: set[str] = set()
     for name in available_profiles():
-        paths.update(s.checksums_file for s in load_chain(tree, name).steps if s.checksums_file)
+        try:
+            chain = load_chain(tree, name)
+        except OrchestratorError as exc:
+            exc.hint = exc.hint or (
+                f"found while planning the {name!r} profile: the committed snapshot serves every"
+                " profile, so the tree must plan under each"
+            )
+            raise
+        paths.update(s.checksums_file for s in chain.steps if s.checksums_file)
     return sorted(paths)
 
 
