@@ -335,7 +335,9 @@ def test_orchestrator_build_passes_filter_syscalls(chain):
 def test_failure_after_a_refused_setuid_mode_names_filter_syscalls(tmp_path_factory):
     """A step not marked in the runner data that sets a setuid (or setgid) bit fails with
     ns-run's note naming the setting and the runner data; a step that fails for another reason
-    where the bits work gets no such note."""
+    where the bits work gets no such note. A fresh prefix per run: an output built earlier (with
+    the filter off) would otherwise be reused without running the step."""
+    prefix = ["--argstr", "prefix", f"sneaky{time.time_ns()}-"]
     for bits in ("4755", "2755"):
         custom = {
             "manifest": "build: bash-5.0\nimprove: sneaky\n",
@@ -344,16 +346,16 @@ def test_failure_after_a_refused_setuid_mode_names_filter_syscalls(tmp_path_fact
         }
         s = synth.Synth(tmp_path_factory.mktemp(f"runner-sneaky-{bits}"))
         s.prepare(None, custom=custom)
-        p = s.build(["final"], check=False)
+        p = s.build(["final"], prefix, check=False)
         assert p.returncode != 0
         assert "Operation not permitted" in p.stderr
         assert "note: this sandbox refuses setuid/setgid modes" in p.stderr
         assert "`filter-syscalls`" in p.stderr and "steps/overrides/runner/steps.json" in p.stderr
     # the same step with the filter off builds; a plain failure there gets no note
-    assert s.build(["final"], NO_FILTER).returncode == 0
+    assert s.build(["final"], [*prefix, *NO_FILTER]).returncode == 0
     custom["improves"] = {"sneaky": "false\n"}
     s.prepare(None, custom=custom)
-    p = s.build(["final"], NO_FILTER, check=False)
+    p = s.build(["final"], [*prefix, *NO_FILTER], check=False)
     assert p.returncode != 0
     assert "ns-run: FAILED" in p.stderr and "refuses setuid" not in p.stderr
 
