@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 89;
+  ciPass = 1;
   script = "steps/autoconf-2.52/pass1.sh";
   stepDir = "steps/autoconf-2.52";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 92;
+  ciPass = 1;
   script = "steps/autoconf-2.53/pass1.sh";
   stepDir = "steps/autoconf-2.53";
   patchesDir = "steps/autoconf-2.53/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 94;
+  ciPass = 1;
   script = "steps/autoconf-2.54/pass1.sh";
   stepDir = "steps/autoconf-2.54";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 95;
+  ciPass = 1;
   script = "steps/autoconf-2.55/pass1.sh";
   stepDir = "steps/autoconf-2.55";
   package = {

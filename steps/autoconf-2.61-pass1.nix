@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 101;
+  ciPass = 1;
   script = "steps/autoconf-2.61/pass1.sh";
   stepDir = "steps/autoconf-2.61";
   package = {

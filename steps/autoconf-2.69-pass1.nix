@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 106;
+  ciPass = 1;
   script = "steps/autoconf-2.69/pass1.sh";
   stepDir = "steps/autoconf-2.69";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 174;
+  ciPass = 2;
   script = "steps/autoconf-2.71/pass1.sh";
   stepDir = "steps/autoconf-2.71";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 152;
+  ciPass = 2;
   script = "steps/autoconf-archive-2021.02.19/pass1.sh";
   stepDir = "steps/autoconf-archive-2021.02.19";
   package = {

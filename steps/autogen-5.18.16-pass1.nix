@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 219;
+  ciPass = 2;
   script = "steps/autogen-5.18.16/pass1.sh";
   stepDir = "steps/autogen-5.18.16";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 103;
+  ciPass = 1;
   script = "steps/automake-1.10.3/pass1.sh";
   stepDir = "steps/automake-1.10.3";
   patchesDir = "steps/automake-1.10.3/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 105;
+  ciPass = 1;
   script = "steps/automake-1.11.2/pass1.sh";
   stepDir = "steps/automake-1.11.2";
   patchesDir = "steps/automake-1.11.2/patches";

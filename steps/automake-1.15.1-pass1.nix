@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 108;
+  ciPass = 1;
   script = "steps/automake-1.15.1/pass1.sh";
   stepDir = "steps/automake-1.15.1";
   patchesDir = "steps/automake-1.15.1/patches";

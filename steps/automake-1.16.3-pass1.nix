@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 173;
+  ciPass = 2;
   script = "steps/automake-1.16.3/pass1.sh";
   stepDir = "steps/automake-1.16.3";
   package = {

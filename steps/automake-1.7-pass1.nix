@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 93;
+  ciPass = 1;
   script = "steps/automake-1.7/pass1.sh";
   stepDir = "steps/automake-1.7";
   package = {

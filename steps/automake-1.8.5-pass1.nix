@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 99;
+  ciPass = 1;
   script = "steps/automake-1.8.5/pass1.sh";
   stepDir = "steps/automake-1.8.5";
   package = {

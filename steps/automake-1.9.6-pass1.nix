@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 102;
+  ciPass = 1;
   script = "steps/automake-1.9.6/pass1.sh";
   stepDir = "steps/automake-1.9.6";
   package = {

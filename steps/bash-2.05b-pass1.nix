@@ -13,7 +13,9 @@
   pass = 1;
   era = "kaem";
   bashGeneration = 0;
+  opensNextScript = true; # its script ends with the call of the next /steps/N.sh
   manifestLine = 54;
+  ciPass = 1;
   script = "steps/bash-2.05b/pass1.kaem";
   stepDir = "steps/bash-2.05b";
   patchesDir = "steps/bash-2.05b/patches";

@@ -13,7 +13,9 @@
   pass = 1;
   era = "bash";
   bashGeneration = 1;
+  opensNextScript = true; # its script ends with the call of the next /steps/N.sh
   manifestLine = 142;
+  ciPass = 2;
   script = "steps/bash-5.2.15/pass1.sh";
   stepDir = "steps/bash-5.2.15";
   package = {

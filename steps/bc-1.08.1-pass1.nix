@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 124;
+  ciPass = 1;
   script = "steps/bc-1.08.1/pass1.sh";
   stepDir = "steps/bc-1.08.1";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 109;
+  ciPass = 1;
   script = "steps/binutils-2.30/pass1.sh";
   stepDir = "steps/binutils-2.30";
   patchesDir = "steps/binutils-2.30/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 194;
+  ciPass = 2;
   script = "steps/binutils-2.41/pass1.sh";
   stepDir = "steps/binutils-2.41";
   patchesDir = "steps/binutils-2.41/patches";

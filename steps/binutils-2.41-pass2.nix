@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 222;
+  ciPass = 3;
   script = "steps/binutils-2.41/pass2.sh";
   stepDir = "steps/binutils-2.41";
   patchesDir = "steps/binutils-2.41/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 156;
+  ciPass = 2;
   script = "steps/bison-2.3/pass1.sh";
   stepDir = "steps/bison-2.3";
   patchesDir = "steps/bison-2.3/patches";

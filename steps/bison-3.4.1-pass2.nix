@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 77;
+  ciPass = 1;
   script = "steps/bison-3.4.1/pass2.sh";
   stepDir = "steps/bison-3.4.1";
   patchesDir = "steps/bison-3.4.1/patches";

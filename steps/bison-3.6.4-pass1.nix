@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 175;
+  ciPass = 2;
   script = "steps/bison-3.6.4/pass1.sh";
   stepDir = "steps/bison-3.6.4";
   patchesDir = "steps/bison-3.6.4/patches";

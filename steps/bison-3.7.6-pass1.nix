@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 176;
+  ciPass = 2;
   script = "steps/bison-3.7.6/pass1.sh";
   stepDir = "steps/bison-3.7.6";
   patchesDir = "steps/bison-3.7.6/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 185;
+  ciPass = 2;
   script = "steps/bison-3.8.2/pass1.sh";
   stepDir = "steps/bison-3.8.2";
   patchesDir = "steps/bison-3.8.2/patches";

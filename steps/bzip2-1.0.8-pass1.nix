@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 51;
+  ciPass = 1;
   script = "steps/bzip2-1.0.8/pass1.kaem";
   stepDir = "steps/bzip2-1.0.8";
   patchesDir = "steps/bzip2-1.0.8/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 70;
+  ciPass = 1;
   script = "steps/bzip2-1.0.8/pass2.sh";
   stepDir = "steps/bzip2-1.0.8";
   patchesDir = "steps/bzip2-1.0.8/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 190;
+  ciPass = 2;
   script = "steps/ca-certificates-3.119.1/pass1.sh";
   stepDir = "steps/ca-certificates-3.119.1";
   package = {

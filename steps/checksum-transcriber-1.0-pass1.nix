@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 34;
+  ciPass = 1;
   script = "steps/checksum-transcriber-1.0/pass1.kaem";
   stepDir = "steps/checksum-transcriber-1.0";
   checksums = "steps/checksum-transcriber-1.0/checksum-transcriber-1.0.x86.checksums";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 52;
+  ciPass = 1;
   script = "steps/coreutils-5.0/pass1.kaem";
   stepDir = "steps/coreutils-5.0";
   patchesDir = "steps/coreutils-5.0/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 80;
+  ciPass = 1;
   script = "steps/coreutils-5.0/pass2.sh";
   stepDir = "steps/coreutils-5.0";
   patchesDir = "steps/coreutils-5.0/patches-pass2";

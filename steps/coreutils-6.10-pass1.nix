@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 81;
+  ciPass = 1;
   script = "steps/coreutils-6.10/pass1.sh";
   stepDir = "steps/coreutils-6.10";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 148;
+  ciPass = 2;
   script = "steps/coreutils-9.4/pass1.sh";
   stepDir = "steps/coreutils-9.4";
   patchesDir = "steps/coreutils-9.4/patches";

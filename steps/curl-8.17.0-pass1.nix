@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 140;
+  ciPass = 2;
   script = "steps/curl-8.17.0/pass1.sh";
   stepDir = "steps/curl-8.17.0";
   patchesDir = "steps/curl-8.17.0/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 191;
+  ciPass = 2;
   script = "steps/curl-8.17.0/pass2.sh";
   stepDir = "steps/curl-8.17.0";
   patchesDir = "steps/curl-8.17.0/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 120;
+  ciPass = 1;
   script = "steps/dhcpcd-10.0.1/pass1.sh";
   stepDir = "steps/dhcpcd-10.0.1";
   patchesDir = "steps/dhcpcd-10.0.1/patches";

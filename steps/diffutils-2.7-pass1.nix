@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 79;
+  ciPass = 1;
   script = "steps/diffutils-2.7/pass1.sh";
   stepDir = "steps/diffutils-2.7";
   package = {

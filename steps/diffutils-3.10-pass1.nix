@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 231;
+  ciPass = 3;
   script = "steps/diffutils-3.10/pass1.sh";
   stepDir = "steps/diffutils-3.10";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 158;
+  ciPass = 2;
   script = "steps/dist-3.5/pass1.sh";
   stepDir = "steps/dist-3.5";
   patchesDir = "steps/dist-3.5/patches";

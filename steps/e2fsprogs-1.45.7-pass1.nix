@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 119;
+  ciPass = 1;
   script = "steps/e2fsprogs-1.45.7/pass1.sh";
   stepDir = "steps/e2fsprogs-1.45.7";
   patchesDir = "steps/e2fsprogs-1.45.7/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 123;
+  ciPass = 1;
   script = "steps/ed-1.4/pass1.sh";
   stepDir = "steps/ed-1.4";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 145;
+  ciPass = 2;
   script = "steps/file-5.44/pass1.sh";
   stepDir = "steps/file-5.44";
   package = {

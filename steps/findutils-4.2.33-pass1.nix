@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 114;
+  ciPass = 1;
   script = "steps/findutils-4.2.33/pass1.sh";
   stepDir = "steps/findutils-4.2.33";
   patchesDir = "steps/findutils-4.2.33/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 73;
+  ciPass = 1;
   script = "steps/flex-2.5.11/pass1.sh";
   stepDir = "steps/flex-2.5.11";
   patchesDir = "steps/flex-2.5.11/patches";

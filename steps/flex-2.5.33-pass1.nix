@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 155;
+  ciPass = 2;
   script = "steps/flex-2.5.33/pass1.sh";
   stepDir = "steps/flex-2.5.33";
   patchesDir = "steps/flex-2.5.33/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 74;
+  ciPass = 1;
   script = "steps/flex-2.6.4/pass1.sh";
   stepDir = "steps/flex-2.6.4";
   package = {

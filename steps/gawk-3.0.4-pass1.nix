@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 82;
+  ciPass = 1;
   script = "steps/gawk-3.0.4/pass1.sh";
   stepDir = "steps/gawk-3.0.4";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 232;
+  ciPass = 3;
   script = "steps/gawk-5.3.0/pass1.sh";
   stepDir = "steps/gawk-5.3.0";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 214;
+  ciPass = 2;
   script = "steps/gc-8.2.12/pass1.sh";
   stepDir = "steps/gc-8.2.12";
   package = {

@@ -14,6 +14,11 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 221;
+  ciPass = 3;
+  # the first step of an upstream CI pass: it starts from `env -i` plus these (rootfs.py)
+  environmentReset = {
+    PATH = "/usr/bin";
+  };
   script = "steps/gcc-10.5.0/pass1.sh";
   stepDir = "steps/gcc-10.5.0";
   patchesDir = "steps/gcc-10.5.0/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 223;
+  ciPass = 3;
   script = "steps/gcc-15.2.0/pass1.sh";
   stepDir = "steps/gcc-15.2.0";
   package = {

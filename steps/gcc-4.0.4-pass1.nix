@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 113;
+  ciPass = 1;
   script = "steps/gcc-4.0.4/pass1.sh";
   stepDir = "steps/gcc-4.0.4";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 117;
+  ciPass = 1;
   script = "steps/gcc-4.0.4/pass2.sh";
   stepDir = "steps/gcc-4.0.4";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 193;
+  ciPass = 2;
   script = "steps/gcc-4.7.4/pass1.sh";
   stepDir = "steps/gcc-4.7.4";
   patchesDir = "steps/gcc-4.7.4/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 201;
+  ciPass = 2;
   script = "steps/gettext-0.26/pass1.sh";
   stepDir = "steps/gettext-0.26";
   patchesDir = "steps/gettext-0.26/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 151;
+  ciPass = 2;
   script = "steps/gmp-6.2.1/pass1.sh";
   stepDir = "steps/gmp-6.2.1";
   package = {

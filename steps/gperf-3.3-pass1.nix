@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 200;
+  ciPass = 2;
   script = "steps/gperf-3.3/pass1.sh";
   stepDir = "steps/gperf-3.3";
   patchesDir = "steps/gperf-3.3/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 67;
+  ciPass = 1;
   script = "steps/grep-2.4/pass1.sh";
   scriptExists = false; # helpers.sh falls back to its default build stages
   stepDir = "steps/grep-2.4";

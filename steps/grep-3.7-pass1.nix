@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 217;
+  ciPass = 2;
   script = "steps/grep-3.7/pass1.sh";
   stepDir = "steps/grep-3.7";
   package = {

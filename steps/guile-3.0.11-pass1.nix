@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 215;
+  ciPass = 2;
   script = "steps/guile-3.0.11/pass1.sh";
   stepDir = "steps/guile-3.0.11";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 230;
+  ciPass = 3;
   script = "steps/gzip-1.13/pass1.sh";
   stepDir = "steps/gzip-1.13";
   package = {

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 48;
+  ciPass = 1;
   script = "steps/gzip-1.2.4/pass1.kaem";
   stepDir = "steps/gzip-1.2.4";
   patchesDir = "steps/gzip-1.2.4/patches";

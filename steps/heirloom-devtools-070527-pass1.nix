@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 72;
+  ciPass = 1;
   script = "steps/heirloom-devtools-070527/pass1.sh";
   stepDir = "steps/heirloom-devtools-070527";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 100;
+  ciPass = 1;
   script = "steps/help2man-1.36.4/pass1.sh";
   stepDir = "steps/help2man-1.36.4";
   patchesDir = "steps/help2man-1.36.4/patches";

@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 238;
+  ciPass = 3;
   script = "steps/improve/after.sh";
 }

@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 128;
+  ciPass = 1;
   script = "steps/improve/clean_sources.sh";
 }

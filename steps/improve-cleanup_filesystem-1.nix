@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 235;
+  ciPass = 3;
   script = "steps/improve/cleanup_filesystem.sh";
 }

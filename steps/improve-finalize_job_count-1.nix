@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 135;
+  ciPass = 2;
   script = "steps/improve/finalize_job_count.sh";
 }

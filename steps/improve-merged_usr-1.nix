@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 57;
+  ciPass = 1;
   script = "steps/improve/merged_usr.sh";
 }

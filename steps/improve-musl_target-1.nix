@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 62;
+  ciPass = 1;
   script = "steps/improve/musl_target.sh";
 }

@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 112;
+  ciPass = 1;
   script = "steps/improve/populate_device_nodes.sh";
 }

@@ -13,5 +13,10 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 132;
+  ciPass = 2;
+  # the first step of an upstream CI pass: it starts from `env -i` plus these (rootfs.py)
+  environmentReset = {
+    PATH = "/usr/bin";
+  };
   script = "steps/improve/populate_device_nodes.sh";
 }

@@ -13,6 +13,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 44;
+  ciPass = 1;
   predicate = "( CONFIGURATOR != True )";
   predicateInputs = [ "CONFIGURATOR" ];
   script = "steps/improve/reconfigure.sh";

@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 55;
+  ciPass = 1;
   script = "steps/improve/setup_repo.sh";
 }

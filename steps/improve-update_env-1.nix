@@ -13,5 +13,6 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 56;
+  ciPass = 1;
   script = "steps/improve/update_env.sh";
 }

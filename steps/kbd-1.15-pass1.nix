@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 121;
+  ciPass = 1;
   script = "steps/kbd-1.15/pass1.sh";
   stepDir = "steps/kbd-1.15";
   patchesDir = "steps/kbd-1.15/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 234;
+  ciPass = 3;
   script = "steps/libarchive-3.5.2/pass1.sh";
   stepDir = "steps/libarchive-3.5.2";
   package = {

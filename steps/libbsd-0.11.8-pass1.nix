@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 227;
+  ciPass = 3;
   script = "steps/libbsd-0.11.8/pass1.sh";
   stepDir = "steps/libbsd-0.11.8";
   package = {

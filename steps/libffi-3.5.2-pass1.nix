@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 204;
+  ciPass = 2;
   script = "steps/libffi-3.5.2/pass1.sh";
   stepDir = "steps/libffi-3.5.2";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 226;
+  ciPass = 3;
   script = "steps/libmd-1.1.0/pass1.sh";
   stepDir = "steps/libmd-1.1.0";
   package = {

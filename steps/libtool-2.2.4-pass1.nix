@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 107;
+  ciPass = 1;
   script = "steps/libtool-2.2.4/pass1.sh";
   stepDir = "steps/libtool-2.2.4";
   patchesDir = "steps/libtool-2.2.4/patches";

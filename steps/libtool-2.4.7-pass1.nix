@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 146;
+  ciPass = 2;
   script = "steps/libtool-2.4.7/pass1.sh";
   stepDir = "steps/libtool-2.4.7";
   patchesDir = "steps/libtool-2.4.7/patches";

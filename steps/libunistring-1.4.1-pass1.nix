@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 213;
+  ciPass = 2;
   script = "steps/libunistring-1.4.1/pass1.sh";
   stepDir = "steps/libunistring-1.4.1";
   patchesDir = "steps/libunistring-1.4.1/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 116;
+  ciPass = 1;
   script = "steps/linux-headers-4.14.341-openela/pass1.sh";
   stepDir = "steps/linux-headers-4.14.341-openela";
   patchesDir = "steps/linux-headers-4.14.341-openela/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 233;
+  ciPass = 3;
   script = "steps/m4-1.4.19/pass1.sh";
   stepDir = "steps/m4-1.4.19";
   package = {

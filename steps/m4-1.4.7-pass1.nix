@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 71;
+  ciPass = 1;
   script = "steps/m4-1.4.7/pass1.sh";
   scriptExists = false; # helpers.sh falls back to its default build stages
   stepDir = "steps/m4-1.4.7";

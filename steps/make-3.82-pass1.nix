@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 46;
+  ciPass = 1;
   script = "steps/make-3.82/pass1.kaem";
   stepDir = "steps/make-3.82";
   checksums = "steps/make-3.82/make-3.82.checksums";

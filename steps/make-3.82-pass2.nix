@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 122;
+  ciPass = 1;
   script = "steps/make-3.82/pass2.sh";
   stepDir = "steps/make-3.82";
   checksums = "steps/make-3.82/make-3.82.checksums";

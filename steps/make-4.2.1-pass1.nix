@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 150;
+  ciPass = 2;
   script = "steps/make-4.2.1/pass1.sh";
   stepDir = "steps/make-4.2.1";
   package = {

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 36;
+  ciPass = 1;
   script = "steps/mes-0.27.1/pass1.kaem";
   stepDir = "steps/mes-0.27.1";
   checksums = "steps/mes-0.27.1/mes-0.27.1.x86.checksums";

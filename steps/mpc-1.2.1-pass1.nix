@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 154;
+  ciPass = 2;
   script = "steps/mpc-1.2.1/pass1.sh";
   stepDir = "steps/mpc-1.2.1";
   package = {

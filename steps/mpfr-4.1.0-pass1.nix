@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 153;
+  ciPass = 2;
   script = "steps/mpfr-4.1.0/pass1.sh";
   stepDir = "steps/mpfr-4.1.0";
   patchesDir = "steps/mpfr-4.1.0/patches";

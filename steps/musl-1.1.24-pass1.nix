@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 63;
+  ciPass = 1;
   script = "steps/musl-1.1.24/pass1.sh";
   stepDir = "steps/musl-1.1.24";
   patchesDir = "steps/musl-1.1.24/patches";

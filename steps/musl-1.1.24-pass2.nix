@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 65;
+  ciPass = 1;
   script = "steps/musl-1.1.24/pass2.sh";
   stepDir = "steps/musl-1.1.24";
   patchesDir = "steps/musl-1.1.24/patches";

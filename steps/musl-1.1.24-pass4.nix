@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 110;
+  ciPass = 1;
   script = "steps/musl-1.1.24/pass4.sh";
   stepDir = "steps/musl-1.1.24";
   patchesDir = "steps/musl-1.1.24/patches-pass4";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 115;
+  ciPass = 1;
   script = "steps/musl-1.2.5/pass1.sh";
   stepDir = "steps/musl-1.2.5";
   patchesDir = "steps/musl-1.2.5/patches";

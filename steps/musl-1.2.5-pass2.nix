@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 139;
+  ciPass = 2;
   script = "steps/musl-1.2.5/pass2.sh";
   stepDir = "steps/musl-1.2.5";
   patchesDir = "steps/musl-1.2.5/patches-pass2";

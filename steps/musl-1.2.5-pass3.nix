@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 195;
+  ciPass = 2;
   script = "steps/musl-1.2.5/pass3.sh";
   stepDir = "steps/musl-1.2.5";
   patchesDir = "steps/musl-1.2.5/patches-pass3";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 229;
+  ciPass = 3;
   script = "steps/opendoas-6.8.2/pass1.sh";
   stepDir = "steps/opendoas-6.8.2";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 189;
+  ciPass = 2;
   script = "steps/openssl-3.6.0/pass1.sh";
   stepDir = "steps/openssl-3.6.0";
   patchesDir = "steps/openssl-3.6.0/patches";

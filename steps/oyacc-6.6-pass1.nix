@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 53;
+  ciPass = 1;
   script = "steps/oyacc-6.6/pass1.kaem";
   stepDir = "steps/oyacc-6.6";
   patchesDir = "steps/oyacc-6.6/patches";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 47;
+  ciPass = 1;
   script = "steps/patch-2.5.9/pass1.kaem";
   stepDir = "steps/patch-2.5.9";
   checksums = "steps/patch-2.5.9/patch-2.5.9.checksums";

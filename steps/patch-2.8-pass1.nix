@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 192;
+  ciPass = 2;
   script = "steps/patch-2.8/pass1.sh";
   stepDir = "steps/patch-2.8";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 83;
+  ciPass = 1;
   script = "steps/perl-5.000/pass1.sh";
   stepDir = "steps/perl-5.000";
   package = {

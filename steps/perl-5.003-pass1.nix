@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 84;
+  ciPass = 1;
   script = "steps/perl-5.003/pass1.sh";
   stepDir = "steps/perl-5.003";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 162;
+  ciPass = 2;
   script = "steps/perl-5.12.5/pass1.sh";
   stepDir = "steps/perl-5.12.5";
   patchesDir = "steps/perl-5.12.5/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 164;
+  ciPass = 2;
   script = "steps/perl-5.15.7/pass1.sh";
   stepDir = "steps/perl-5.15.7";
   patchesDir = "steps/perl-5.15.7/patches";

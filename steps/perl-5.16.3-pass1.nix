@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 166;
+  ciPass = 2;
   script = "steps/perl-5.16.3/pass1.sh";
   stepDir = "steps/perl-5.16.3";
   patchesDir = "steps/perl-5.16.3/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 168;
+  ciPass = 2;
   script = "steps/perl-5.17.2/pass1.sh";
   stepDir = "steps/perl-5.17.2";
   patchesDir = "steps/perl-5.17.2/patches";

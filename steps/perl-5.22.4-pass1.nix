@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 178;
+  ciPass = 2;
   script = "steps/perl-5.22.4/pass1.sh";
   stepDir = "steps/perl-5.22.4";
   patchesDir = "steps/perl-5.22.4/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 180;
+  ciPass = 2;
   script = "steps/perl-5.24.4/pass1.sh";
   stepDir = "steps/perl-5.24.4";
   patchesDir = "steps/perl-5.24.4/patches";

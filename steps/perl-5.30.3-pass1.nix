@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 182;
+  ciPass = 2;
   script = "steps/perl-5.30.3/pass1.sh";
   stepDir = "steps/perl-5.30.3";
   patchesDir = "steps/perl-5.30.3/patches";

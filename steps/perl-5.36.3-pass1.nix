@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 184;
+  ciPass = 2;
   script = "steps/perl-5.36.3/pass1.sh";
   stepDir = "steps/perl-5.36.3";
   patchesDir = "steps/perl-5.36.3/patches";

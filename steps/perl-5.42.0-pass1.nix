@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 187;
+  ciPass = 2;
   script = "steps/perl-5.42.0/pass1.sh";
   stepDir = "steps/perl-5.42.0";
   patchesDir = "steps/perl-5.42.0/patches";

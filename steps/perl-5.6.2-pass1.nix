@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 87;
+  ciPass = 1;
   script = "steps/perl-5.6.2/pass1.sh";
   stepDir = "steps/perl-5.6.2";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 160;
+  ciPass = 2;
   script = "steps/perl-5.8.9/pass1.sh";
   stepDir = "steps/perl-5.8.9";
   patchesDir = "steps/perl-5.8.9/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 159;
+  ciPass = 2;
   script = "steps/perl-Devel-Tokenizer-C-0.11/pass1.sh";
   stepDir = "steps/perl-Devel-Tokenizer-C-0.11";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 171;
+  ciPass = 2;
   script = "steps/perl-Devel-Tokenizer-C-0.11/pass7.sh";
   stepDir = "steps/perl-Devel-Tokenizer-C-0.11";
   package = {

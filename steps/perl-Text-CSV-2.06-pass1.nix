@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 202;
+  ciPass = 2;
   script = "steps/perl-Text-CSV-2.06/pass1.sh";
   stepDir = "steps/perl-Text-CSV-2.06";
   package = {

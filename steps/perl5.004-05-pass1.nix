@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 85;
+  ciPass = 1;
   script = "steps/perl5.004-05/pass1.sh";
   stepDir = "steps/perl5.004-05";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 86;
+  ciPass = 1;
   script = "steps/perl5.005-03/pass1.sh";
   stepDir = "steps/perl5.005-03";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 149;
+  ciPass = 2;
   script = "steps/pkg-config-0.29.2/pass1.sh";
   stepDir = "steps/pkg-config-0.29.2";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 196;
+  ciPass = 2;
   script = "steps/python-2.0.1/pass1.sh";
   stepDir = "steps/python-2.0.1";
   patchesDir = "steps/python-2.0.1/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 198;
+  ciPass = 2;
   script = "steps/python-2.3.7/pass1.sh";
   stepDir = "steps/python-2.3.7";
   patchesDir = "steps/python-2.3.7/patches";

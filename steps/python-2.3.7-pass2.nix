@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 199;
+  ciPass = 2;
   script = "steps/python-2.3.7/pass2.sh";
   stepDir = "steps/python-2.3.7";
   patchesDir = "steps/python-2.3.7/patches";

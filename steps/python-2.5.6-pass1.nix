@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 205;
+  ciPass = 2;
   script = "steps/python-2.5.6/pass1.sh";
   stepDir = "steps/python-2.5.6";
   patchesDir = "steps/python-2.5.6/patches";

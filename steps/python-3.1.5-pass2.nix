@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 207;
+  ciPass = 2;
   script = "steps/python-3.1.5/pass2.sh";
   stepDir = "steps/python-3.1.5";
   patchesDir = "steps/python-3.1.5/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 211;
+  ciPass = 2;
   script = "steps/python-3.11.1/pass1.sh";
   stepDir = "steps/python-3.11.1";
   patchesDir = "steps/python-3.11.1/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 209;
+  ciPass = 2;
   script = "steps/python-3.4.10/pass1.sh";
   stepDir = "steps/python-3.4.10";
   patchesDir = "steps/python-3.4.10/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 210;
+  ciPass = 2;
   script = "steps/python-3.8.16/pass1.sh";
   stepDir = "steps/python-3.8.16";
   patchesDir = "steps/python-3.8.16/patches";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 50;
+  ciPass = 1;
   script = "steps/sed-4.0.9/pass1.kaem";
   stepDir = "steps/sed-4.0.9";
   checksums = "steps/sed-4.0.9/sed-4.0.9.checksums";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 69;
+  ciPass = 1;
   script = "steps/sed-4.0.9/pass2.sh";
   stepDir = "steps/sed-4.0.9";
   checksums = "steps/sed-4.0.9/sed-4.0.9.checksums";

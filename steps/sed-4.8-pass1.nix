@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 218;
+  ciPass = 2;
   script = "steps/sed-4.8/pass1.sh";
   stepDir = "steps/sed-4.8";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 228;
+  ciPass = 3;
   script = "steps/shadow-4.14.3/pass1.sh";
   stepDir = "steps/shadow-4.14.3";
   package = {

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 35;
+  ciPass = 1;
   script = "steps/simple-patch-1.0/pass1.kaem";
   stepDir = "steps/simple-patch-1.0";
   checksums = "steps/simple-patch-1.0/simple-patch-1.0.x86.checksums";

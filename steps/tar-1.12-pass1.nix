@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 49;
+  ciPass = 1;
   script = "steps/tar-1.12/pass1.kaem";
   stepDir = "steps/tar-1.12";
   checksums = "steps/tar-1.12/tar-1.12.checksums";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 147;
+  ciPass = 2;
   script = "steps/tar-1.34/pass1.sh";
   stepDir = "steps/tar-1.34";
   package = {

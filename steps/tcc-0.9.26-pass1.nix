@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 37;
+  ciPass = 1;
   script = "steps/tcc-0.9.26/pass1.kaem";
   stepDir = "steps/tcc-0.9.26";
   checksums = "steps/tcc-0.9.26/tcc-0.9.26.x86.checksums";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 38;
+  ciPass = 1;
   script = "steps/tcc-0.9.27/pass1.kaem";
   stepDir = "steps/tcc-0.9.27";
   patchesDir = "steps/tcc-0.9.27/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 111;
+  ciPass = 1;
   script = "steps/tcc-0.9.27/pass5.sh";
   stepDir = "steps/tcc-0.9.27";
   patchesDir = "steps/tcc-0.9.27/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 203;
+  ciPass = 2;
   script = "steps/texinfo-7.2/pass1.sh";
   stepDir = "steps/texinfo-7.2";
   patchesDir = "steps/texinfo-7.2/patches";

@@ -13,4 +13,5 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 88;
+  ciPass = 1;
 }

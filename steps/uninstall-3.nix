@@ -13,4 +13,5 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 188;
+  ciPass = 2;
 }

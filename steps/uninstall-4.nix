@@ -13,4 +13,5 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 212;
+  ciPass = 2;
 }

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 118;
+  ciPass = 1;
   script = "steps/util-linux-2.19.1/pass1.sh";
   stepDir = "steps/util-linux-2.19.1";
   patchesDir = "steps/util-linux-2.19.1/patches";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 216;
+  ciPass = 2;
   script = "steps/which-2.21/pass1.sh";
   stepDir = "steps/which-2.21";
   package = {

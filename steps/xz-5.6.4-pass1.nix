@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 144;
+  ciPass = 2;
   script = "steps/xz-5.6.4/pass1.sh";
   stepDir = "steps/xz-5.6.4";
   package = {

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 2;
   manifestLine = 157;
+  ciPass = 2;
   script = "steps/zlib-1.3.1/pass1.sh";
   stepDir = "steps/zlib-1.3.1";
   package = {

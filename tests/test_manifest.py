@@ -151,6 +151,10 @@ def test_kaem_era_lasts_up_to_and_including_the_first_bash_build() -> None:
         ("bash-5", "bash", 1),
         ("b", "bash", 2),
     ]
+    # the rule's one home: the steps that close their script with the call of the next one
+    # (an improve named like a bash does not)
+    plan = plan_of("build: a\nbuild: bash-2.05b\nimprove: bash-x\nbuild: bash-5\nbuild: b\n")
+    assert [s.name for s in plan.steps if s.opens_next_script] == ["bash-2.05b", "bash-5"]
 
 
 # -- the real fixtures -----------------------------------------------------------------------

@@ -49,6 +49,17 @@ src_install() {
 }
 """
 
+# what /dev holds before and after a step that makes a link there (upstream's
+# populate_device_nodes makes /dev/stdout, and in bwrap mode it stays: /dev is on disk)
+DEV_BEFORE = """\
+mkdir -p /usr/share/dev
+ls -A /dev > /usr/share/dev/before
+"""
+
+DEV_NODES = """\
+test -e "/dev/stdout" || ln -s "/proc/self/fd/1" "/dev/stdout"
+"""
+
 SYS_GUARD = """\
 mount | grep '/sys' &> /dev/null || (mkdir -p /sys; mount -t sysfs sysfs /sys)
 mount | grep '/proc' &> /dev/null || (mkdir -p /proc; mount -t proc proc /proc)
@@ -56,6 +67,7 @@ test -L /dev/stdout
 mkdir -p /usr/share/guard
 mount > /usr/share/guard/mounts
 ls -A /sys > /usr/share/guard/sys
+ls -A /dev > /usr/share/guard/dev
 """
 
 CLEAN_DISTFILES = """\
@@ -84,6 +96,9 @@ REWRITE_PASS1 = """\
 src_unpack() { :; }
 src_install() {
     # in place, as tar-1.12 and stage0's cp do: only possible on a copied-up file
+    # a copy-up is invisible: the copy has the mode and mtime the store file had
+    mkdir -p "${DESTDIR}/usr/share/rewrite"
+    stat -c '%a %Y' /usr/lib/big/f3 > "${DESTDIR}/usr/share/rewrite/f3"
     echo changed > /usr/lib/big/f1
     echo more >> /usr/lib/big/f2
     mkdir -p "${DESTDIR}/usr/share/rewrite"
@@ -96,6 +111,8 @@ build: bash-5.0
 improve: setup_repo
 improve: update_env
 build: suid-1.0
+improve: dev_before
+improve: dev_nodes
 improve: sys_guard
 improve: clean_distfiles
 build: fill-1.0
@@ -122,6 +139,8 @@ CUSTOM = {
     "improves": {
         "setup_repo": synth.SETUP_REPO,
         "update_env": synth.UPDATE_ENV,
+        "dev_before": DEV_BEFORE,
+        "dev_nodes": DEV_NODES,
         "sys_guard": SYS_GUARD,
         "clean_distfiles": CLEAN_DISTFILES,
     },
@@ -198,6 +217,22 @@ def test_sys_is_mounted_as_scripts_check_without_host_content(chain):
     assert (guard / "sys").read_text() == ""  # nothing of the host
 
 
+UPSTREAM_DEV = ["null", "ptmx", "random", "shm", "tty", "urandom", "zero"]
+
+
+def test_dev_is_what_rootfs_py_binds_and_keeps_what_a_step_makes(chain):
+    """rootfs.py's bwrap call: `--dir /dev`, six `--dev-bind` nodes, `--tmpfs /dev/shm`, no
+    `--dev` (so no full, fd, stdin, stdout, stderr); a link a step makes in /dev stays."""
+    before = out(chain, "improve-dev_before-1") / "tree/usr/share/dev/before"
+    assert before.read_text().split() == UPSTREAM_DEV
+    made = out(chain, "improve-dev_nodes-1") / "tree" / "dev"
+    assert sorted(p.name for p in made.iterdir()) == ["stdout"]  # mount points pruned
+    assert os.readlink(made / "stdout") == "/proc/self/fd/1"
+    after = out(chain, "improve-sys_guard-1") / "tree/usr/share/guard/dev"
+    assert after.read_text().split() == sorted([*UPSTREAM_DEV, "stdout"])
+    assert not (out(chain, "improve-sys_guard-1") / "tree" / "dev").exists()
+
+
 def test_improve_step_can_loop_over_distfiles_under_set_e(chain):
     verdict = out(chain, "improve-clean_distfiles-1") / "tree" / "usr/share/clean/verdict"
     assert verdict.read_text() == "done\n"
@@ -210,6 +245,8 @@ def test_copy_up_keeps_only_rewritten_files_and_little_memory(chain):
     assert (big / "f1").read_text() == "changed\n"
     assert (big / "f2").stat().st_size == 1048576 + 5
     assert (o / "tree/usr/share/rewrite/verdict").read_text() == "ok\n"
+    # the store file's mode and mtime (Nix's canonical 0444 and 1), not 0644 and "now"
+    assert (o / "tree/usr/share/rewrite/f3").read_text() == "444 1\n"
     log = chain.build(["rewrite-1.0-pass1"], [*NO_FILTER, "--check"]).stderr
     m = re.search(r"copied up (\d+) files below /usr", log)
     assert m and int(m.group(1)) >= BIG_FILES
@@ -294,6 +331,35 @@ def test_orchestrator_build_passes_filter_syscalls(chain):
     assert "passing --option filter-syscalls false: suid-1.0-pass1" in p.stderr
 
 
+@needs_filter
+def test_failure_after_a_refused_setuid_mode_names_filter_syscalls(tmp_path_factory):
+    """A step not marked in the runner data that sets a setuid (or setgid) bit fails with
+    ns-run's note naming the setting and the runner data; a step that fails for another reason
+    where the bits work gets no such note. A fresh prefix per run: an output built earlier (with
+    the filter off) would otherwise be reused without running the step."""
+    prefix = ["--argstr", "prefix", f"sneaky{time.time_ns()}-"]
+    for bits in ("4755", "2755"):
+        custom = {
+            "manifest": "build: bash-5.0\nimprove: sneaky\n",
+            "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
+            "improves": {"sneaky": f"touch /tmp/x\nchmod {bits} /tmp/x\n"},
+        }
+        s = synth.Synth(tmp_path_factory.mktemp(f"runner-sneaky-{bits}"))
+        s.prepare(None, custom=custom)
+        p = s.build(["final"], prefix, check=False)
+        assert p.returncode != 0
+        assert "Operation not permitted" in p.stderr
+        assert "note: this sandbox refuses setuid/setgid modes" in p.stderr
+        assert "`filter-syscalls`" in p.stderr and "steps/overrides/runner/steps.json" in p.stderr
+    # the same step with the filter off builds; a plain failure there gets no note
+    assert s.build(["final"], [*prefix, *NO_FILTER]).returncode == 0
+    custom["improves"] = {"sneaky": "false\n"}
+    s.prepare(None, custom=custom)
+    p = s.build(["final"], [*prefix, *NO_FILTER], check=False)
+    assert p.returncode != 0
+    assert "ns-run: FAILED" in p.stderr and "refuses setuid" not in p.stderr
+
+
 def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
     """With fs.protected_hardlinks (the usual default), link() to a store-owned file of an earlier
     layer fails with EPERM; a copyUp entry in the step data makes it work (docs/runner.md, the
@@ -323,3 +389,67 @@ def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
     p = s.build(["improve-hardlink-1"])
     tree = Path(p.stdout.strip().splitlines()[-1]) / "tree"
     assert (tree / "usr/bin/hardlinked").is_file()
+
+
+ENV_RECORD = """\
+mkdir -p /usr/share/env
+env | cut -d= -f1 | sort > /usr/share/env/{name}
+"""
+
+
+def test_first_step_of_a_ci_pass_starts_from_env_i_plus_path(tmp_path_factory):
+    """After a `jump: break ( INTERNAL_CI == pass1 )` line (not a step in this profile), the next
+    step starts as upstream CI's next job does: `env -i` plus bwrap's PATH; the script then
+    re-exports what /steps/env exports. Before the line, the kaem era's exports are carried."""
+    custom = {
+        "manifest": "build: bash-5.0\nimprove: setup_repo\nimprove: update_env\n"
+        "improve: env_one\njump: break ( INTERNAL_CI == pass1 )\nimprove: env_two\n",
+        "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
+        "improves": {
+            "setup_repo": synth.SETUP_REPO,
+            "update_env": synth.UPDATE_ENV,
+            "env_one": ENV_RECORD.format(name="one"),
+            "env_two": ENV_RECORD.format(name="two"),
+        },
+        # upstream's steps/jump/break.sh; only the bwrap-ci profile keeps the jump itself
+        "jumps": {"break": "exit 0\n"},
+    }
+    s = synth.Synth(tmp_path_factory.mktemp("runner-ci-pass"))
+    s.prepare(None, custom=custom)
+    one = (s.out("improve-env_one-1") / "tree/usr/share/env/one").read_text().split()
+    two = (s.out("improve-env_two-1") / "tree/usr/share/env/two").read_text().split()
+    assert "ARCH" in one and "DISTFILES" in one  # kaem era's exports, carried within a pass
+    env_file = (s.out("improve-env_one-1") / "state" / "env").read_text()
+    exported = set(re.findall(r"^export (\w+)=", env_file, re.MULTILINE))
+    assert exported == {"FOO"}
+    bash_own = {"PWD", "OLDPWD", "SHLVL", "_"}
+    assert set(two) == {"PATH"} | exported | bash_own
+
+
+# What each operation on a file of an earlier layer (a store file: owner unmapped, mode 0555)
+# does in a step, and that the step data's `copyUp` makes it behave as on a normal root file
+# system (docs/runner.md, "Ownership"). ns-run cannot yet name the file and the operation when a
+# step hits this limit; the kernel's error is all the log shows.
+EARLIER_FILE_OPS = {
+    "write": "echo x >> /usr/bin/kaem",
+    "chmod": "chmod 700 /usr/bin/kaem",
+    "utime": "touch -d @5 /usr/bin/kaem",
+    "rename": "mv /usr/bin/kaem /usr/bin/kaem.old",
+}
+
+
+@pytest.mark.parametrize("op", sorted(EARLIER_FILE_OPS))
+def test_operation_on_an_earlier_layers_file_needs_a_copy_up(op, tmp_path_factory):
+    custom = {
+        "manifest": "build: bash-5.0\nimprove: touchold\n",
+        "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
+        "improves": {"touchold": EARLIER_FILE_OPS[op] + "\n"},
+    }
+    s = synth.Synth(tmp_path_factory.mktemp(f"runner-old-{op}"))
+    s.prepare(None, custom=custom)
+    p = s.build(["final"], check=False)
+    assert p.returncode != 0, f"{op} on a store file worked without a copy-up"
+    assert re.search(r"Permission denied|Operation not permitted|Value too large", p.stderr)
+    data = [{"steps": ["improve-touchold-1"], "copyUp": ["/usr/bin/kaem"], "reason": op}]
+    s.prepare(None, custom=custom, step_data=data)
+    assert s.build(["improve-touchold-1"]).returncode == 0

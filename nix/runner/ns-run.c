@@ -160,6 +160,23 @@ int ns_clock_gettime(int clock, int* ts)
 	    "int !0x80");
 }
 
+/* utimensat(dirfd, path, times, flags); times: two i386 (32-bit) timespecs */
+int ns_utimensat(int dirfd, char* path, int* times, int flags)
+{
+	asm("push_esi"
+	    "lea_ebx,[esp+DWORD] %20"
+	    "mov_ebx,[ebx]"
+	    "lea_ecx,[esp+DWORD] %16"
+	    "mov_ecx,[ecx]"
+	    "lea_edx,[esp+DWORD] %12"
+	    "mov_edx,[edx]"
+	    "lea_esi,[esp+DWORD] %8"
+	    "mov_esi,[esi]"
+	    "mov_eax, %320"
+	    "int !0x80"
+	    "pop_esi");
+}
+
 int ns_getuid()
 {
 	asm("mov_eax, %199"
@@ -231,6 +248,15 @@ int ns_clock_gettime(int clock, int* ts)
 	ts[0] = t.tv_sec;
 	ts[1] = t.tv_nsec;
 	return r;
+}
+int ns_utimensat(int dirfd, char* path, int* times, int flags)
+{
+	struct timespec ts[2];
+	ts[0].tv_sec = times[0];
+	ts[0].tv_nsec = times[1];
+	ts[1].tv_sec = times[2];
+	ts[1].tv_nsec = times[3];
+	return ns_ret(syscall(SYS_utimensat, dirfd, path, ts, flags));
 }
 int ns_getuid() { return getuid(); }
 int ns_getgid() { return getgid(); }
@@ -351,6 +377,33 @@ int last_ctime_ns()
 	struct stat* st;
 	st = (struct stat*) stat_buf;
 	return st->st_ctim.tv_nsec;
+#endif
+}
+
+/* st_mtime and its nanoseconds of the last path_mode() call (what a copy-up keeps) */
+int last_mtime()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 72;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_mtim.tv_sec;
+#endif
+}
+
+int last_mtime_ns()
+{
+#ifdef __M2__
+	int* p;
+	p = stat_buf + 76;
+	return p[0];
+#else
+	struct stat* st;
+	st = (struct stat*) stat_buf;
+	return st->st_mtim.tv_nsec;
 #endif
 }
 
@@ -1729,6 +1782,7 @@ void copy_up(struct item* it, char* merged, char* path)
 	char* l = cat2(merged, path);
 	char* u;
 	int r = path_mode(l);
+	int* times;
 	if (r < 0) {
 		it->key = "skipped";
 		return;
@@ -1737,8 +1791,19 @@ void copy_up(struct item* it, char* merged, char* path)
 		it->key = "skipped";
 		return;
 	}
-	if ((r & 73) != 0) copy_file(l, l, 493);
-	else copy_file(l, l, 420);
+	/* the copy looks like the file it replaces: same permission bits and mtime (a copy with
+	 * "now" as mtime would be newer than freshly unpacked sources, the reverse of upstream's
+	 * order, and could wake up make's regeneration rules); atime is left alone */
+	times = calloc(4, sizeof(int));
+	times[1] = 1073741822; /* UTIME_OMIT */
+	times[2] = last_mtime();
+	times[3] = last_mtime_ns();
+	copy_file(l, l, r & 511);
+	/* only group/other write bits can have been taken by the umask (022); store files have none */
+	if ((r & 18) != 0) check(ns_chmod(l, r & 511), "cannot keep the mode of the copy of", l);
+	r = ns_utimensat(-100, l, times, 256); /* AT_FDCWD, AT_SYMLINK_NOFOLLOW */
+	if (r < 0) fail("cannot keep the mtime of the copy of", l, r);
+	free(times);
 	u = cat2(upper_root, path);
 	r = path_mode(u);
 	if (r < 0) fail("copy-up left no file in the upper layer:", u, r);
@@ -1865,16 +1930,21 @@ char* peak_rss()
 }
 
 /* Nix's seccomp filter (filter-syscalls, on by default) refuses chmod/fchmod/fchmodat with
- * S_ISUID or S_ISGID. Try it on a scratch file in `dir`: 0, or the kernel's error. */
-int try_setuid(char* dir)
+ * S_ISUID or S_ISGID. Try MODE on a scratch file in `dir`: 0, or the kernel's error. */
+int try_mode(char* dir, int mode)
 {
 	char* f = path_join(dir, ".runner-setuid-probe");
 	int r;
 	write_file(f, "", 0, 420);
-	r = ns_chmod(f, 2541); /* 04755 */
+	r = ns_chmod(f, mode);
 	ns_unlink(f);
 	free(f);
 	return r;
+}
+
+int try_setuid(char* dir)
+{
+	return try_mode(dir, 2541); /* 04755 */
 }
 
 void explain_setuid(int r, char* steps)
@@ -1944,70 +2014,54 @@ void prune_mount_point(char* upper, char* dst)
 	}
 }
 
-int mode_step()
+/* ------------------------------------------------------------------------------------------
+ * A step, phase by phase (mode_step at the end). The phases share the build's places:
+ * ------------------------------------------------------------------------------------------ */
+
+char* st_out;      /* where tree/, deletions and state/ go ($out, or the "layer-output") */
+char* st_top;      /* the build directory */
+char* st_lowers;   /* overlay lowerdir list, top layer first */
+int st_nlayers;
+char* st_merged;   /* the assembled root */
+char* st_upper;    /* $out/tree: the overlay's upper directory, the step's output */
+char* st_work;
+char* st_runner;   /* /tmp/.runner inside the root */
+char** st_argv;
+int t_layers;
+int t_skeleton;
+int t_mount;
+int t_assembled;
+int t_ran;
+
+/* Read the spec; a step that sets setuid bits stops here, before any work, if the sandbox
+ * refuses them; then the user + mount namespace. */
+void step_begin()
 {
 	char* spec_path = getenv("specPath");
-	char* out = getenv("out");
-	char* top = getenv("NIX_BUILD_TOP");
 	char* text;
 	int len = 0;
-	struct item* it;
-	char* opts;
-	char* lowers;
-	char* merged;
-	char* skel;
-	char* upper;
-	char* work;
-	char* runner_dir;
-	char* state_dir;
-	char* self;
-	char* target;
-	char* data;
-	int nlayers = 0;
 	int r;
-	int pid;
-	int status;
-	char** argv;
-	char** extra;
-	int argc = 0;
-	int nextra = 0;
-	char* cwd;
-	char* environ_file = NULL;
-	char* flatten = NULL;
-	int t_assembled;
-	int t_layers;
-	int t_skeleton;
-	int t_mount;
-	int t_ran;
-	int t_done;
-	struct entry* e;
-	struct item* extra_item;
-	char* wh;
-	char* l;
-	int ndistfiles = 0;
-
+	st_out = getenv("out");
+	st_top = getenv("NIX_BUILD_TOP");
 	if (spec_path == NULL) fail("no $specPath (the derivation must pass its spec with passAsFile)", NULL, 0);
-	if (out == NULL) fail("no $out", NULL, 0);
-	if (top == NULL) top = "/build";
+	if (st_out == NULL) fail("no $out", NULL, 0);
+	if (st_top == NULL) st_top = "/build";
 	text = read_file(spec_path, &len);
 	if (text == NULL) fail("cannot read spec", spec_path, read_err);
 	spec = parse_spec(text);
 	/* "layer-output NAME": the runner's output (tree/, deletions, state/) goes to the derivation
 	 * output NAME instead of $out (a bridge member keeps $out for what it installs) */
 	if (spec_get("layer-output") != NULL) {
-		out = getenv(spec_get("layer-output"));
-		if (out == NULL) fail("no such output variable", spec_get("layer-output"), 0);
+		st_out = getenv(spec_get("layer-output"));
+		if (st_out == NULL) fail("no such output variable", spec_get("layer-output"), 0);
 	}
 	step_label = spec_get("label");
 	if (step_label == NULL) step_label = "step";
-	flatten = spec_get("flatten");
 	millis();
 	out2("ns-run: ==== "); out2(step_label); out2(" ====\n");
-
-	check(ns_chdir(top), "cannot enter", top);
-	/* a step that sets setuid bits fails here, before any work, if the sandbox refuses them */
+	check(ns_chdir(st_top), "cannot enter", st_top);
 	if (spec_get("require") != NULL) {
-		r = try_setuid(top);
+		r = try_setuid(st_top);
 		if (r < 0) {
 			explain_setuid(r, spec_get("setuid-steps"));
 			exit(1);
@@ -2015,64 +2069,77 @@ int mode_step()
 		out2("ns-run: setuid bits can be set here (filter-syscalls is off)\n");
 	}
 	enter_namespace();
+}
 
-	/* layers, bottom to top; "layer DIR RECORD" (RECORD "-" when nothing was deleted) */
+/* The layers, bottom to top ("layer DIR RECORD", RECORD "-" when nothing was deleted): each
+ * linked as l/N, a layer with deletions gets a whiteout layer w/N above it. */
+void stack_layers()
+{
+	struct item* it = spec;
+	char* l;
+	char* wh;
 	mkdirs("l", 493);
 	mkdirs("w", 493);
 	mkdirs("o", 493);
 	mkdirs("ow", 493);
 	mkdirs("om", 493);
-	lowers = "";
-	it = spec;
+	st_lowers = "";
 	while (it != NULL) {
 		if (strcmp(it->key, "layer") == 0) {
-			l = cat2("l/", itoa10(nlayers));
+			l = cat2("l/", itoa10(st_nlayers));
 			check(ns_symlink(it->a, l), "cannot link layer", it->a);
 			if (it->b != NULL) {
 				if (strcmp(it->b, "-") != 0) {
-					wh = cat2("w/", itoa10(nlayers));
-					if (make_whiteouts(it->b, wh, nlayers)) {
-						if (nlayers == 0) fail("the bottom layer cannot have deletions", it->b, 0);
-						lowers = cat3(wh, ":", lowers);
+					wh = cat2("w/", itoa10(st_nlayers));
+					if (make_whiteouts(it->b, wh, st_nlayers)) {
+						if (st_nlayers == 0) fail("the bottom layer cannot have deletions", it->b, 0);
+						st_lowers = cat3(wh, ":", st_lowers);
 					}
 				}
 			}
-			lowers = cat3(l, ":", lowers);
-			nlayers = nlayers + 1;
-			if (nlayers > MAXLAYERS) fail("too many layers", NULL, 0);
+			st_lowers = cat3(l, ":", st_lowers);
+			st_nlayers = st_nlayers + 1;
+			if (st_nlayers > MAXLAYERS) fail("too many layers", NULL, 0);
 		}
 		it = it->next;
 	}
-	if (nlayers == 0) fail("no layers in spec", NULL, 0);
-	lowers[strlen(lowers) - 1] = 0;
+	if (st_nlayers == 0) fail("no layers in spec", NULL, 0);
+	st_lowers[strlen(st_lowers) - 1] = 0;
+	st_merged = path_join(st_top, "root");
+	mkdirs(st_merged, 493);
+}
 
-	merged = path_join(top, "root");
-	skel = "skel";
-	skel_root = path_join(top, "skel");
-	mkdirs(merged, 493);
-	mkdirs(skel, 493);
-
-	/* 1. flatten: the merged view of the layers, copied out (a checkpoint) */
-	if (flatten != NULL) {
-		if (nlayers == 1) opts = cat2("lowerdir=", cat2(lowers, ":l/empty"));
-		else opts = cat2("lowerdir=", lowers);
-		if (nlayers == 1) mkdirs("l/empty", 493);
-		opts = cat2(opts, ",userxattr");
-		r = ns_mount("overlay", merged, "overlay", NS_MS_RDONLY, opts);
-		if (r < 0) {
-			explain_overlay(r, opts);
-			exit(1);
-		}
-		mkdirs(out, 493);
-		copy_tree(merged, path_join(out, "tree"));
-		write_file(path_join(out, "deletions"), "", 0, 420);
-		check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
-		out2("ns-run: flattened "); out2(itoa10(nlayers)); out2(" layers\n");
-		return 0;
+/* A checkpoint: the merged view of the layers, copied out, nothing deleted. */
+int flatten_layers()
+{
+	char* opts;
+	int r;
+	if (st_nlayers == 1) opts = cat2("lowerdir=", cat2(st_lowers, ":l/empty"));
+	else opts = cat2("lowerdir=", st_lowers);
+	if (st_nlayers == 1) mkdirs("l/empty", 493);
+	opts = cat2(opts, ",userxattr");
+	r = ns_mount("overlay", st_merged, "overlay", NS_MS_RDONLY, opts);
+	if (r < 0) {
+		explain_overlay(r, opts);
+		exit(1);
 	}
-	t_layers = millis();
-	/* the skeleton of directories, layer by layer */
-	it = spec;
+	mkdirs(st_out, 493);
+	copy_tree(st_merged, path_join(st_out, "tree"));
+	write_file(path_join(st_out, "deletions"), "", 0, 420);
+	check(ns_umount2(st_merged, NS_MNT_DETACH), "cannot unmount", st_merged);
+	out2("ns-run: flattened "); out2(itoa10(st_nlayers)); out2(" layers\n");
+	return 0;
+}
+
+/* The writable root: the skeleton of directories (layer by layer) at the bottom of the lower
+ * list, the layers above it, upper = $out/tree. */
+void mount_root()
+{
+	struct item* it = spec;
+	char* opts;
+	int r;
+	mkdirs("skel", 493);
+	skel_root = path_join(st_top, "skel");
 	while (it != NULL) {
 		if (strcmp(it->key, "layer") == 0) {
 			if (it->b != NULL) {
@@ -2082,176 +2149,221 @@ int mode_step()
 		}
 		it = it->next;
 	}
-
 	t_skeleton = millis();
-	/* 2. the writable root: skeleton on top, upper = $out/tree */
-	mkdirs(out, 493);
-	upper = path_join(out, "tree");
-	upper_root = upper;
-	work = path_join(out, ".work");
-	mkdirs(upper, 493);
-	mkdirs(work, 493);
-	opts = cat3("lowerdir=skel:", lowers, ",upperdir=");
-	opts = cat3(opts, upper, ",workdir=");
-	opts = cat3(opts, work, ",userxattr,volatile");
+	mkdirs(st_out, 493);
+	st_upper = path_join(st_out, "tree");
+	upper_root = st_upper;
+	st_work = path_join(st_out, ".work");
+	mkdirs(st_upper, 493);
+	mkdirs(st_work, 493);
+	opts = cat3("lowerdir=skel:", st_lowers, ",upperdir=");
+	opts = cat3(opts, st_upper, ",workdir=");
+	opts = cat3(opts, st_work, ",userxattr,volatile");
 	if (strlen(opts) > 4000) {
 		explain_overlay(-22, opts);
 		exit(1);
 	}
-	r = ns_mount("overlay", merged, "overlay", 0, opts);
+	r = ns_mount("overlay", st_merged, "overlay", 0, opts);
 	if (r < 0) {
 		explain_overlay(r, opts);
 		exit(1);
 	}
-
 	t_mount = millis();
-	/* 3. what bwrap provides: /dev nodes, /dev/shm, /proc, tmpfs /tmp */
-	target = path_join(merged, "dev");
+}
+
+/* What rootfs.py's bwrap invocation provides (`--dir /dev`, six `--dev-bind` nodes, `--tmpfs
+ * /dev/shm`, `--proc /proc`, `--bind /sys /sys`, `--tmpfs /tmp`; no `--dev`). /dev is the root's
+ * own directory, as upstream's is target/dev on disk: what a step makes there (populate_device_nodes'
+ * /dev/stdout link) stays for the later steps; the nodes' mount points are pruned after the run.
+ * /dev/full, /dev/fd, /dev/stdin, /dev/stderr: upstream has none, so neither has a step here. */
+char** dev_nodes;
+
+void provide_system()
+{
+	char* target = path_join(st_merged, "dev");
+	int i = 0;
+	dev_nodes = calloc(7, sizeof(char*));
+	dev_nodes[0] = "null";
+	dev_nodes[1] = "zero";
+	dev_nodes[2] = "random";
+	dev_nodes[3] = "urandom";
+	dev_nodes[4] = "ptmx";
+	dev_nodes[5] = "tty";
+	dev_nodes[6] = NULL;
 	if (path_mode(target) < 0) mkdirs(target, 493);
-	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID, "mode=0755"), "cannot mount tmpfs on", target);
-	bind_dev(merged, "null");
-	bind_dev(merged, "zero");
-	bind_dev(merged, "random");
-	bind_dev(merged, "urandom");
-	bind_dev(merged, "tty");
-	bind_dev(merged, "ptmx");
-	if (path_mode("/dev/full") >= 0) bind_dev(merged, "full");
-	/* bwrap's --dev also makes these links (populate_device_nodes makes /dev/stdout otherwise,
-	 * which would live only in that step's /dev) */
-	check(ns_symlink("/proc/self/fd", cat2(merged, "/dev/fd")), "cannot create", "/dev/fd");
-	check(ns_symlink("/proc/self/fd/0", cat2(merged, "/dev/stdin")), "cannot create", "/dev/stdin");
-	check(ns_symlink("/proc/self/fd/1", cat2(merged, "/dev/stdout")), "cannot create", "/dev/stdout");
-	check(ns_symlink("/proc/self/fd/2", cat2(merged, "/dev/stderr")), "cannot create", "/dev/stderr");
-	target = path_join(merged, "dev/shm");
+	while (dev_nodes[i] != NULL) {
+		bind_dev(st_merged, dev_nodes[i]);
+		i = i + 1;
+	}
+	target = path_join(st_merged, "dev/shm");
 	mkdirs(target, 493);
-	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
-	target = path_join(merged, "proc");
+	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=0755"), "cannot mount tmpfs on", target);
+	target = path_join(st_merged, "proc");
 	if (path_mode(target) < 0) mkdirs(target, 493);
 	check(ns_mount("/proc", target, NULL, NS_MS_BIND | NS_MS_REC, NULL), "cannot bind-mount /proc on", target);
-	target = path_join(merged, "tmp");
+	target = path_join(st_merged, "tmp");
 	if (path_mode(target) < 0) mkdirs(target, 493);
 	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=1777"), "cannot mount tmpfs on", target);
 	/* /sys: bwrap binds the host's; the Nix sandbox has none, and a sysfs mount is refused in the
 	 * nested namespace. What the scripts check is that `mount` shows one (finalize_fhs:
 	 * `mount | grep '/sys' || mount -t sysfs ...`): an empty read-only tmpfs, nothing of the host. */
-	target = path_join(merged, "sys");
+	target = path_join(st_merged, "sys");
 	if (path_mode(target) < 0) mkdirs(target, 493);
 	check(ns_mount("sysfs-stand-in", target, "tmpfs", NS_MS_RDONLY | NS_MS_NOSUID | NS_MS_NODEV | 8, "mode=0555"), "cannot mount tmpfs on", target);
+}
 
-	/* the runner's own files live in /tmp/.runner (tmpfs: never part of the output) */
-	runner_dir = path_join(merged, "tmp/.runner");
-	mkdirs(runner_dir, 493);
-	self = spec_get("self");
+/* The runner's own files live in /tmp/.runner (tmpfs: never part of the output). */
+void provide_runner()
+{
+	char* self = spec_get("self");
+	char* data;
+	int len = 0;
+	st_runner = path_join(st_merged, "tmp/.runner");
+	mkdirs(st_runner, 493);
 	if (self != NULL) {
 		data = read_file(self, &len);
 		if (data == NULL) fail("cannot read", self, read_err);
-		write_file(path_join(runner_dir, "ns-run"), data, len, 493);
+		write_file(path_join(st_runner, "ns-run"), data, len, 493);
 	}
+}
 
-	/* 4. this step's distfiles: tmpfs /external/distfiles with each file bind-mounted */
-	target = path_join(merged, "external/distfiles");
+/* This step's distfiles: tmpfs /external/distfiles with each file bind-mounted read-only. A step
+ * without distfiles of its own finds one placeholder, so that live-bootstrap's loops over the
+ * directory (improve/clean_sources.sh: `for source in "${DISTFILES}/"*; do rm ...`) see what
+ * they expect, a non-empty directory, instead of an unmatched glob. Deleting it is harmless:
+ * the directory is this step's tmpfs. */
+void provide_distfiles()
+{
+	char* target = path_join(st_merged, "external/distfiles");
+	struct item* it = spec;
+	char* l;
+	char* data;
+	int r;
+	int n = 0;
 	if (path_mode(target) < 0) mkdirs(target, 493);
 	check(ns_mount("tmpfs", target, "tmpfs", NS_MS_NOSUID | NS_MS_NODEV, "mode=0755"), "cannot mount tmpfs on", target);
-	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "distfile") == 0) {
 			l = path_join(target, it->a);
 			write_file(l, "", 0, 420);
 			r = ns_mount(it->b, l, NULL, NS_MS_BIND, NULL);
 			if (r < 0) fail("cannot bind-mount distfile", it->b, r);
-			r = ns_mount(it->b, l, NULL, NS_MS_BIND | NS_MS_REMOUNT | NS_MS_RDONLY, NULL);
-			ndistfiles = ndistfiles + 1;
+			ns_mount(it->b, l, NULL, NS_MS_BIND | NS_MS_REMOUNT | NS_MS_RDONLY, NULL);
+			n = n + 1;
 		}
 		it = it->next;
 	}
-	/* A step without distfiles of its own finds one placeholder, so that live-bootstrap's loops
-	 * over the directory (improve/clean_sources.sh: `for source in "${DISTFILES}/"*; do rm ...`)
-	 * see what they expect, a non-empty directory, instead of an unmatched glob. Deleting it is
-	 * harmless: the directory is this step's tmpfs. */
-	if (ndistfiles == 0) {
+	if (n == 0) {
 		data = "This step has no distfiles of its own (the runner gives each step only its own).\n";
 		write_file(path_join(target, "runner-placeholder"), data, strlen(data), 420);
 	}
+}
 
-	/* 4b. store paths inside the root at their own paths (for steps whose results live in the
-	 * store, not in the layer): "bind SRC DST" read-only, "output NAME" the derivation output NAME
-	 * (created, writable), "scratch DST" a writable directory of the build directory (not part of
-	 * any output). Mount points created in the upper layer are removed again after the run. */
-	it = spec;
+/* Store paths inside the root at their own paths (for steps whose results live in the store,
+ * not in the layer): "bind SRC DST" read-only, "output NAME" the derivation output NAME (created,
+ * writable), "scratch DST" a writable directory of the build directory (not part of any output).
+ * Mount points created in the upper layer are removed again after the run. */
+void provide_binds()
+{
+	struct item* it = spec;
+	char* l;
 	while (it != NULL) {
 		if (strcmp(it->key, "bind") == 0) {
 			if (it->b == NULL) fail("bind needs SRC DST", it->value, 0);
-			bind_into(merged, it->a, it->b, 1);
+			bind_into(st_merged, it->a, it->b, 1);
 		} else if (strcmp(it->key, "output") == 0) {
 			l = getenv(it->value);
 			if (l == NULL) fail("no such output variable", it->value, 0);
 			mkdirs(l, 493);
-			bind_into(merged, l, l, 0);
+			bind_into(st_merged, l, l, 0);
 		} else if (strcmp(it->key, "scratch") == 0) {
-			l = path_join(top, "scratch");
+			l = path_join(st_top, "scratch");
 			mkdirs(l, 493);
-			bind_into(merged, l, it->value, 0);
+			bind_into(st_merged, l, it->value, 0);
 		}
 		it = it->next;
 	}
+}
 
-	/* 5. files: "file NAME ENVVAR" into /tmp/.runner, "put ROOTPATH ENVVAR" into the root,
-	 * "copyup ROOTPATH" makes a file from a lower layer writable in place */
-	it = spec;
+/* "copyupdir DIR SUFFIX": copy_up every regular file directly in DIR whose name ends in SUFFIX
+ * (items inserted after `it`) */
+void copy_up_dir(struct item* it)
+{
+	char* l = cat2(st_merged, it->a);
+	struct entry* e;
+	struct item* n;
+	char* data;
+	int r;
+	if (path_mode(l) < 0) return;
+	e = list_dir(l);
+	while (e != NULL) {
+		r = strlen(e->name) - strlen(it->b);
+		if (r >= 0) {
+			if (strcmp(e->name + r, it->b) == 0) {
+				data = path_join(it->a, e->name);
+				if ((path_mode(cat2(st_merged, data)) & NS_S_IFMT) == NS_S_IFREG) {
+					n = calloc(1, sizeof(struct item));
+					n->next = it->next;
+					it->next = n;
+					copy_up(n, st_merged, data);
+					if (strcmp(n->key, "copiedup") == 0) note_ctime(n);
+				}
+			}
+		}
+		e = e->next;
+	}
+}
+
+/* Files: "file NAME ENVVAR" into /tmp/.runner, "put ROOTPATH ENVVAR" into the root, "copyin SRC
+ * DST" a tree, "mkdir DIR", and the copy-ups that make files of lower layers writable in place. */
+void place_files()
+{
+	struct item* it = spec;
+	char* data;
+	char* l;
+	int len = 0;
 	while (it != NULL) {
 		if (strcmp(it->key, "file") == 0) {
 			data = getenv(it->b);
 			if (data == NULL) fail("no such passAsFile variable", it->b, 0);
 			data = read_file(data, &len);
-			write_file(path_join(runner_dir, it->a), data, len, 493);
+			write_file(path_join(st_runner, it->a), data, len, 493);
 		} else if (strcmp(it->key, "put") == 0) {
 			data = getenv(it->b);
 			if (data == NULL) fail("no such passAsFile variable", it->b, 0);
 			data = read_file(data, &len);
-			l = cat2(merged, it->a);
+			l = cat2(st_merged, it->a);
 			mkdirs(dirname_of(l), 493);
 			ns_unlink(l);
 			write_file(l, data, len, 420);
 		} else if (strcmp(it->key, "copyin") == 0) {
-			l = cat2(merged, it->b);
+			l = cat2(st_merged, it->b);
 			mkdirs(dirname_of(l), 493);
 			copy_tree(it->a, l);
 		} else if (strcmp(it->key, "mkdir") == 0) {
-			mkdirs(cat2(merged, it->a), 493);
+			mkdirs(cat2(st_merged, it->a), 493);
 		} else if (strcmp(it->key, "copyup") == 0) {
-			copy_up(it, merged, it->value);
+			copy_up(it, st_merged, it->value);
 			if (strcmp(it->key, "copiedup") == 0) note_ctime(it);
 		} else if (strcmp(it->key, "copyuptree") == 0) {
-			copy_up_tree(it, merged, it->value);
+			copy_up_tree(it, st_merged, it->value);
 			out2("ns-run: copied up "); out2(itoa10(copied_files)); out2(" files below "); out2(it->value); out2("\n");
-		} else if (strcmp(it->key, "copyupdir") == 0) {
-			/* every regular file directly in directory a whose name ends in b */
-			l = cat2(merged, it->a);
-			if (path_mode(l) >= 0) {
-				e = list_dir(l);
-				while (e != NULL) {
-					r = strlen(e->name) - strlen(it->b);
-					if (r >= 0) {
-						if (strcmp(e->name + r, it->b) == 0) {
-							data = path_join(it->a, e->name);
-							if ((path_mode(cat2(merged, data)) & NS_S_IFMT) == NS_S_IFREG) {
-								extra_item = calloc(1, sizeof(struct item));
-								extra_item->next = it->next;
-								it->next = extra_item;
-								copy_up(extra_item, merged, data);
-								if (strcmp(extra_item->key, "copiedup") == 0) note_ctime(extra_item);
-							}
-						}
-					}
-					e = e->next;
-				}
-			}
-		}
+		} else if (strcmp(it->key, "copyupdir") == 0) copy_up_dir(it);
 		it = it->next;
 	}
+}
 
-	/* 6. run */
-	it = spec;
+/* The command line ("arg") and the environment: "environ FILE" (NUL-separated), then "setenv
+ * NAME=VALUE" and "passenv NAME" (NAME=value from the builder's own environment, e.g.
+ * NIX_BUILD_CORES). Returns the number of arguments. */
+int prepare_command()
+{
+	struct item* it = spec;
+	char** extra;
+	char* data;
+	char* environ_file = NULL;
+	int argc = 0;
+	int nextra = 0;
 	while (it != NULL) {
 		if (strcmp(it->key, "arg") == 0) argc = argc + 1;
 		if (strcmp(it->key, "setenv") == 0) nextra = nextra + 1;
@@ -2259,21 +2371,20 @@ int mode_step()
 		if (strcmp(it->key, "environ") == 0) environ_file = it->value;
 		it = it->next;
 	}
-	argv = calloc(argc + 1, sizeof(char*));
+	st_argv = calloc(argc + 1, sizeof(char*));
 	extra = calloc(nextra + 1, sizeof(char*));
 	argc = 0;
 	nextra = 0;
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "arg") == 0) {
-			argv[argc] = it->value;
+			st_argv[argc] = it->value;
 			argc = argc + 1;
 		}
 		if (strcmp(it->key, "setenv") == 0) {
 			extra[nextra] = it->value;
 			nextra = nextra + 1;
 		}
-		/* "passenv NAME": NAME=value from the builder's own environment (e.g. NIX_BUILD_CORES) */
 		if (strcmp(it->key, "passenv") == 0) {
 			data = getenv(it->value);
 			if (data != NULL) {
@@ -2283,55 +2394,86 @@ int mode_step()
 		}
 		it = it->next;
 	}
-	cwd = spec_get("cwd");
-	if (cwd == NULL) cwd = "/";
 	main_envp = read_environ(environ_file, extra);
-	if (latest_s != 0) wait_for_tick(out); /* beside the upper layer (same file system), not in it */
+	return argc;
+}
 
-	t_assembled = millis();
-	pid = 1;
+/* Run the command chrooted; the wait status (0 when there is no command). */
+int run_command(int argc)
+{
+	char* cwd = spec_get("cwd");
+	int pid = 1;
+	int status = 0;
+	int r;
+	if (cwd == NULL) cwd = "/";
 	if (argc != 0) pid = ns_fork();
 	if (pid < 0) fail("cannot fork", NULL, pid);
 	if (pid == 0) {
-		check(ns_chroot(merged), "cannot chroot to", merged);
+		check(ns_chroot(st_merged), "cannot chroot to", st_merged);
 		check(ns_chdir(cwd), "cannot enter", cwd);
-		r = ns_execve(argv[0], argv, main_envp);
-		fail("cannot execute", argv[0], r);
+		r = ns_execve(st_argv[0], st_argv, main_envp);
+		fail("cannot execute", st_argv[0], r);
 	}
-	status = 0;
 	if (argc != 0) {
 		r = ns_waitpid(pid, &status);
 		if (r < 0) fail("waitpid", NULL, r);
 	}
-	if (status != 0) {
-		out2("ns-run: FAILED: ");
-		out2(step_label);
-		if ((status & 127) != 0) {
-			out2(" was killed by signal ");
-			out2(itoa10(status & 127));
-		} else {
-			out2(" exited with status ");
-			out2(itoa10((status >> 8) & 255));
-		}
-		out2("\n");
-		it = spec;
-		while (it != NULL) {
-			if (strcmp(it->key, "expect") == 0) {
-				if (path_mode(cat2(merged, it->b)) >= 0) pin_check(merged, it->b, it->a);
-			}
-			it = it->next;
-		}
-		out2("  re-enter it: nix build --keep-failed keeps the sandbox's build directory; what the\n"
-		     "  step wrote is in the output's tree/ (the upper layer), its layers are in the spec.\n");
-		exit(1);
-	}
+	return status;
+}
 
-	t_ran = millis();
-	/* 7. pins, while the root is still assembled */
-	it = spec;
+/* After a failure: a step not marked in the runner data may have tried a setuid/setgid mode,
+ * which Nix's seccomp filter refuses with a bare EPERM. The kernel does not say which call
+ * failed, so the note is given whenever this sandbox refuses either bit. */
+void note_setuid_refusal()
+{
+	int r;
+	if (spec_get("require") != NULL) return; /* checked before the run: the bits work */
+	r = try_mode(st_top, 2541); /* 04755 */
+	if (r >= 0) r = try_mode(st_top, 1517); /* 02755 */
+	if (r >= 0) return;
+	out2("  note: this sandbox refuses setuid/setgid modes (chmod 04755/02755: ");
+	out2(errname(r));
+	out2("; Nix's `filter-syscalls`\n"
+	     "  is on). If the step failed with \"Operation not permitted\" on a chmod, install -m or\n"
+	     "  chown that sets such a bit, mark it \"setuid\": true in steps/overrides/runner/steps.json\n"
+	     "  (with the reason) and build with filter-syscalls = false.\n");
+}
+
+void report_failure(int status)
+{
+	struct item* it = spec;
+	out2("ns-run: FAILED: ");
+	out2(step_label);
+	if ((status & 127) != 0) {
+		out2(" was killed by signal ");
+		out2(itoa10(status & 127));
+	} else {
+		out2(" exited with status ");
+		out2(itoa10((status >> 8) & 255));
+	}
+	out2("\n");
 	while (it != NULL) {
-		if (strcmp(it->key, "expect") == 0) pin_check(merged, it->b, it->a);
-		if (strcmp(it->key, "checksums") == 0) checksums_check(merged, it->a, it->b);
+		if (strcmp(it->key, "expect") == 0) {
+			if (path_mode(cat2(st_merged, it->b)) >= 0) pin_check(st_merged, it->b, it->a);
+		}
+		it = it->next;
+	}
+	note_setuid_refusal();
+	out2("  re-enter it: nix build --keep-failed keeps the sandbox's build directory; what the\n"
+	     "  step wrote is in the output's tree/ (the upper layer), its layers are in the spec.\n");
+}
+
+/* The pins, while the root is still assembled; then the state the next step reads (env,
+ * bootstrap.cfg, the exported environment). */
+void check_and_save()
+{
+	struct item* it = spec;
+	char* state_dir;
+	char* data;
+	int len = 0;
+	while (it != NULL) {
+		if (strcmp(it->key, "expect") == 0) pin_check(st_merged, it->b, it->a);
+		if (strcmp(it->key, "checksums") == 0) checksums_check(st_merged, it->a, it->b);
 		it = it->next;
 	}
 	if (pin_failures != 0) {
@@ -2342,37 +2484,45 @@ int mode_step()
 		out2(" file(s) do not match live-bootstrap's pins\n");
 		exit(1);
 	}
-
-	/* 8. state: files the next step reads (env, bootstrap.cfg, the exported environment) */
-	state_dir = path_join(out, "state");
+	state_dir = path_join(st_out, "state");
 	mkdirs(state_dir, 493);
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "state") == 0) {
-			l = cat2(merged, it->b);
-			data = read_file(l, &len);
+			data = read_file(cat2(st_merged, it->b), &len);
 			if (data == NULL) fail("the step left no", it->b, read_err);
 			write_file(path_join(state_dir, it->a), data, len, 420);
 		}
 		it = it->next;
 	}
+}
 
-	/* 9. take the root apart, turn the upper directory into the output */
-	check(ns_umount2(merged, NS_MNT_DETACH), "cannot unmount", merged);
-	remove_tree(work);
-	/* copies the step did not touch are dropped (same inode, size and ctime as copy_up left) */
-	it = spec;
+/* Take the root apart and turn the upper directory into the output: mount points leave it,
+ * copies the step did not touch are dropped (same inode, size and ctime as copy_up left),
+ * whiteouts become the deletion record. */
+void capture_output()
+{
+	struct item* it = spec;
+	char* l;
+	int i = 0;
+	check(ns_umount2(st_merged, NS_MNT_DETACH), "cannot unmount", st_merged);
+	remove_tree(st_work);
+	while (dev_nodes[i] != NULL) {
+		prune_mount_point(st_upper, cat2("/dev/", dev_nodes[i]));
+		i = i + 1;
+	}
+	prune_mount_point(st_upper, "/dev/shm");
 	while (it != NULL) {
-		if (strcmp(it->key, "bind") == 0) prune_mount_point(upper, it->b);
-		if (strcmp(it->key, "output") == 0) prune_mount_point(upper, getenv(it->value));
-		if (strcmp(it->key, "scratch") == 0) prune_mount_point(upper, it->value);
+		if (strcmp(it->key, "bind") == 0) prune_mount_point(st_upper, it->b);
+		if (strcmp(it->key, "output") == 0) prune_mount_point(st_upper, getenv(it->value));
+		if (strcmp(it->key, "scratch") == 0) prune_mount_point(st_upper, it->value);
 		it = it->next;
 	}
 	it = spec;
 	while (it != NULL) {
 		if (strcmp(it->key, "copiedup") == 0) {
 			if (copy_untouched(it)) {
-				l = cat2(upper, it->value);
+				l = cat2(st_upper, it->value);
 				check(ns_unlink(l), "cannot drop unchanged copy", l);
 				free(l);
 			}
@@ -2382,12 +2532,16 @@ int mode_step()
 	record_cap = 4096;
 	record_buf = calloc(record_cap, 1);
 	record_len = 0;
-	capture(upper, "");
-	write_file(path_join(out, "deletions"), record_buf, record_len, 420);
+	capture(st_upper, "");
+	write_file(path_join(st_out, "deletions"), record_buf, record_len, 420);
+}
+
+void report_done()
+{
+	int t_done = millis();
 	out2("ns-run: "); out2(step_label); out2(": done (");
-	out2(itoa10(nlayers)); out2(" layers, ");
+	out2(itoa10(st_nlayers)); out2(" layers, ");
 	out2(itoa10(skeleton_dirs)); out2(" directories)\n");
-	t_done = millis();
 	out2("ns-run: time: assemble "); out2(itoa10(t_assembled));
 	out2(" ms (whiteout layers "); out2(itoa10(t_layers));
 	out2(" ms, skeleton "); out2(itoa10(t_skeleton - t_layers));
@@ -2396,6 +2550,34 @@ int mode_step()
 	out2(" ms, run "); out2(itoa10(t_ran - t_assembled));
 	out2(" ms, capture "); out2(itoa10(t_done - t_ran)); out2(" ms");
 	out2(", peak RSS "); out2(peak_rss()); out2("\n");
+}
+
+int mode_step()
+{
+	int argc;
+	int status;
+	step_begin();
+	stack_layers();
+	if (spec_get("flatten") != NULL) return flatten_layers();
+	t_layers = millis();
+	mount_root();
+	provide_system();
+	provide_runner();
+	provide_distfiles();
+	provide_binds();
+	place_files();
+	argc = prepare_command();
+	if (latest_s != 0) wait_for_tick(st_out); /* beside the upper layer (same file system), not in it */
+	t_assembled = millis();
+	status = run_command(argc);
+	if (status != 0) {
+		report_failure(status);
+		exit(1);
+	}
+	t_ran = millis();
+	check_and_save();
+	capture_output();
+	report_done();
 	return 0;
 }
 

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                 "name": s.step.name,
                 "pass": s.step.pass_no,
                 "era": s.step.era,
+                "ci_pass": s.step.ci_pass,
+                "environment_reset": s.step.environment_reset,
                 "attr": s.step.attr_name,
                 "line": s.step.line,
                 "sources": sources[s.step.index],

@@ -11,12 +11,12 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from orchestrator.errors import ParseError, TreeError
+from orchestrator.errors import OrchestratorError, ParseError, TreeError
 from orchestrator.upstream.checksums import Pin, parse_checksums, pins_by_name
 from orchestrator.upstream.manifest import Manifest, parse_manifest
 from orchestrator.upstream.names import check_variable
 from orchestrator.upstream.plan import Plan, PlanStep, resolve
-from orchestrator.upstream.profiles import Profile, load_profile
+from orchestrator.upstream.profiles import Profile, available_profiles, load_profile
 from orchestrator.upstream.sources import SourceLine, parse_sources
 from orchestrator.upstream.tree import Snapshot, SourceTree, snapshot_of
 
@@ -125,7 +125,11 @@ def load_chain(tree: SourceTree, profile: Profile | str = "nix") -> Chain:
         env=env,
         package_pins={k: v.sha256 for k, v in package_pins.items()},
         inputs=inputs,
-        snapshot=snapshot_of(tree, [i.path for i in inputs]),
+        snapshot=snapshot_of(
+            tree,
+            [i.path for i in inputs]
+            + _checksums_of_other_profiles(tree, manifest, sources, package_pins, profile.name),
+        ),
     )
 
 
@@ -261,6 +265,34 @@ class _Repo:
 def _is_file(tree: SourceTree, path: str) -> bool:
     """A file (or a link to one) in the tree: never a directory, FIFO or device."""
     return tree.kind(tree.resolve(path)) in ("file", "executable")
+
+
+def _checksums_of_other_profiles(
+    tree: SourceTree,
+    manifest: Manifest,
+    sources: dict[str, list[SourceLine]],
+    package_pins: dict[str, Pin],
+    current: str,
+) -> list[str]:
+    """Upstream files a chain reads under another profile beyond what this one reads (the
+    kaem-era installed-file pins of steps only other profiles keep, e.g. fiwix's): the committed
+    snapshot holds them too, so that every profile plans offline on a fresh clone."""
+    paths: set[str] = set()
+    for name in available_profiles():
+        if name == current:
+            continue
+        try:
+            plan = resolve(manifest, load_profile(name))
+            arch = dict(plan.final_config).get("ARCH", "x86")
+            steps = _steps(tree, plan, sources, package_pins, arch)
+        except OrchestratorError as exc:
+            exc.hint = exc.hint or (
+                f"found while planning the {name!r} profile: the committed snapshot serves every"
+                " profile, so the tree must plan under each"
+            )
+            raise
+        paths.update(s.checksums_file for s in steps if s.checksums_file)
+    return sorted(paths)
 
 
 def _rel(path: str) -> str:

@@ -2,7 +2,9 @@
 
 ``define`` and predicates are evaluated top to bottom; the pass number of a surviving directive
 is 1 + the number of earlier surviving directives with the same argument (any kind, as in C);
-the kaem era lasts up to and including the first ``build: bash-*``.
+the kaem era lasts up to and including the first ``build: bash-*``, and every ``build: bash-*``
+closes its script with the call of the next one (``opens_next_script``: the one place of this rule;
+the runner reads it as data).
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from orchestrator.upstream.profiles import Profile
 
 Era = Literal["kaem", "bash"]
 
+# Upstream's CI (.github/workflows/bwrap.yml) runs the chain as three jobs of `rootfs.py --bwrap
+# --internal-ci passN`; pass1's bootstrap.cfg has INTERNAL_CI=pass1, so the `jump: break`
+# entries whose predicate holds under it end a pass. The next pass starts /init under
+# `env -i bwrap --setenv PATH /usr/bin` (rootfs.py), so its first script sees only PATH exported
+# (each script then sources bootstrap.cfg and env, whose `export` lines re-export HOME,
+# SOURCE_DATE_EPOCH, ... as in every pass). The pins were validated in that environment, so the
+# chain starts each of those steps from it, whatever the profile.
+CI_CONFIG = {"INTERNAL_CI": "pass1"}
+CI_PASS_ENVIRONMENT = {"PATH": "/usr/bin"}
+
 
 class PlanStep(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -28,6 +40,12 @@ class PlanStep(BaseModel):
     occurrence: int  # 1 + earlier surviving directives with the same argument
     era: Era
     bash_generation: int  # 0 in the kaem era, 1 for the first bash, 2+ later
+    # script-generator's output_build: a bash build ends /steps/N.sh with `bash /steps/N+1.sh`
+    opens_next_script: bool = False
+    ci_pass: int = 1  # upstream CI's job (pass1/2/3) that runs this step
+    # the exported environment the step starts with when it starts a CI pass; None: the one the
+    # previous step left (as within one pass upstream)
+    environment_reset: dict[str, str] | None = None
     predicate: str | None = None
     predicate_vars: list[str] = Field(default_factory=list)
 
@@ -76,6 +94,8 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
     seen: dict[str, int] = {}
     uninstalls = 0
     bash_generation = 0
+    ci_pass = 1
+    reset = False
     for entry in manifest.entries:
         result = evaluate(entry.predicate, variables) if entry.predicate is not None else None
         survives = holds(entry.predicate, variables)
@@ -90,12 +110,20 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
             evaluated.append(Evaluated(entry=entry, survives=survives, predicate_result=result))
             continue
         evaluated.append(Evaluated(entry=entry, survives=survives, predicate_result=result))
+        ends_ci_pass = (
+            entry.kind == "jump"
+            and entry.arg == "break"
+            and holds(entry.predicate, _WithCi(variables))
+        )
         if not survives:
+            if ends_ci_pass:
+                ci_pass, reset = ci_pass + 1, True
             continue
         seen[entry.arg] = seen.get(entry.arg, 0) + 1
         if entry.kind == "uninstall":
             uninstalls += 1
         era: Era = "kaem" if bash_generation == 0 else "bash"
+        opens_next = entry.kind == "build" and entry.arg.startswith("bash-")
         steps.append(
             PlanStep(
                 index=len(steps),
@@ -105,12 +133,18 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
                 occurrence=seen[entry.arg],
                 era=era,
                 bash_generation=bash_generation,
+                opens_next_script=opens_next,
+                ci_pass=ci_pass,
+                environment_reset=dict(CI_PASS_ENVIRONMENT) if reset else None,
                 predicate=entry.predicate_text,
                 predicate_vars=variables_of(entry.predicate),
                 occurrence_of_kind=uninstalls if entry.kind == "uninstall" else 0,
             )
         )
-        if entry.kind == "build" and entry.arg.startswith("bash-"):
+        reset = False
+        if ends_ci_pass:
+            ci_pass, reset = ci_pass + 1, True
+        if opens_next:
             bash_generation += 1
     return Plan(
         profile=profile.name,
@@ -118,6 +152,16 @@ def resolve(manifest: Manifest, profile: Profile) -> Plan:
         evaluated=evaluated,
         final_config=variables.items(),
     )
+
+
+class _WithCi:
+    """The variables as upstream CI's pass1 sees them (CI_CONFIG over the profile's)."""
+
+    def __init__(self, variables: _Variables) -> None:
+        self._variables = variables
+
+    def get(self, name: str, default: str = "") -> str:
+        return CI_CONFIG.get(name, self._variables.get(name, default))
 
 
 class _Variables:

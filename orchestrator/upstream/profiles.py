@@ -6,7 +6,8 @@ of the line. Order matters: it is the order the final ``bootstrap.cfg`` is writt
 
 - ``nix``: chroot/bwrap mode for x86 (``rootfs.py --bwrap --external-sources``), the chain our
   derivations build. No kernels, no network step, distfiles provided from the Nix store.
-- ``bwrap-ci``: live-bootstrap's own CI first pass (``--bwrap --build-kernels --internal-ci pass1``).
+- ``bwrap-ci``: live-bootstrap's own CI first pass (``.github/workflows/bwrap.yml``: ``--bwrap
+  --external-sources --build-kernels --cores 4 --internal-ci pass1``).
 - ``qemu``: the kernel bootstrap (``--qemu``), for planning and comparison only.
 """
 

@@ -371,6 +371,7 @@ def write_custom_tree(
     packages: dict[str, dict[str, str]],
     improves: dict[str, str],
     *,
+    jumps: dict[str, str] | None = None,
     update_checksums: bool = True,
 ) -> None:
     """A synthetic tree with this manifest (ENV and HELPERS as above; no package pins unless
@@ -396,6 +397,10 @@ def write_custom_tree(
     improve.mkdir()
     for name, text in improves.items():
         (improve / f"{name}.sh").write_text(text)
+    # steps/jump/<name>.sh: a jump the manifest names must exist for every profile to plan
+    for name, text in (jumps or {}).items():
+        (steps / "jump").mkdir(exist_ok=True)
+        (steps / "jump" / f"{name}.sh").write_text(text)
 
 
 def write_step_data(steps_dir: Path, entries: list[dict]) -> None:
@@ -519,8 +524,6 @@ let
     inherit prefix checkpointEvery;
     inherit (loaded) stepData;
     setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];
-    # the synthetic chain's stand-in bash is a plain (dynamic) Debian bash
-    copyUp = { };
   };
 in
 chain.byName // {
