@@ -15,6 +15,7 @@ get the layer again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -232,3 +233,99 @@ def test_upstream_change_before_a_pinned_step_keeps_its_layer(chain: CutoffSynth
         assert chain.output("improve-setup_repo-1") != before_improve
     finally:
         chain.prepare(chain.pins)  # type: ignore[attr-defined]
+
+
+def test_packages_come_from_an_unsigned_cache_trusted_by_their_pins(
+    chain: CutoffSynth, tmp_path: Path
+) -> None:
+    # the package (fixed-output: its path is the pin) and the layer (input-addressed) copied to a
+    # file:// cache without any signature; an empty store with require-sigs = true takes the
+    # package, checked by Nix against the pin, and refuses the layer
+    package = chain.output('cut."delta-1.0-pass1".package')
+    layer = chain.output('cut."delta-1.0-pass1".layer')
+    chain.build(['cut."delta-1.0-pass1".layer'])
+    cache = tmp_path / "cache"
+    for path in (package, layer):
+        synth.run(["nix", *synth.NIX_FLAGS, "copy", "--to", f"file://{cache}", path])
+    narinfo = (cache / (Path(package).name.split("-")[0] + ".narinfo")).read_text()
+    assert "Sig:" not in narinfo
+    assert "CA: fixed:sha256:" in narinfo
+    store = tmp_path / "store"
+    flags = [
+        "--store",
+        str(store),
+        "--option",
+        "substituters",
+        f"file://{cache}",
+        "--option",
+        "require-sigs",
+        "true",
+    ]
+    got = subprocess.run(
+        ["nix-store", *flags, "--realise", package], capture_output=True, text=True
+    )
+    assert got.returncode == 0, got.stderr
+    data = (store / Path(package).relative_to("/")).read_bytes()
+    assert synth.sha256(data) == chain.pins["delta-1.0_0.tar.bz2"]  # type: ignore[attr-defined]
+    refused = subprocess.run(
+        ["nix-store", *flags, "--realise", layer], capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "trusted-public-keys" in refused.stderr, refused.stderr
+    assert not (store / Path(layer).relative_to("/")).exists()
+
+
+def test_a_cache_serving_other_bytes_for_a_package_is_refused(
+    chain: CutoffSynth, tmp_path: Path
+) -> None:
+    # planted fault: the cache's NAR for the package has one byte changed (and a narinfo whose
+    # NarHash/FileHash match the changed NAR, as a dishonest cache would write): Nix checks the
+    # content against the path, that is against the pin, and refuses it
+    from orchestrator.formats import nix32
+
+    package = chain.output('cut."delta-1.0-pass1".package')
+    chain.build(['cut."delta-1.0-pass1".package'])
+    cache = tmp_path / "cache"
+    synth.run(
+        ["nix", *synth.NIX_FLAGS, "copy", "--to", f"file://{cache}?compression=none", package]
+    )
+    info_file = cache / (Path(package).name.split("-")[0] + ".narinfo")
+    info = info_file.read_text()
+    url = next(line.split(": ", 1)[1] for line in info.splitlines() if line.startswith("URL: "))
+    nar = bytearray((cache / url).read_bytes())
+    # one byte of the file's contents: after the NAR string "contents" and its 8-byte length
+    at = bytes(nar).index(b"contents") + 16 + 10
+    nar[at] ^= 0x01
+    (cache / url).write_bytes(bytes(nar))
+    digest = "sha256:" + nix32.encode(hashlib.sha256(bytes(nar)).digest())
+    lines = []
+    for line in info.splitlines():
+        if line.startswith(("NarHash: ", "FileHash: ")):
+            line = line.split(": ", 1)[0] + ": " + digest
+        lines.append(line)
+    info_file.write_text("\n".join(lines) + "\n")
+    got = subprocess.run(
+        [
+            "nix-store",
+            "--store",
+            str(tmp_path / "store"),
+            "--option",
+            "substituters",
+            f"file://{cache}",
+            "--option",
+            "require-sigs",
+            "true",
+            "--realise",
+            package,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert got.returncode != 0
+    valid = subprocess.run(
+        ["nix-store", "--store", str(tmp_path / "store"), "--check-validity", package],
+        capture_output=True,
+        text=True,
+    )
+    assert valid.returncode != 0
+    assert "ca hash mismatch" in got.stderr, got.stderr
