@@ -18,6 +18,17 @@ def _sha(h: str) -> str:
     return h[:12] + "…"
 
 
+def cost_summary(report: ChangeReport) -> str:
+    cost = report.rebuild
+    if cost is None:
+        return ""
+    pinned = sum(1 for c in cost.kept if c.reason.startswith("pin of"))
+    return (
+        f"cost of the bump (early cutoff): {len(cost.rebuilt)} steps rebuilt, {len(cost.kept)} "
+        f"kept ({pinned} pinned packages unchanged)"
+    )
+
+
 def to_json(report: ChangeReport) -> str:
     return report.model_dump_json(indent=1) + "\n"
 
@@ -112,6 +123,10 @@ def print_rich(report: ChangeReport, console) -> None:  # type: ignore[no-untype
         ["changed", p.file, f"{_sha(p.old_sha256)} → {_sha(p.new_sha256)}"] for p in pins.changed
     ]
     table("package pins (SHA256SUMS.pkgs)", ["change", "package", "sha256"], pin_rows)
+    cost = report.rebuild
+    if cost is not None:
+        console.print(lines(cost_summary(report)))
+        table("rebuilt (early cutoff)", ["step", "why"], [[c.attr, c.reason] for c in cost.rebuilt])
 
 
 def _md_escape(text: str) -> str:
@@ -236,4 +251,11 @@ def to_markdown(report: ChangeReport) -> str:
         [[f"`{p.file}`", f"`{p.old_sha256}`", f"`{p.new_sha256}`"] for p in pins.changed],
         fold_over=0,
     )
+    if report.rebuild is not None:
+        lines += ["", cost_summary(report) + "."]
+        lines += _md_section(
+            "Steps rebuilt",
+            ["step", "why"],
+            [[f"`{c.attr}`", c.reason] for c in report.rebuild.rebuilt],
+        )
     return "\n".join(lines) + "\n"
