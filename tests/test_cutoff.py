@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.build import pinreport
+from orchestrator.build.nixlog import BuildLog
 from tests.runner_support import synth
 
 pytestmark = pytest.mark.skipif(
@@ -329,3 +331,93 @@ def test_a_cache_serving_other_bytes_for_a_package_is_refused(
     )
     assert valid.returncode != 0
     assert "ca hash mismatch" in got.stderr, got.stderr
+
+
+def _fed(stderr: str) -> BuildLog:
+    log = BuildLog()
+    for line in stderr.splitlines():
+        log.feed_line(line, 0.0)
+    log.finish(0.0)
+    return log
+
+
+def test_a_pin_mismatch_is_a_report_naming_step_pin_line_hashes_and_the_kept_tarball(
+    chain: CutoffSynth,
+) -> None:
+    pins = chain.pins  # type: ignore[attr-defined]
+    wrong = dict(pins)
+    wrong["delta-1.0_0.tar.bz2"] = "0" * 64
+    chain.prepare(wrong)
+    out = ""
+    try:
+        step_drv = chain.attr('steps."delta-1.0-pass1"')
+        out = chain.output('steps."delta-1.0-pass1"')
+        p = chain.build(
+            ['cut."delta-1.0-pass1".layer'],
+            ["--log-format", "internal-json", "-v", "--keep-failed"],
+            check=False,
+        )
+        assert p.returncode != 0
+        log = _fed(p.stderr)
+        reports = pinreport.pin_reports(
+            log.failures(),
+            log.errors,
+            str(chain.tree),
+            {step_drv: "delta-1.0-pass1"},
+            {step_drv: out},
+            kept=True,
+        )
+        assert len(reports) == 1
+        text = reports[0]
+        # SHA256SUMS.pkgs is sorted by file: delta-1.0_0 is its first line
+        assert text.startswith(
+            "pin mismatch: step delta-1.0-pass1 packed delta-1.0_0.tar.bz2, which "
+            "steps/SHA256SUMS.pkgs line 1 pins"
+        )
+        assert (
+            f"expected: {'0' * 64}" in text and f"actual:   {pins['delta-1.0_0.tar.bz2']}" in text
+        )
+        kept = Path(out) / "tree" / "external" / "repo" / "delta-1.0_0.tar.bz2"
+        assert f"the tarball is kept at {kept}" in text
+        assert synth.sha256(kept.read_bytes()) == pins["delta-1.0_0.tar.bz2"]
+    finally:
+        chain.prepare(pins)
+        if out:  # the invalid output --keep-failed left
+            subprocess.run(["rm", "-rf", out])
+
+
+def test_nix_fixed_output_mismatch_is_read_too(chain: CutoffSynth, tmp_path: Path) -> None:
+    # planted fault: a package derivation whose pin is not its bytes, built by Nix alone (as a
+    # package substituted or built without ns-run's own check would be)
+    expr = tmp_path / "fod.nix"
+    expr.write_text(
+        f"""derivation {{
+  name = "demo-1.0_0.tar.bz2";
+  system = builtins.currentSystem;
+  builder = "${{builtins.storePath "{chain.busybox}"}}/bin/busybox";
+  args = [ "sh" "-c" "echo not the package > $out" ];
+  outputHashMode = "flat";
+  outputHashAlgo = "sha256";
+  outputHash = "{"1" * 64}";
+  nonce = "{tmp_path.name}";
+}}
+"""
+    )
+    p = subprocess.run(
+        [
+            "nix-build",
+            str(expr),
+            "--no-out-link",
+            *synth.NIX_FLAGS,
+            "--log-format",
+            "internal-json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode != 0
+    log = _fed(p.stderr)
+    found = pinreport.find_mismatches(log.failures(), log.errors)
+    assert [(m.file, m.expected, m.actual) for m in found] == [
+        ("demo-1.0_0.tar.bz2", "1" * 64, synth.sha256(b"not the package\n"))
+    ]

@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from orchestrator import display, nixcli
-from orchestrator.build import setuid
+from orchestrator.build import pinreport, setuid
 from orchestrator.build.closure import FETCHURL
 from orchestrator.build.nixlog import BuildLog, BuildRecord, StartEvent, StopEvent, store_name
 from orchestrator.build.plan import (
@@ -356,6 +356,9 @@ def _failure(
     if failed:
         rerun = f"python -m orchestrator build {target} --keep-failed"
         reports = [failure_report(r, index, rerun=rerun) for r in failed]
+        reports = (
+            pinreport.for_build(log, plan, index, args.live_bootstrap, args.keep_failed) + reports
+        )
         return BuildFailed("\n\n".join(reports), exit_code=rc)
     errors = [e for e in log.errors if e.strip()] or log.text[-30:]
     return BuildFailed(
