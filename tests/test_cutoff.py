@@ -119,12 +119,14 @@ class CutoffSynth(synth.Synth):
     def output(self, path: str) -> str:
         """The store path an attribute's derivation outputs (not its .drv: a fixed-output
         input changes the .drv file that names it, never the paths built from its output)."""
-        return synth.run(["nix-store", "-q", "--outputs", self.attr(path)]).stdout.strip()
+        return str(synth.run(["nix-store", "-q", "--outputs", self.attr(path)]).stdout).strip()
 
     def attr(self, path: str) -> str:
-        return synth.run(
-            ["nix-instantiate", str(self.harness), *synth.NIX_FLAGS, *self.args(), "-A", path]
-        ).stdout.strip()
+        return str(
+            synth.run(
+                ["nix-instantiate", str(self.harness), *synth.NIX_FLAGS, *self.args(), "-A", path]
+            ).stdout
+        ).strip()
 
 
 def listing(root: Path) -> dict[str, tuple[str, ...]]:

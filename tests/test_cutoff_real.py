@@ -52,7 +52,7 @@ def built(attr: str) -> Path:
 
 
 def out_path(source: str, attr: str) -> str:
-    return json.loads(flake("eval", source, "--json", f"{REPO}#{attr}"))
+    return str(json.loads(flake("eval", source, "--json", f"{REPO}#{attr}")))
 
 
 def listing(root: Path) -> dict[str, tuple[object, ...]]:
