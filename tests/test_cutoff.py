@@ -423,3 +423,43 @@ def test_nix_fixed_output_mismatch_is_read_too(chain: CutoffSynth, tmp_path: Pat
     assert [(m.file, m.expected, m.actual) for m in found] == [
         ("demo-1.0_0.tar.bz2", "1" * 64, synth.sha256(b"not the package\n"))
     ]
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        # a member below a link of the package would be written wherever the link points
+        ([("usr/lib", "symlink", "/tmp"), ("usr/lib/f", "file", "")], "below a symbolic link"),
+        ([("../escape", "file", "")], "member name with '..'"),
+        ([("usr/a", "file", ""), ("usr/b", "hardlink", "usr/a")], "hard link member"),
+        ([("dev/null", "chr", "")], "member type '3' is not supported"),
+    ],
+)
+def test_lb_unpack_refuses_what_would_leave_or_misstate_the_layer(
+    tmp_path: Path, members: list[tuple[str, str, str]], message: str
+) -> None:
+    import io
+    import tarfile
+
+    unpack = Path(build_unpack(tmp_path)) / "bin" / "lb-unpack"
+    tar = tmp_path / "p.tar"
+    with tarfile.open(tar, "w", format=tarfile.GNU_FORMAT) as t:
+        for name, kind, arg in members:
+            info = tarfile.TarInfo(name)
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, arg
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, arg
+            elif kind == "chr":
+                info.type = tarfile.CHRTYPE
+            t.addfile(info, io.BytesIO(b"") if kind == "file" else None)
+    pkg = tmp_path / "p_0.tar.bz2"
+    pkg.write_bytes(b"")
+    p = subprocess.run(
+        [str(unpack), "layer", str(tar), str(pkg), pkg.name, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 1
+    assert message in p.stderr
+    assert not (Path("/tmp") / "f").exists() and not (tmp_path / "escape").exists()

@@ -349,6 +349,32 @@ char* clean_name(char* raw)
 	return s;
 }
 
+char* stat_buf;
+int path_mode(char* path);
+
+/* A member below a symbolic link of the package (usr/lib64 -> lib, then usr/lib64/x) would be
+ * written wherever the link points: in the live root tar -C / follows it inside the root, here it
+ * would leave the layer. src_pkg's tar never stores such a member (it does not descend into
+ * links), so one is refused rather than followed. */
+void no_link_on_the_way(char* root, char* name)
+{
+	char* p = cat3(root, "/", name);
+	int n = strlen(root) + 1;
+	int m;
+	while (p[n] != 0) {
+		if (p[n] == '/') {
+			p[n] = 0;
+			m = path_mode(p);
+			if (m >= 0) {
+				if ((m & UP_S_IFMT) == UP_S_IFLNK) die("member below a symbolic link of the package:", name, 0);
+			}
+			p[n] = '/';
+		}
+		n = n + 1;
+	}
+	free(p);
+}
+
 /* directories get their modes at the end (children first), as tar does, so a 0555 directory
  * can still receive its members */
 struct dirmode {
@@ -380,6 +406,7 @@ void extract(char* tar, char* root)
 	struct dirmode* d;
 	tar_path = tar;
 	tar_buf = calloc(UP_BUFSZ, 1);
+	stat_buf = calloc(256, 1);
 	tar_fd = up_open(tar, UP_O_RDONLY, 0);
 	if (tar_fd < 0) die("cannot open", tar, tar_fd);
 	while (1) {
@@ -430,6 +457,7 @@ void extract(char* tar, char* root)
 			skip(padded(size));
 			continue;
 		}
+		no_link_on_the_way(root, name);
 		path = cat3(root, "/", name);
 
 		if ((type == '0') | (type == 0) | (type == '7')) {
@@ -554,7 +582,6 @@ void write_env(char* prev, char* name, char* out)
  * the cutoff hands on. Every difference is printed, then the check fails.
  * ------------------------------------------------------------------------------------------ */
 
-char* stat_buf;
 int differences;
 
 void differ(char* what, char* rel)
