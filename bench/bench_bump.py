@@ -253,14 +253,14 @@ def main() -> int:
         f"synthetic chain: {results['chain_steps_after_bump']} steps after the bump "
         f"({len(bumped)} pinned builds, {results['unpinned_steps']} unpinned); load {results['load_before']} -> {results['load_after']}"
     )
-    print(f"{'':18}{'input-addressed':>30}{'cutoff':>30}")
+    print(f"{'':10}{'input-addressed':>34}{'cutoff':>34}")
     for phase in ("initial", "bump"):
         r = phases[phase]
         cells = [
             f"{r[m]['steps_built']} steps + {r[m]['other_built']} other, {r[m]['seconds']} s"
             for m in ("input-addressed", "cutoff")
         ]
-        print(f"{phase:18}{cells[0]:>30}{cells[1]:>30}")
+        print(f"{phase:10}{cells[0]:>34}{cells[1]:>34}")
     return 0
 
 
