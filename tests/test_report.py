@@ -190,7 +190,9 @@ def test_json_is_stable_and_round_trips(report: ChangeReport) -> None:
         "distfiles",
         "predicates",
         "package_pins",
+        "rebuild",
     ]
+    assert set(data["rebuild"]) == {"steps_changed", "rebuilt", "kept"}
     assert set(data["steps"]) == {"added", "removed", "reordered"}
     assert set(data["distfiles"]) == {"added", "removed", "rehashed", "urls_changed"}
     assert set(data["package_pins"]) == {"added", "removed", "changed"}

@@ -34,6 +34,10 @@ in
     , prefix ? "lb-"
     , setenv ? [ ]
     , stepData ? { entries = [ ]; }
+      # early cutoff (nix/cutoff.nix): { s; drv; environ; } -> { layer; environ; ... } for a
+      # pinned step: later steps overlay the layer and start with that environment instead of
+      # drv's output; null: every step is its own layer
+    , cutoff ? null
     }:
     let
       n = length steps;
@@ -125,7 +129,10 @@ in
               lbNeedsSetuid = "1";
             } else { });
           };
-          stacked = prev.layers ++ [ (asLayer drv) ];
+          cut = if cutoff != null && (import ../cutoff.nix { inherit lib; }).isPinned s
+                then cutoff { inherit s drv; environ = prev.environ; } else null;
+          result = if cut == null then drv else cut.layer;
+          stacked = prev.layers ++ [ (asLayer result) ];
           checkpoint = checkpointEvery != null && mod (i + 1) checkpointEvery == 0 && i + 1 < n;
           cp = mkCheckpoint {
             inherit system runner;
@@ -134,17 +141,24 @@ in
           };
         in
         {
-          inherit drv;
+          inherit drv cut result;
           layers = if checkpoint then [ (asLayer cp) ] else stacked;
-          environ = "${drv}/state/environ";
+          environ = if cut == null then "${drv}/state/environ" else "${cut.environ}";
         };
 
       results = scan step { layers = below; inherit environ; } n;
-      drvs = map (r: r.drv) results;
+      drvs = map (r: r.result) results;
+      named = f: builtins.listToAttrs (genList (i: { name = (elemAt steps i).attrName; value = f (elemAt results i); }) n);
     in
     {
       ordered = drvs;
-      byName = builtins.listToAttrs (genList (i: { name = (elemAt steps i).attrName; value = elemAt drvs i; }) n);
+      # what each step contributes to the chain: its output, or for a pinned step its layer
+      byName = named (r: r.result);
+      # with cutoff: the step derivations themselves, and the pinned steps' { package; tar; layer; }
+      stepsByName = named (r: r.drv);
+      cutByName = builtins.listToAttrs (builtins.concatLists (genList (i:
+        let r = elemAt results i; in
+        if r.cut == null then [ ] else [ { name = (elemAt steps i).attrName; value = r.cut // { step = r.drv; }; } ]) n));
       final = if n == 0 then null else lib.last drvs;
       # every layer of the finished system, bottom first (for flattening or inspection)
       layers = if n == 0 then below else (lib.last results).layers;

@@ -25,7 +25,15 @@ in
         below = seedStage.layers;
         inherit (meta) config;
         inherit envText stepData;
+        cutoff = cutoffLib.mkLayer {
+          inherit (seedStage) system;
+          unpack = cutoffUnpack;
+          decompress = cutoffLib.unbz2 { inherit stage0; };
+        };
       };
+      # early cutoff: pinned packages' layers (nix/cutoff.nix), tools from stage0-posix alone
+      cutoffLib = import ../cutoff.nix { inherit lib; };
+      cutoffUnpack = cutoffLib.mkUnpack { inherit stage0; };
       finished = mkCheckpoint {
         inherit (seedStage) system runner;
         name = "live-bootstrap";
@@ -46,11 +54,15 @@ in
         lb-runner = seedStage.runner;
         lb-base = seedStage.base;
         lb-seed = seedStage.seed;
+        lb-unpack = cutoffUnpack;
       } // (if chain.setuidCheck == null then { } else { lb-setuid-check = chain.setuidCheck; });
       checks = {
         oracle-nix = oracle { profile = "nix"; cfgText = cfgOf "nix"; expected = expectedNix; };
         oracle-bwrap-ci = oracle { profile = "bwrap-ci"; cfgText = cfgOf "bwrap-ci"; };
-      };
+      }
+      # early cutoff: cutoff-<attrName>, a pinned step's layer against the step's own output
+      // builtins.listToAttrs (map (a: { name = "cutoff-${a}"; value = chain.cutByName.${a}.check; })
+        (builtins.attrNames chain.cutByName));
       # Hydra job names cannot hold dots: mes-0.27.1-pass1 is chain.mes-0_27_1-pass1
       hydraJobs = {
         live-bootstrap = finished;

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator import display, nixcli
-from orchestrator.build import setuid
+from orchestrator.build import pinreport, setuid
 from orchestrator.build.closure import FETCHURL
 from orchestrator.build.nixlog import BuildLog, store_name
 from orchestrator.build.plan import (
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         err.print(summary_table(log, index, before, end))
     outputs = _outputs(watched.stdout)
     rc = watched.returncode
-    error = _failure(log, plan, index, target, rc) if rc != 0 else None
+    error = _failure(log, plan, index, target, rc, args) if rc != 0 else None
     if args.json:
         summary = _json(
             target, inst, rc, log, index, plan, before, initial_eta, outputs, end, error
@@ -243,7 +243,7 @@ def _outputs(stdout: str) -> list[str]:
 
 
 def _failure(
-    log: BuildLog, plan: Plan, index: StepIndex, target: str, rc: int
+    log: BuildLog, plan: Plan, index: StepIndex, target: str, rc: int, args: argparse.Namespace
 ) -> OrchestratorError:
     failed = log.failures()
     fetches = [
@@ -265,6 +265,10 @@ def _failure(
     if failed:
         rerun = f"python -m orchestrator build {target} --keep-failed"
         reports = [failure_report(r, index, rerun=rerun) for r in failed]
+        reports = (
+            pinreport.for_build(log, plan, index, args.live_bootstrap, kept=args.keep_failed)
+            + reports
+        )
         return BuildFailed("\n\n".join(reports), exit_code=rc)
     errors = [e for e in log.errors if e.strip()] or log.text[-30:]
     return BuildFailed(

@@ -8,7 +8,12 @@ from rich.table import Table
 
 from orchestrator.display import lines
 from orchestrator.maintain.report import ChangeReport
-from orchestrator.maintain.report_render import short_commit, short_sha, step_label
+from orchestrator.maintain.report_render import (
+    cost_summary,
+    short_commit,
+    short_sha,
+    step_label,
+)
 
 
 def print_rich(report: ChangeReport, console: Console) -> None:
@@ -105,3 +110,7 @@ def _print_tables(report: ChangeReport, console: Console) -> None:
         for p in pins.changed
     ]
     table("package pins (SHA256SUMS.pkgs)", ["change", "package", "sha256"], pin_rows)
+    cost = report.rebuild
+    if cost is not None:
+        console.print(lines(cost_summary(report)))
+        table("rebuilt (early cutoff)", ["step", "why"], [[c.attr, c.reason] for c in cost.rebuilt])

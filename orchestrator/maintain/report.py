@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.maintain.cost import RebuildCost, rebuild_cost
 from orchestrator.upstream.chain import Chain, Distfile, StepInfo
 from orchestrator.upstream.manifest import Manifest
 from orchestrator.upstream.plan import Evaluated, resolve
@@ -154,6 +155,8 @@ class ChangeReport(_Model):
     distfiles: DistfileChanges
     predicates: list[PredicateChange]
     package_pins: PinChanges
+    # what the bump costs under early cutoff: steps rebuilt and kept (maintain/cost.py)
+    rebuild: RebuildCost | None = None
 
     @property
     def empty(self) -> bool:
@@ -457,4 +460,5 @@ def compare_chains(
         distfiles=_distfiles(old, new),
         predicates=_predicates(old.manifest, new.manifest, renames),
         package_pins=_pins(old, new),
+        rebuild=rebuild_cost(old_tree, old, new_tree, new),
     )

@@ -19,6 +19,17 @@ def short_sha(h: str) -> str:
     return h[:12] + "…"
 
 
+def cost_summary(report: ChangeReport) -> str:
+    cost = report.rebuild
+    if cost is None:
+        return ""
+    pinned = sum(1 for c in cost.kept if c.reason.startswith("pin of"))
+    return (
+        f"cost of the bump (early cutoff): {len(cost.rebuilt)} steps rebuilt, {len(cost.kept)} "
+        f"kept ({pinned} pinned packages unchanged)"
+    )
+
+
 def to_json(report: ChangeReport) -> str:
     return report.model_dump_json(indent=1) + "\n"
 
@@ -90,6 +101,13 @@ def to_markdown(report: ChangeReport) -> str:
         ],
     )
     lines += _md_pins(report)
+    if report.rebuild is not None:
+        lines += ["", cost_summary(report) + "."]
+        lines += _md_section(
+            "Steps rebuilt",
+            ["step", "why"],
+            [[f"`{c.attr}`", c.reason] for c in report.rebuild.rebuilt],
+        )
     return "\n".join(lines) + "\n"
 
 

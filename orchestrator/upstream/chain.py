@@ -72,6 +72,16 @@ class StepInfo(BaseModel):
     package_sha256: str | None  # its pin in SHA256SUMS.pkgs
     override: StepOverride | None = None  # set by overrides.apply_overrides (then no pin)
 
+    @property
+    def pinned_package(self) -> bool:
+        """Later steps overlay a layer made from its package alone (early cutoff, nix/cutoff.nix:
+        bash-era builds pinned in SHA256SUMS.pkgs), kept as long as the pin is."""
+        return (
+            self.step.directive == "build"
+            and self.step.era == "bash"
+            and self.package_sha256 is not None
+        )
+
 
 class Chain(BaseModel):
     model_config = ConfigDict(frozen=True)
