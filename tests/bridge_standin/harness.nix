@@ -39,6 +39,7 @@ let
   stages = stagesOn standin;
 in
 {
+  inherit members;
   memberDrvs = builtins.mapAttrs (_: m: m.drvPath) members;
   reads = stages.contract.reads;
   provided = builtins.attrNames
