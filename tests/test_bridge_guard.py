@@ -140,7 +140,13 @@ def _message(stderr: str) -> bool:
 
 @pytest.mark.parametrize(
     "attr",
-    ["nixos-iso", "hello", "stdenv", "checks.x86_64-linux.no-nixpkgs-bootstrap-in-nixos-iso"],
+    [
+        "nixos-iso",
+        "hello",
+        "stdenv",
+        "checks.x86_64-linux.no-nixpkgs-bootstrap-in-nixos-iso",
+        "checks.x86_64-linux.nixos-iso-boot-uefi-cdrom",
+    ],
 )
 def test_the_guard_speaks_on_every_build_with_the_cache_on(flakes, attr: str) -> None:
     ours, _ = flakes
