@@ -26,7 +26,7 @@
 , bash ? "/usr/bin/bash"
 }:
 let
-  inherit (builtins) length elemAt filter map listToAttrs compareVersions pathExists
+  inherit (builtins) length elemAt filter map listToAttrs pathExists
     replaceStrings attrNames concatStringsSep;
 
   steps = data.steps;
@@ -41,10 +41,14 @@ let
     if pathExists (scripts + "/${file}") then scripts + "/${file}"
     else throw "${where s}: script ${file} does not exist in stdenv-bridge/";
 
+  # "2.46.0" and "2.46" are one release (stdenv-bridge/versions.nix); an exception names the
+  # nixpkgs seed that ships the same newer version (members.json: nixpkgs.exception)
+  versions = import ../stdenv-bridge/versions.nix;
   checkVersion = s:
     if !(s ? nixpkgs) || !(s.nixpkgs ? version) then
       throw "${where s}: no nixpkgs counterpart version (nixpkgs.version) to check ${s.version} against"
-    else if compareVersions s.version s.nixpkgs.version > 0 then
+    else if !(versions.atLeast s.nixpkgs.version s.version)
+      && !(s.nixpkgs ? exception && versions.atLeast s.nixpkgs.exception.version s.version) then
       throw "${where s}: ${s.name} ${s.version} is newer than the pinned nixpkgs' ${s.nixpkgs.attr or s.name} ${s.nixpkgs.version} (${s.nixpkgs.from or "?"}); a seed newer than nixpkgs' own libraries breaks its stage-1 tools: pick ${s.nixpkgs.version} or older"
     else true;
 

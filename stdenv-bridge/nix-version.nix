@@ -56,4 +56,31 @@ in
   forTree = nixpkgs: value:
     let r = fromTree nixpkgs; in
     if r == null then value else fail r.required r.why;
+
+  # Both checks for a bridged *output* (`nix build .#NAME`): `value` when this Nix is new enough,
+  # else a value shaped like a derivation whose drvPath and outPath carry the message. Why not a
+  # plain throw: Nix's evaluation cache records a failed attribute, and where it reaches it
+  # through a parent whose names it already cached, it answers from the record ("flake output
+  # attribute ... is not a derivation") without the message. Here the output itself evaluates
+  # (an attribute set with `type` and `name`), and only drvPath/outPath fail; Nix re-evaluates
+  # a failed drvPath every time it builds (eval-cache.cc: getAttr with forceErrors), so the
+  # message is shown the second and the tenth time too.
+  output = name: nixpkgs: value:
+    let
+      speaking = required: why:
+        let e = fail required why; in {
+          type = "derivation";
+          name = "${name}-needs-nix-${required}";
+          outputName = "out";
+          outputs = [ "out" ];
+          drvPath = e;
+          outPath = e;
+          meta.description = "needs Nix >= ${required}; this is Nix ${nixVersion}";
+        };
+      r = fromTree nixpkgs;
+    in
+    if tooOld pin.nix_required then
+      speaking pin.nix_required "nixpkgs ${rev} on ${pin.branch}, stdenv-bridge/nixpkgs-pin.json"
+    else if r != null then speaking r.required r.why
+    else value;
 }

@@ -40,11 +40,19 @@ let
 
   # nixpkgs re-links stage-1 tools against its own libraries: a seed member newer than its
   # nixpkgs counterpart can break them. Warn (as upstream's checkBootstrapPackages does) and
-  # return whether everything is in order.
+  # return whether everything is in order. Compared as upstream compares (lib.versionAtLeast,
+  # i.e. builtins.compareVersions) after dropping trailing ".0" components, so that one release
+  # spelled two ways ("2.46.0", "2.46") is not "newer"; a member part 1 documents as an exception
+  # (members.json: nixpkgs.exception, a version nixpkgs' own seed ships against the same top
+  # level) passes up to that version.
+  versions = import ./versions.nix;
   checkOne = toplevelPkgs: name:
     let
       top = toplevelPkgs.${data.toplevel.${name}} or null;
-      ok = top == null || builtins.compareVersions (versionOf top) (versionOf seed.${name}) >= 0;
+      mine = versionOf seed.${name};
+      exception = seed.${name}.nixpkgsCounterpart.exception or null;
+      ok = top == null || versions.atLeast (versionOf top) mine
+        || (exception != null && versions.atLeast exception.version mine);
     in
     if ok then true
     else builtins.trace

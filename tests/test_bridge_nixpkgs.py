@@ -443,3 +443,45 @@ def test_pin_records_the_checkouts_minimum(nix: str) -> None:
         minfeatures.read_text() if minfeatures.is_file() else (tree / "lib/minver.nix").read_text()
     )
     assert re.search(rf"\b{re.escape(PIN['nix_required'])}\b", text)
+
+
+def _stage0_trees() -> list[tuple[Path, str]]:
+    """Trees holding nixpkgs' real lib/ and pkgs/stdenv/linux/stage0.nix, with the config
+    expression to call it with: NIXPKGS_STAGE0_TREES (colon-separated; e.g. scratch trees of
+    nixpkgs' real stage0.nix and lib with stub packages for what it imports, evaluable by any
+    Nix) and the NIXPKGS_CHECKOUT (its own evaluated config; needs a Nix new enough)."""
+    trees = [
+        (Path(t), "{ rewriteURL = url: url; }")
+        for t in os.environ.get("NIXPKGS_STAGE0_TREES", "").split(":")
+        if t
+    ]
+    checkout = os.environ.get("NIXPKGS_CHECKOUT")
+    if checkout and not _older(_nix_version(), PIN["nix_required"]):
+        config = f'(import {checkout} {{ localSystem = {{ system = "x86_64-linux"; }}; }}).config'
+        trees.append((Path(checkout), config))
+    if not trees:
+        pytest.skip("neither NIXPKGS_STAGE0_TREES nor NIXPKGS_CHECKOUT (with Nix new enough) set")
+    return trees
+
+
+def test_our_stage0_returns_all_that_nixpkgs_own_stage0_returns(nix: str) -> None:
+    """nixpkgs' own stage0.nix (whatever shape the tree has) evaluated beside ours: default.nix
+    can read only what nixpkgs' own returns, so ours must return every attribute of it, with the
+    same dummyStdenv, overrides, wrapper call, initialPath order and markers."""
+    for tree, config in _stage0_trees():
+        expr = (
+            f"import {STANDIN}/compare-stage0.nix "
+            f"{{ repo = {REPO}; nixpkgs = {tree}; config = {config}; }}"
+        )
+        got = json.loads(run_nix("eval", "--impure", "--json", "--expr", expr).stdout)
+        up, ours = got["upstream"], got["ours"]
+        assert got["missing"] == [], tree
+        for key in ("isMinimalBootstrap", "dummyName", "overrides", "wrapperArgs", "shellIsDrv"):
+            assert ours[key] == up[key], (tree, key)
+        assert up["initialPath"] == ours["initialPath"] == len(NIXPKGS_INITIAL_PATH)
+        assert up["provenance"] == ours["provenance"] == [True] * 5
+        assert ours["initialPathMarked"] == [True] * len(NIXPKGS_INITIAL_PATH)
+        # nixpkgs' initialPath, by member: "-static" dropped, its compiler (gcc, gcc-glibc) as gcc
+        names = [re.sub(r"-static$", "", n) for n in got["upstreamInitialPath"]]
+        names = ["gcc" if n.startswith("gcc") else n for n in names]
+        assert names == NIXPKGS_INITIAL_PATH == SEED_SET["initialPath"]

@@ -133,7 +133,38 @@ def _refusal(standin, change) -> str:  # type: ignore[no-untyped-def]
 def test_evaluation_refuses_a_member_newer_than_nixpkgs(standin) -> None:
     err = _refusal(standin, lambda steps: steps[0].update(version="0.19.0"))
     assert "standin-members.json: step patchelf: patchelf 0.19.0 is newer than the pinned" in err
-    assert "minimal-bootstrap.patchelf-static 0.18.0" in err
+    assert "nixpkgs' patchelf 0.15.2 (pkgs.patchelf.version@74cc63f702f7)" in err
+
+
+def test_evaluation_allows_the_documented_exception_and_no_further(standin) -> None:
+    """members.json's nixpkgs.exception: newer than the top-level counterpart only up to the
+    version nixpkgs' own seed ships; and one release spelled two ways is not newer."""
+
+    def counterpart(steps, version):  # type: ignore[no-untyped-def]
+        steps[0].update(version=version)
+        steps[0]["nixpkgs"] = {
+            "attr": "patchelf",
+            "version": "0.14",
+            "from": "pkgs.patchelf.version@standin",
+            "exception": {
+                "attr": "minimal-bootstrap.patchelf-static",
+                "version": "0.14.3",
+                "from": "standin",
+                "why": "standin",
+            },
+        }
+
+    for version, ok in (("0.14.0", True), ("0.14.3", True), ("0.14.4", False)):
+        steps = standin.steps()
+        counterpart(steps, version)
+        standin.write_data(steps)
+        try:
+            p = standin.instantiate("patchelf")
+        finally:
+            standin.write_data()
+        assert (p.returncode == 0) == ok, (version, p.stderr)
+        if not ok:
+            assert "patchelf 0.14.4 is newer than the pinned nixpkgs' patchelf 0.14" in p.stderr
 
 
 def test_evaluation_refuses_a_missing_script_or_hash(standin) -> None:

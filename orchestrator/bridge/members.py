@@ -37,12 +37,28 @@ class Source(BaseModel):
     source_from: str = Field(alias="from")
 
 
+class Exception_(BaseModel):
+    """A seed newer than its top-level counterpart, allowed because nixpkgs' own seed ships the
+    same version against the same top-level package."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attr: str
+    version: str
+    exception_from: str = Field(alias="from")
+    why: str = Field(min_length=1)
+
+
 class Counterpart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attr: str
     version: str
     counterpart_from: str = Field(alias="from")
+    # `version` is minimal-bootstrap's and a lower bound of this top-level attribute's (nixpkgs'
+    # own checkBootstrapPackages warns unless its seed is no newer than the top level)
+    lower_bound_of: str | None = None
+    exception: Exception_ | None = None
 
 
 class Step(BaseModel):
@@ -112,9 +128,18 @@ def _lines(text: str) -> dict[str, int]:
     return out
 
 
+def normalised(v: str) -> str:
+    """Trailing ".0" components dropped: "2.46.0" and "2.46" are one release
+    (stdenv-bridge/versions.nix does the same for Nix)."""
+    while m := re.fullmatch(r"(.*\d)\.0+", v):
+        v = m.group(1)
+    return v
+
+
 def version_key(v: str) -> list[tuple[int, str]]:
-    """builtins.compareVersions' order: split into runs of digits and of other characters."""
-    parts = re.findall(r"\d+|[a-zA-Z]+", v)
+    """builtins.compareVersions' order (on the normalised version): split into runs of digits and
+    of other characters."""
+    parts = re.findall(r"\d+|[a-zA-Z]+", normalised(v))
     return [(int(p), "") if p.isdigit() else (-1, p) for p in parts]
 
 
@@ -162,7 +187,9 @@ def check(data: BridgeData, where: Located, *, chain_builds: set[str] | None = N
             fail("defined twice")
         if not (where.file.parent / s.script).is_file():
             fail(f"script {s.script} does not exist in {where.file.parent.name}/")
-        if newer(s.version, s.nixpkgs.version):
+        exception = s.nixpkgs.exception
+        allowed = exception is not None and not newer(s.version, exception.version)
+        if newer(s.version, s.nixpkgs.version) and not allowed:
             fail(
                 f"{s.name} {s.version} is newer than the pinned nixpkgs' {s.nixpkgs.attr} "
                 f"{s.nixpkgs.version} ({s.nixpkgs.counterpart_from})",

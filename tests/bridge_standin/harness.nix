@@ -39,6 +39,7 @@ let
   stages = stagesOn standin;
 in
 {
+  inherit members;
   memberDrvs = builtins.mapAttrs (_: m: m.drvPath) members;
   reads = stages.contract.reads;
   provided = builtins.attrNames
@@ -51,6 +52,14 @@ in
     rev = "standin-rev";
     bridge = members;
     inherit nixVersion;
+  };
+  # the same with other facts about the pin (nixpkgs-pin.json's keys) and a hex revision
+  outputsWithPin = nixVersion: pinChanges: import (repo + "/stdenv-bridge") {
+    nixpkgs = standin;
+    rev = "0123456789abcdef0123456789abcdef01234567";
+    bridge = members;
+    inherit nixVersion;
+    pin = builtins.fromJSON (builtins.readFile (repo + "/stdenv-bridge/nixpkgs-pin.json")) // pinChanges;
   };
   # the real nixpkgs (a checkout) with our stdenvStages, over the stand-in members
   real = import nixpkgs {
