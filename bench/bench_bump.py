@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from tests.runner_support import synth  # noqa: E402
 from tests.test_cutoff import HARNESS, build_unpack  # noqa: E402
 
-PASS_SCRIPT = """\
+STEP_SCRIPT = """\
 # {comment}
 src_unpack() {{ :; }}
 src_install() {{
@@ -107,7 +107,7 @@ def write_chain(
     for i, name in enumerate(names):
         manifest += f"build: {name}\n"
         packages[name] = {
-            "pass1.sh": PASS_SCRIPT.format(name=name, comment=comments.get(name, "a package"))
+            "pass1.sh": STEP_SCRIPT.format(name=name, comment=comments.get(name, "a package"))
         }
         if improve_every and (i + 1) % improve_every == 0:
             imp = f"note_{i + 1}"

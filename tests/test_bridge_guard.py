@@ -39,7 +39,7 @@ def _older(a: str, b: str) -> bool:
 
 
 def _copy_tree(dest: Path) -> Path:
-    """This working tree's files (tracked and new, as git lists them) as a plain directory."""
+    """The working tree's files (tracked and new, as git lists them) as a plain directory."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=REPO,

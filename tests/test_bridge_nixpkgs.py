@@ -465,7 +465,7 @@ def _stage0_trees() -> list[tuple[Path, str]]:
 
 
 def test_our_stage0_returns_all_that_nixpkgs_own_stage0_returns(nix: str) -> None:
-    """nixpkgs' own stage0.nix (whatever shape the tree has) evaluated beside ours: default.nix
+    """The stage0.nix of nixpkgs (whatever shape the tree has) evaluated beside ours: default.nix
     can read only what nixpkgs' own returns, so ours must return every attribute of it, with the
     same dummyStdenv, overrides, wrapper call, initialPath order and markers."""
     for tree, config in _stage0_trees():

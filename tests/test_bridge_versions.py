@@ -29,7 +29,7 @@ def pinned_toplevel() -> dict[str, str]:
 
 
 def check(toplevel: dict[str, str], data: dict = DATA, tmp: Path | None = None):
-    """checkBootstrapPackages of stage0.nix over members with members.json's versions."""
+    """The check checkBootstrapPackages of stage0.nix over members with members.json's versions."""
     assert tmp is not None
     (tmp / "members.json").write_text(json.dumps(data))
     (tmp / "toplevel.json").write_text(json.dumps(toplevel))
@@ -105,7 +105,7 @@ def test_planted_faults_a_newer_seed_warns_and_fails(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) is False
 
 
-@pytest.mark.parametrize("version, refused", [("0.18.0", False), ("0.18.1", True)])
+@pytest.mark.parametrize(("version", "refused"), [("0.18.0", False), ("0.18.1", True)])
 def test_members_py_allows_the_exception_and_no_further(
     tmp_path: Path, version: str, refused: bool
 ) -> None:

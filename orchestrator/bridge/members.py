@@ -37,7 +37,7 @@ class Source(BaseModel):
     source_from: str = Field(alias="from")
 
 
-class Exception_(BaseModel):
+class VersionException(BaseModel):
     """A seed newer than its top-level counterpart, allowed because nixpkgs' own seed ships the
     same version against the same top-level package."""
 
@@ -58,7 +58,7 @@ class Counterpart(BaseModel):
     # `version` is minimal-bootstrap's and a lower bound of this top-level attribute's (nixpkgs'
     # own checkBootstrapPackages warns unless its seed is no newer than the top level)
     lower_bound_of: str | None = None
-    exception: Exception_ | None = None
+    exception: VersionException | None = None
 
 
 class Step(BaseModel):
