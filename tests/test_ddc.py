@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import NIX_FLAGS, REPO
+from orchestrator.errors import OrchestratorError
+from orchestrator.verify.ddc import DdcVerdict, load_verdict
 
-pytestmark = pytest.mark.nix
+from .conftest import NIX_FLAGS, REPO
 
 DATA = json.loads((REPO / "nix" / "ddc.json").read_text())
 REQUIRED_TOOLS = ("M2-Planet", "M1", "hex2", "blood-elf", "kaem")
@@ -139,6 +140,7 @@ def test_data_pairs_programs_of_the_same_role() -> None:
 
 
 # -- the real check --------------------------------------------------------------------------------
+@pytest.mark.nix
 @pytest.mark.checkout
 def test_flake_check_is_identical_and_independent(pinned_source: Path) -> None:
     proc = _nix("build", "--no-link", "--json", ".#checks.x86_64-linux.ddc-stage0", ".#stage0")
@@ -148,6 +150,8 @@ def test_flake_check_is_identical_and_independent(pinned_source: Path) -> None:
     (x86,) = [o for d, o in outs.items() if d.endswith("-stage0-posix-x86.drv")]
     v = _verdict(check)
     assert v["format"] == 1 and v["target"] == "x86" and v["host"] == "amd64"
+    model = load_verdict(check)  # the documented format, checked by its model
+    assert model.identical and set(model.tools) == set(_plan("x86")["tools"])
     assert v["identical"] is True and v["differing"] == []
     files = {f["step"]: f for f in v["files"]}
     assert v["compared"] == len(files) == len(v["files"])
@@ -200,6 +204,7 @@ def _is_x86_seed(directory: Path) -> bool:
     return seed.is_file() and seed.stat().st_size == 181 and seed.read_bytes()[18] == 3  # EM_386
 
 
+@pytest.mark.nix
 @pytest.mark.checkout
 def test_planted_fault_fails_the_check(pinned_source: Path) -> None:
     plant = {"step": "x86/bin/kaem", "lit": "0x8048000", "new": "0x8049000"}
@@ -215,6 +220,7 @@ def test_planted_fault_fails_the_check(pinned_source: Path) -> None:
     assert all(f["identical"] for f in v["files"] if f["step"] != "x86/bin/kaem")
 
 
+@pytest.mark.nix
 @pytest.mark.checkout
 def test_hex2_0_differs_only_in_its_base_address(pinned_source: Path) -> None:
     data = json.loads(json.dumps(DATA))
@@ -252,6 +258,7 @@ def _differences_beyond_base(a: bytes, b: bytes, delta: int) -> list[int]:
     return left
 
 
+@pytest.mark.nix
 @pytest.mark.checkout
 @pytest.mark.parametrize(
     "change,message",
@@ -272,3 +279,48 @@ def test_bad_data_stops_evaluation(pinned_source: Path, change: str, message: st
     proc = _nix("eval", "--raw", *_expr_args(pinned_source, data, None), "check.drvPath")
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
+
+
+# -- ddc.json read back (orchestrator/verify/ddc.py) ------------------------------------------------
+def _verdict_text(**change: Any) -> str:
+    """A one-file verdict in the format the check writes (the real one is read back above)."""
+    a = {"sha256": "a" * 64, "size": 3, "path": "/nix/store/x-M1"}
+    b = {"sha256": "a" * 64, "size": 3, "path": "/nix/store/y-ddc-M1"}
+    entry = {"step": "x86/bin/M1", "tool": "M1", "target": a, "rebuilt": b, "identical": True}
+    verdict = {
+        "format": 1,
+        "check": "ddc-stage0",
+        "target": "x86",
+        "host": "amd64",
+        "files": [entry],
+        "compared": 1,
+        "differing": [],
+        "identical": True,
+        "skipped": [{"id": "x86/artifact/M2", "why": "because"}],
+    }
+    verdict.update(change)
+    return json.dumps(verdict, indent=1)
+
+
+def test_verdict_reads_back(tmp_path: Path) -> None:
+    (tmp_path / "ddc.json").write_text(_verdict_text())
+    v = load_verdict(tmp_path)  # the check's output directory
+    assert isinstance(v, DdcVerdict) and v.identical and list(v.tools) == ["M1"]
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        (_verdict_text()[:200], "ddc.json:11: not JSON"),  # truncated: the line is named
+        (_verdict_text(format=2), "format"),
+        (_verdict_text(identical=False), "identical=False with 0 files differing"),
+        (_verdict_text(compared=2), "compared=2 but 1 files"),
+        (_verdict_text(differing=["x86/bin/M1"]), "but the files say []"),
+    ],
+)
+def test_bad_verdict_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "ddc.json"
+    path.write_text(text)
+    with pytest.raises(OrchestratorError) as err:
+        load_verdict(path)
+    assert str(path) in str(err.value) and needle in str(err.value), str(err.value)
