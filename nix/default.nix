@@ -15,14 +15,21 @@ let
 
   # stage0-posix from the hex0 seed; x86 runs on both systems, AMD64 only on x86_64-linux.
   stage0 = import ./stage0.nix { inherit live-bootstrap steps; };
+  # Diverse double-compiling (nix/ddc.nix): the x86 chain's commands run by the AMD64 chain's
+  # programs, compared with the x86 chain's files; it runs AMD64 programs, so x86_64-linux only.
+  ddc = import ./ddc.nix { inherit stage0 steps; };
   stage0Packages = { stage0 = stage0.x86.package; }
-    // (if system == "x86_64-linux" then { stage0-amd64 = stage0.amd64.package; } else { });
+    // (if system == "x86_64-linux" then {
+    stage0-amd64 = stage0.amd64.package;
+    ddc-stage0-verdict = ddc.verdict;
+  } else { });
   stage0Checks = {
     stage0-self-reproduction = stage0.x86.checks.self-reproduction;
     stage0-answers = stage0.x86.checks.answers;
   } // (if system == "x86_64-linux" then {
     stage0-amd64-self-reproduction = stage0.amd64.checks.self-reproduction;
     stage0-amd64-answers = stage0.amd64.checks.answers;
+    ddc-stage0 = ddc.check;
   } else { });
 
   # The runner (nix/runner.nix, nix/seed.nix, nix/oracle.nix): every step of steps/ as its own

@@ -32,13 +32,15 @@
 #                   laid out as x86/bin/<tool> (AMD64/bin/<tool>). `package` depends on both,
 #                   as kaem.run (--strict) stops when a check fails.
 #   }
+#   stepsOf { plan; host ? { }; }  -> { <id> = derivation; }: the derivations of any plan of
+#                   that shape (nix/ddc.nix builds the x86 commands with the AMD64 tools this
+#                   way); a reference { host = ID; } names host.<ID>, a step of another chain.
 { live-bootstrap, steps }:
 let
   inherit (import ./lib.nix) relativeTo hasPrefix;
 
-  load = arch:
+  stepsOf = { plan, host ? { } }:
     let
-      plan = builtins.fromJSON (builtins.readFile (steps + "/stage0/${arch}.json"));
       root = "${live-bootstrap}/${plan.root}";
 
       # Each source file or directory is copied on its own, so a derivation's closure holds
@@ -66,11 +68,12 @@ let
           in
           "${dir}/${name}";
 
-      # A reference in the data: exactly one of lit / src / step / out / text.
+      # A reference in the data: exactly one of lit / src / step / host / out / text.
       ref = r:
         if r ? lit then r.lit
         else if r ? src then source r.src
         else if r ? step then "${built.${r.step}}"
+        else if r ? host then "${host.${r.host}}"
         else if r ? out then builtins.placeholder "out" + r.out
         else if r ? text then builtins.toFile r.name r.text
         else throw "stage0: unknown reference ${builtins.toJSON r}";
@@ -102,6 +105,13 @@ let
       );
 
       built = builtins.listToAttrs (map (s: { name = s.id; value = mk s; }) plan.steps);
+    in
+    built;
+
+  load = arch:
+    let
+      plan = builtins.fromJSON (builtins.readFile (steps + "/stage0/${arch}.json"));
+      built = stepsOf { inherit plan; };
       tools = builtins.mapAttrs (_: id: built.${id}) plan.tools;
       checks = builtins.mapAttrs (_: id: built.${id}) plan.checks;
       package = built.${plan.package};
@@ -118,4 +128,5 @@ in
 {
   x86 = load "x86";
   amd64 = load "amd64";
+  inherit stepsOf;
 }
