@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -21,6 +22,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
 from orchestrator.verify import pins
+from orchestrator.verify.consensus import combine
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
 from orchestrator.verify.hydra_plan import HydraProduct, plan_hydra
@@ -28,7 +30,15 @@ from orchestrator.verify.local_store import LocalPath, query_local
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 from orchestrator.verify.rebuild import rebuild_target
 from orchestrator.verify.render import print_table
-from orchestrator.verify.report import PathResult, Report, Status, Summary, now, report_schema
+from orchestrator.verify.report import (
+    SCHEMA_VERSION_CACHES,
+    PathResult,
+    Report,
+    Status,
+    Summary,
+    now,
+    report_schema,
+)
 from orchestrator.verify.results_file import ResultsFile, default_results_path
 
 
@@ -53,7 +63,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="installable or store path")
     p.add_argument("--closure", action="store_true", help="also check the runtime closure")
-    p.add_argument("--cache", default=DEFAULT_CACHE, help=f"binary cache (default {DEFAULT_CACHE})")
+    p.add_argument(
+        "--cache",
+        action="append",
+        metavar="URL",
+        help=f"binary cache (default {DEFAULT_CACHE}); repeatable: every path is checked against "
+        "each cache, with a verdict per cache and a consensus (schema version 2)",
+    )
     p.add_argument("--hydra", default=DEFAULT_HYDRA, help=f"Hydra (default {DEFAULT_HYDRA})")
     p.add_argument("--job", metavar="PROJECT/JOBSET/JOB", help="compare with Hydra's latest build")
     p.add_argument(
@@ -84,6 +100,12 @@ def register(subparsers: Any) -> None:
         "request) or httpx",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument(
+        "--html",
+        metavar="DIR",
+        type=Path,
+        help="also write a self-contained static report page, DIR/index.html",
+    )
     p.add_argument("--diff", action="store_true", help="show what differs in differing paths")
     p.add_argument(
         "--diff-tool",
@@ -190,15 +212,20 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         pairs += load_pairs(args.pairs)
     if not (args.targets or pairs or args.job):
         raise OrchestratorError("nothing to verify: name a TARGET, a --pair or a --job")
+    caches: list[str] = args.cache or [DEFAULT_CACHE]
+    if len(set(caches)) != len(caches):
+        raise OrchestratorError("a --cache is given twice", hint="name each cache once")
 
     report = Report(
         mode="against-hydra",
-        cache=args.cache,
+        cache=caches[0],
         hydra=args.hydra if args.job else None,
         job=args.job,
         trusted_keys=[str(k) for k in keys],
         started=now(),
     )
+    if len(caches) > 1:
+        report.schema_version = SCHEMA_VERSION_CACHES
     locals_ = query_local(args.targets, closure=args.closure) if args.targets else []
     products: list[HydraProduct] = []
     unmatched: list[str] = []
@@ -225,7 +252,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
             locals_,
             pairs,
             theirs=args.theirs,
-            cache_url=args.cache,
+            cache_url=caches[0],
             jobs=args.jobs,
             timeout=args.timeout,
             retries=args.retries,
@@ -255,11 +282,21 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
-    _log(f"checking {n} item(s) against {args.cache}")
+    _log(f"checking {n} item(s) against {', '.join(caches)}")
     try:
-        results, report.cache_gave_up = asyncio.run(
-            _check(args, keys, locals_, pairs, pair_locals, products, sink)
-        )
+        if len(caches) == 1:
+            results, report.cache_gave_up = asyncio.run(
+                _check(args, caches[0], keys, locals_, pairs, pair_locals, products, sink.result)
+            )
+        else:
+            answers = _check_caches(args, caches, keys, locals_, pairs, pair_locals, products)
+            results, report.caches, report.disagreeing_caches = combine(
+                caches, [rs for rs, _ in answers], [why for _, why in answers]
+            )
+            downs = [f"{url}: {why}" for url, (_, why) in zip(caches, answers, strict=True) if why]
+            report.cache_gave_up = "; ".join(downs) or None
+            for r in results:  # combined verdicts are known only once every cache answered
+                sink.result(r)
     finally:
         sink.close()
     if args.pair_with_hydra:
@@ -270,18 +307,44 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     return _finish(args, report, sink)
 
 
-async def _check(
+def _check_caches(
     args: argparse.Namespace,
+    caches: list[str],
     keys: list[Any],
     locals_: list[LocalPath],
     pairs: list[Pair],
     pair_locals: dict[str, LocalPath],
     products: list[HydraProduct],
-    sink: ResultsFile,
+) -> list[tuple[list[PathResult], str | None]]:
+    """Every check against every cache, the caches concurrently: each cache's results in input
+    order, and why it was given up on, if it was."""
+
+    async def all_caches() -> list[tuple[list[PathResult], str | None]]:
+        return list(
+            await asyncio.gather(
+                *(
+                    _check(args, url, keys, locals_, pairs, pair_locals, products, None)
+                    for url in caches
+                )
+            )
+        )
+
+    return asyncio.run(all_caches())
+
+
+async def _check(
+    args: argparse.Namespace,
+    cache_url: str,
+    keys: list[Any],
+    locals_: list[LocalPath],
+    pairs: list[Pair],
+    pair_locals: dict[str, LocalPath],
+    products: list[HydraProduct],
+    on_result: Any,
 ) -> tuple[list[PathResult], str | None]:
-    """Every check; and why the cache was given up on, if it was."""
+    """Every check against one cache; and why the cache was given up on, if it was."""
     async with BinaryCache(
-        args.cache,
+        cache_url,
         concurrency=args.jobs,
         timeout=args.timeout,
         retries=args.retries,
@@ -294,7 +357,7 @@ async def _check(
             rehash=args.rehash,
             diff=args.diff,
             diff_tool=args.diff_tool,
-            on_result=sink.result,
+            on_result=on_result,
         )
         results = await verify_against_cache(
             verifier, locals_, pairs, pair_locals, products, hydra_url=args.hydra
@@ -307,6 +370,16 @@ def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
     report.finished = now()
     report.complete = True
     sink.end(report)
+    if args.html is not None:
+        from orchestrator.verify.html import write_verify_page
+
+        page = write_verify_page(report, args.html)
+        _log(f"report page: {escape(str(page))}")
+    if report.disagreeing_caches:
+        _log(
+            "caches that signed a NarHash differing from the local build's or another trusted "
+            f"cache's: {escape(', '.join(report.disagreeing_caches))}"
+        )
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
         if report.cache_gave_up:

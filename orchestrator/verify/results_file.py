@@ -15,7 +15,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.verify.report import PathResult, Report, Summary
+from orchestrator.verify.report import CacheSummary, PathResult, Report, Summary
 
 RESULTS_NAME = "verify-results.jsonl"
 
@@ -54,6 +54,11 @@ class ResultsFile:
                 "finished": report.finished,
                 "summary": report.summary.model_dump(mode="json"),
                 "cache_gave_up": report.cache_gave_up,
+                # several caches (schema version 2): each one's summary, the disagreeing ones
+                "caches": None
+                if report.caches is None
+                else [c.model_dump(mode="json") for c in report.caches],
+                "disagreeing_caches": report.disagreeing_caches,
             }
         )
         self.close()
@@ -102,4 +107,10 @@ def load_results(path: str | os.PathLike[str]) -> Report:
         report.complete = True
         report.finished = end.get("finished")
         report.cache_gave_up = end.get("cache_gave_up")
+        try:
+            if end.get("caches") is not None:
+                report.caches = [CacheSummary.model_validate(c) for c in end["caches"]]
+            report.disagreeing_caches = end.get("disagreeing_caches")
+        except ValidationError as exc:
+            raise OrchestratorError(f"bad end line: {exc}", file=str(path)) from None
     return report

@@ -1,0 +1,198 @@
+"""``verify --against-hydra`` with several caches (issue 19, item 1): real Nix builds, three real
+binary caches made by ``nix copy``, each signed by its own ``nix key generate-secret`` key and
+served over HTTP on 127.0.0.1. One of them lies with a valid signature: it signed an earlier,
+different build of a nondeterministic derivation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.verify.consensus import ALL_AGREE, CACHES_DISAGREE, NO_TRUSTED_ANSWER
+from orchestrator.verify.report import SCHEMA_VERSION, SCHEMA_VERSION_CACHES, Report
+from orchestrator.verify.results_file import load_results
+from tests.helpers_cache import (
+    build,
+    copy_to_cache,
+    generate_key,
+    needs_nix,
+    nix,
+    serve,
+    unique_salt,
+    write_derivations,
+)
+
+pytestmark = needs_nix
+
+
+@dataclass
+class Caches:
+    honest: Path  # every path, as built here
+    partial: Path  # all but the first of ``many``
+    liar: Path  # ``nondet`` from an earlier build: another NarHash, validly signed
+    keys: dict[str, str]  # cache name -> public key
+    many: list[str]
+    nondet: str
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Caches:
+    tmp = tmp_path_factory.mktemp("verify-caches")
+    salt = unique_salt()
+    file = write_derivations(tmp)
+    secrets, keys = {}, {}
+    for name in ("honest", "partial", "liar"):
+        secrets[name], keys[name] = generate_key(tmp, f"test-{name}-{salt}")
+    many = list(build(file, "many", salt=salt, n="3").values())
+    nondet = build(file, "nondet", salt=salt)["out"]
+    copy_to_cache([*many, nondet], tmp / "liar", secrets["liar"])
+    nix("store", "delete", nondet)
+    build(file, "nondet", salt=salt)  # same path, other bytes: what this machine built last
+    copy_to_cache([*many, nondet], tmp / "honest", secrets["honest"])
+    copy_to_cache([*many[1:], nondet], tmp / "partial", secrets["partial"])
+    return Caches(tmp / "honest", tmp / "partial", tmp / "liar", keys, many, nondet)
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], urls: list[str], keys: list[str], *args: str
+) -> tuple[int, Report, str]:
+    argv = ["verify", "--against-hydra", "--json"]
+    for u in urls:
+        argv += ["--cache", u]
+    for k in keys:
+        argv += ["--trusted-key", k]
+    code = main([*argv, *args])
+    out, err = capsys.readouterr()
+    return code, Report.model_validate_json(out), err
+
+
+def test_three_caches_one_lying(
+    caches: Caches, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve(caches.honest) as a, serve(caches.partial) as b, serve(caches.liar) as c:
+        urls = [a.url, b.url, c.url]
+        code, report, err = run(
+            capsys,
+            urls,
+            list(caches.keys.values()),
+            *caches.many,
+            caches.nondet,
+            "--results",
+            str(tmp_path / "r.jsonl"),
+            "--html",
+            str(tmp_path / "page"),
+        )
+    assert code == 1, err
+    assert report.schema_version == SCHEMA_VERSION_CACHES
+    assert report.disagreeing_caches == [c.url]
+    assert c.url in err  # named on stderr too
+    by = {r.path: r for r in report.results}
+    lie = by[caches.nondet]
+    assert lie.status.value == "differs"
+    assert lie.consensus == CACHES_DISAGREE
+    assert [(v.cache, v.status.value) for v in lie.per_cache or []] == [
+        (a.url, "reproducible"),
+        (b.url, "reproducible"),
+        (c.url, "differs"),
+    ]
+    # the liar's signature is valid: it is its own trusted key that signed the other hash
+    liar_v = (lie.per_cache or [])[2]
+    assert liar_v.signed_by == [caches.keys["liar"].split(":")[0]]
+    assert liar_v.remote_nar_hash != (lie.per_cache or [])[0].remote_nar_hash
+    first = by[caches.many[0]]  # not in the partial cache
+    assert first.status.value == "reproducible" and first.consensus == ALL_AGREE
+    assert [v.status.value for v in first.per_cache or []] == [
+        "reproducible",
+        "not-in-cache",
+        "reproducible",
+    ]
+    for p in caches.many[1:]:
+        assert by[p].consensus == ALL_AGREE
+        assert {v.status.value for v in by[p].per_cache or []} == {"reproducible"}
+    # each cache's own summary
+    sums = {s.url: s.summary for s in report.caches or []}
+    assert (sums[a.url].reproducible, sums[a.url].differs) == (4, 0)
+    assert (sums[b.url].reproducible, sums[b.url].not_in_cache) == (3, 1)
+    assert (sums[c.url].reproducible, sums[c.url].differs) == (3, 1)
+    assert report.summary.differs == 1 and report.summary.exit_code == 1
+    # the results file holds the combined verdicts
+    back = load_results(tmp_path / "r.jsonl")
+    assert back.schema_version == SCHEMA_VERSION_CACHES
+    assert {r.path: r.consensus for r in back.results} == {
+        r.path: r.consensus for r in report.results
+    }
+    # and the page names every cache, path and verdict (the browser test looks at it rendered)
+    html = (tmp_path / "page" / "index.html").read_text()
+    for u in urls:
+        assert u in html
+    for p in [*caches.many, caches.nondet]:
+        assert p in html
+    assert "caches-disagree" in html and "not-in-cache" in html
+
+
+def test_honest_caches_agree_exit_0(caches: Caches, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(caches.honest) as a, serve(caches.partial) as b:
+        code, report, _ = run(
+            capsys,
+            [a.url, b.url],
+            [caches.keys["honest"], caches.keys["partial"]],
+            *caches.many,
+            caches.nondet,
+            "--no-results",
+        )
+    assert code == 0
+    assert report.disagreeing_caches == []
+    assert {r.consensus for r in report.results} == {ALL_AGREE}
+
+
+def test_a_cache_without_its_key_is_untrusted_not_a_vote(
+    caches: Caches, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The liar's key not given: its narinfos are untrusted (exit 2), and it is not named as
+    disagreeing: only a trusted signature over another NarHash is a disagreement."""
+    with serve(caches.honest) as a, serve(caches.liar) as c:
+        code, report, _ = run(
+            capsys, [a.url, c.url], [caches.keys["honest"]], caches.nondet, "--no-results"
+        )
+    assert code == 2
+    assert report.disagreeing_caches == []
+    (r,) = report.results
+    assert r.status.value == "untrusted"
+    assert r.consensus == ALL_AGREE
+    assert [v.status.value for v in r.per_cache or []] == ["reproducible", "untrusted"]
+
+
+def test_no_cache_has_it(caches: Caches, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(caches.partial) as b, serve(caches.liar / "nonexistent") as d:
+        code, report, _ = run(
+            capsys, [b.url, d.url], list(caches.keys.values()), caches.many[0], "--no-results"
+        )
+    assert code == 0
+    (r,) = report.results
+    assert r.status.value == "not-in-cache" and r.consensus == NO_TRUSTED_ANSWER
+
+
+def test_one_cache_keeps_schema_version_1(
+    caches: Caches, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve(caches.honest) as a:
+        code, report, _ = run(
+            capsys, [a.url], [caches.keys["honest"]], caches.many[0], "--no-results"
+        )
+    assert code == 0
+    assert report.schema_version == SCHEMA_VERSION == 1
+    assert report.caches is None and report.results[0].per_cache is None
+
+
+def test_a_cache_named_twice_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["verify", "--against-hydra", "--cache", "file:///x", "--cache", "file:///x", "--json"]
+        + ["/nix/store/00000000000000000000000000000000-x", "--no-results"]
+    )
+    assert code == 2
+    assert "twice" in json.loads(capsys.readouterr().out)["error"]
