@@ -27,6 +27,7 @@ COMMANDS = [
     "build",
     "audit",
     "verify",
+    "report",
     "nar",
     "narinfo",
     "diff",

@@ -1,0 +1,89 @@
+"""``orchestrator report --html DIR [RESULTS_FILE...]``: the chain page.
+
+Every step of ``plan`` (and the stdenv bridge's), in order, from the seed to the ISO, coloured by
+what the results files given say about it, with a detail per step and the seed audit; each
+``verify`` results file also gets its own page. Reads only files (and, with ``--eval``, the
+local store through one ``nix eval`` of the step outputs); nothing is built or fetched.
+
+(The maintainers' change reports are ``update`` and ``diff``; this command is the user's page.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.bridge.members import DATA_FILE
+from orchestrator.commands.plan import _bridge_rows
+from orchestrator.errors import OrchestratorError
+from orchestrator.upstream.chain import load_chain
+from orchestrator.upstream.locate import (
+    REPO_ROOT,
+    add_live_bootstrap_argument,
+    chosen_tree,
+    committed_tree,
+    read_tree,
+)
+from orchestrator.upstream.overrides import apply_overrides, load_overrides
+from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "report",
+        help="the chain page: every step from the seed to the ISO with what was checked",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    p.add_argument(
+        "--html", required=True, type=Path, metavar="DIR", help="write DIR/index.html (and pages)"
+    )
+    p.add_argument(
+        "results",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS_FILE",
+        help="verify's results file (JSON Lines), `verify --against-live-bootstrap --json` "
+        "output, the DDC check's result (JSON)",
+    )
+    add_live_bootstrap_argument(p)
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=available_profiles(),
+        help=f"bootstrap.cfg the chain is resolved under (default {DEFAULT_PROFILE})",
+    )
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="also evaluate the flake's step outputs and mark those valid in the store as built",
+    )
+    p.add_argument(
+        "--steps",
+        type=Path,
+        default=REPO_ROOT / "steps",
+        metavar="DIR",
+        help="generated steps/ whose snapshot and overrides to read",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.verify.chain_page import write_chain_report
+
+    chosen = chosen_tree(args.live_bootstrap)
+    tree = read_tree(chosen) if chosen else committed_tree(args.steps)
+    chain = apply_overrides(load_chain(tree, args.profile), load_overrides(args.steps))
+    if not DATA_FILE.is_file():
+        raise OrchestratorError("no stdenv bridge data", file=str(DATA_FILE))
+    bridge = _bridge_rows(chain, len(chain.steps))
+    outputs: dict[str, str | None] | None = None
+    if args.eval:
+        from orchestrator.build.targets import default_flake
+        from orchestrator.verify.pins import step_outputs
+
+        outputs = step_outputs(default_flake(), [s.step.attr_name for s in chain.steps])
+    page = write_chain_report(args.html, chain, bridge, tree, args.results, outputs)
+    Console(stderr=True, highlight=False).print(f"chain page: {page}", markup=False)
+    return 0
