@@ -7,6 +7,7 @@ different build of a nondeterministic derivation.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from orchestrator.cli import main
 from orchestrator.verify.consensus import ALL_AGREE, CACHES_DISAGREE, NO_TRUSTED_ANSWER
 from orchestrator.verify.report import SCHEMA_VERSION, SCHEMA_VERSION_CACHES, Report
 from orchestrator.verify.results_file import load_results
+from tests.helpers_browser import colour, dump_dom, needs_chromium, png_pixels, screenshot, text_of
 from tests.helpers_cache import (
     build,
     copy_to_cache,
@@ -196,3 +198,43 @@ def test_a_cache_named_twice_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     )
     assert code == 2
     assert "twice" in json.loads(capsys.readouterr().out)["error"]
+
+
+@needs_chromium
+def test_the_page_in_a_real_browser(
+    caches: Caches, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Headless Chromium renders the --html page from file://: the DOM holds each path with each
+    cache's verdict, and the screenshot shows the verdict colours (not a blank page)."""
+    page_dir = tmp_path / "page"
+    with serve(caches.honest) as a, serve(caches.partial) as b, serve(caches.liar) as c:
+        code, report, _ = run(
+            capsys,
+            [a.url, b.url, c.url],
+            list(caches.keys.values()),
+            *caches.many,
+            caches.nondet,
+            "--no-results",
+            "--html",
+            str(page_dir),
+        )
+    assert code == 1
+    page = page_dir / "index.html"
+    html = page.read_text()
+    assert "<script" not in html and " src=" not in html and "<link" not in html  # nothing to load
+    dom = dump_dom(page, tmp_path / "profile")
+    text = text_of(dom)
+    rows = re.findall(r'<tr class="result">(.*?)</tr>', dom, re.S)
+    assert len(rows) == len(report.results) == 4
+    for r in report.results:
+        row = next(x for x in rows if r.path in x)
+        cells = re.findall(r'class="badge s-([a-z-]+)"', row)
+        # one badge per cache, then the combined verdict
+        assert cells == [v.status.value for v in r.per_cache or []] + [r.status.value]
+    assert report.summary.line() in text
+    assert f"{c.url}" in re.search(r'id="disagreeing".*?</p>', dom, re.S).group(0)  # type: ignore[union-attr]
+    _, _, pixels = png_pixels(screenshot(page, tmp_path / "profile", tmp_path / "shot.png"))
+    seen = set(pixels)
+    assert len(seen) > 50, "a blank page"
+    assert colour("#b7e4b0") in seen  # reproducible
+    assert colour("#f4a3a3") in seen  # differs

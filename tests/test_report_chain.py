@@ -1,0 +1,166 @@
+"""``orchestrator report --html DIR [RESULTS_FILE...]``: the chain page (issue 19, items 3 and 5).
+
+The chain is the committed snapshot (what ``plan`` shows, offline). Its outputs cannot be built
+here past ``simple-patch-1.0`` (no distfile can be downloaded), so the results files given are
+stand-ins written in the real formats: a verify results file by ``ResultsFile`` itself, a pins
+report as ``verify --against-live-bootstrap --json`` prints it, and a DDC result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.verify.pins import PinCheck
+from orchestrator.verify.pins import Report as PinsReport
+from orchestrator.verify.report import PathResult, Report, Status, Summary, now
+from orchestrator.verify.results_file import ResultsFile
+from tests.helpers_browser import colour, dump_dom, needs_chromium, png_pixels, screenshot, text_of
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_HASH = "0123456789abcdfghijklmnpqrsvwxyz"  # 32 nix32 characters: a stand-in store hash
+
+
+def plan_attrs() -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "plan", "--json", "--bridge"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    return [row["attr"] for row in json.loads(proc.stdout)]
+
+
+def write_inputs(tmp: Path, attrs: list[str]) -> list[Path]:
+    first, second, third = attrs[0], attrs[1], attrs[2]
+    results = [
+        PathResult(
+            path=f"/nix/store/{FAKE_HASH}-lb-{first}",
+            status=Status.reproducible,
+            reason="NAR hash matches",
+        ),
+        PathResult(path=f"/nix/store/{FAKE_HASH}-lb-{second}", status=Status.differs),
+    ]
+    report = Report(mode="against-hydra", cache="https://cache.example", started=now())
+    sink = ResultsFile(tmp / "verify.jsonl")
+    sink.start(report)
+    for r in results:
+        sink.result(r)
+    report.results = results
+    report.summary = Summary.of(results)
+    report.finished = now()
+    sink.end(report)
+    checks = [
+        PinCheck(
+            step=third,
+            index=3,
+            era="kaem",
+            kind="installed",
+            file="/usr/bin/x",
+            expected="a" * 64,
+            actual="b" * 64,
+            status="mismatch",
+            output=f"/nix/store/{FAKE_HASH}-lb-{third}",
+            pinned_in="steps/x/x.checksums",
+        )
+    ]
+    pins = PinsReport(target=third, checks=checks, counts={"mismatch": 1})
+    (tmp / "pins.json").write_text(pins.model_dump_json())
+    ddc = {"tools": {t: "identical" for t in ("M2-Planet", "M1", "hex2", "blood-elf", "kaem")}}
+    (tmp / "ddc.json").write_text(json.dumps(ddc))
+    return [tmp / "verify.jsonl", tmp / "pins.json", tmp / "ddc.json"]
+
+
+def test_the_chain_page_holds_every_step_and_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    attrs = plan_attrs()
+    files = write_inputs(tmp_path, attrs)
+    out = tmp_path / "site"
+    assert main(["report", "--html", str(out), *map(str, files)]) == 0
+    html = (out / "index.html").read_text()
+    assert "<script" not in html and " src=" not in html and "<link" not in html
+    states = dict(re.findall(r'data-attr="([^"]+)" data-state="([^"]+)"', html))
+    assert list(states) == ["stage0", *attrs, "nixos-iso"]
+    assert states["stage0"] == "ddc-equal"
+    assert states[attrs[0]] == "hydra"
+    assert states[attrs[1]] == "differs"
+    assert states[attrs[2]] == "pins-differ"
+    assert set(list(states.values())[4:]) == {"not-built"}
+    assert (out / "verify-1.html").is_file()  # the results file's own page
+    assert "5 of 5 tools bit-identical" in html
+
+
+def test_ddc_that_differs_is_shown(tmp_path: Path) -> None:
+    f = tmp_path / "ddc.json"
+    f.write_text(json.dumps({"tools": [{"name": "hex2", "status": "differs"}]}))
+    assert main(["report", "--html", str(tmp_path / "o"), str(f)]) == 0
+    html = (tmp_path / "o" / "index.html").read_text()
+    assert 'data-attr="stage0" data-state="ddc-differs"' in html
+    assert "differ: hex2" in html
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        ('{"target": "x", "checks": [{"step": 1}], "counts": {}}', "wrong schema"),
+        ('{"target": "x", "checks": [', "invalid JSON"),
+        ('{"pairs": []}', "unknown shape"),
+        (
+            '{"event": "start", "mode": "against-hydra", "started": "t"}\n{"event": "result"\n',
+            "bad results line",
+        ),
+        ('{"event": "result", "path": "/nix/store/x", "status": "reproducible"}\n', "no start"),
+        ("", "invalid JSON"),
+    ],
+)
+def test_bad_results_files_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expect: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    out = tmp_path / "site"
+    code = main(["report", "--html", str(out), str(bad)])
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert code == 2
+    assert str(bad) in err and expect in err
+    assert "Traceback" not in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_a_missing_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["report", "--html", str(tmp_path / "o"), str(tmp_path / "nope.jsonl")])
+    assert code == 2
+    assert "nope.jsonl" in capsys.readouterr().err
+
+
+@needs_chromium
+def test_the_chain_page_in_a_real_browser(tmp_path: Path) -> None:
+    attrs = plan_attrs()
+    files = write_inputs(tmp_path, attrs)
+    out = tmp_path / "site"
+    assert main(["report", "--html", str(out), *map(str, files)]) == 0
+    dom = dump_dom(out / "index.html", tmp_path / "profile")
+    cells = re.findall(r'<code class="attr">([^<]+)</code>', dom)
+    assert cells == ["stage0", *attrs, "nixos-iso"]  # every step, in plan's order
+    text = text_of(dom)
+    assert "hex0-seed" in text and "kaem-optional-seed" in text
+    _, _, pixels = png_pixels(
+        screenshot(out / "index.html", tmp_path / "profile", tmp_path / "s.png")
+    )
+    seen = set(pixels)
+    assert len(seen) > 50, "a blank page"
+    for css in ("#b7e4b0", "#8fd3c9", "#f4a3a3", "#eeeeee"):  # DDC, Hydra, differs, not built
+        assert colour(css) in seen, css
+    # the verify results file's own page renders too
+    vdom = dump_dom(out / "verify-1.html", tmp_path / "profile")
+    for p in (f"/nix/store/{FAKE_HASH}-lb-{attrs[0]}", f"/nix/store/{FAKE_HASH}-lb-{attrs[1]}"):
+        assert p in vdom
+    assert "reproducible" in vdom and "differs" in vdom
