@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,3 +239,41 @@ def test_the_page_in_a_real_browser(
     assert len(seen) > 50, "a blank page"
     assert colour("#b7e4b0") in seen  # reproducible
     assert colour("#f4a3a3") in seen  # differs
+
+
+@pytest.mark.parametrize("tool", ["builtin", "diffoscope"])
+def test_the_page_shows_the_difference(
+    caches: Caches, tmp_path: Path, capsys: pytest.CaptureFixture[str], tool: str
+) -> None:
+    """--diff with --html: the liar's NAR is fetched and compared; the page shows which file
+    differs (built-in), or links diffoscope's own HTML report (when diffoscope is installed)."""
+    if tool == "diffoscope" and shutil.which("diffoscope") is None:
+        pytest.skip("diffoscope is not installed (bash .ci/setup installs diffoscope-minimal)")
+    page_dir = tmp_path / "page"
+    with serve(caches.honest) as a, serve(caches.liar) as c:
+        code, report, _ = run(
+            capsys,
+            [a.url, c.url],
+            [caches.keys["honest"], caches.keys["liar"]],
+            caches.nondet,
+            "--no-results",
+            "--diff",
+            "--diff-tool",
+            tool,
+            "--html",
+            str(page_dir),
+        )
+    assert code == 1
+    (r,) = report.results
+    assert r.diff is not None and r.diff.tool == tool
+    assert [(f.path, f.change) for f in r.diff.files] == [("stamp", "content")]
+    html = (page_dir / "index.html").read_text()
+    assert 'id="diff-1"' in html and ">stamp<" in html
+    extra = sorted(p.name for p in page_dir.iterdir())
+    if tool == "builtin":
+        assert r.diff.html is None and extra == ["index.html"]
+    else:
+        assert extra == ["index-diffoscope-1.html", "index.html"]
+        assert 'href="index-diffoscope-1.html"' in html
+        report_page = (page_dir / "index-diffoscope-1.html").read_text()
+        assert "diffoscope" in report_page and "stamp" in report_page

@@ -41,7 +41,12 @@ def _row(name: str, summary: Summary) -> SummaryRow:
     return SummaryRow(name=name, summary=summary, counts=counts)
 
 
-def render_verify_page(report: Report) -> str:
+def diffoscope_page(page: str, index: int) -> str:
+    """Where the diffoscope HTML of the ``index``-th result of ``page`` goes, beside it."""
+    return f"{page.rsplit('.', 1)[0]}-diffoscope-{index}.html"
+
+
+def render_verify_page(report: Report, name: str = "index.html") -> str:
     first = "all caches" if report.caches else str(report.cache or report.mode)
     summary_rows = [_row(first, report.summary)]
     summary_rows += [_row(c.url, c.summary) for c in report.caches or []]
@@ -57,6 +62,9 @@ def render_verify_page(report: Report) -> str:
             summary_rows=summary_rows,
             caches=[c.url for c in report.caches or []],
             diffs=diffs,
+            diffoscope_pages={
+                i: diffoscope_page(name, i) for i, r in diffs if r.diff and r.diff.html
+            },
         )
     )
 
@@ -82,4 +90,10 @@ def write_page(directory: Path, name: str, html: str) -> Path:
 
 
 def write_verify_page(report: Report, directory: Path, name: str = "index.html") -> Path:
-    return write_page(directory, name, render_verify_page(report))
+    """The page, and beside it diffoscope's own HTML report of each differing path that has
+    one (a page diffoscope made: no script, nothing loaded)."""
+    html = render_verify_page(report, name)
+    for i, r in enumerate(report.results, 1):
+        if r.diff is not None and r.diff.html:
+            write_page(directory, diffoscope_page(name, i), r.diff.html)
+    return write_page(directory, name, html)
