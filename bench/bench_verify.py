@@ -219,12 +219,15 @@ def main() -> None:
     for client in clients:
         wall, cpu = statistics.median(walls[client]), statistics.median(cpus[client])
         rate = len(paths) / wall
-        print(
-            f"{client:8} median over {len(walls[client])} runs: {wall:.2f} s wall, {cpu:.2f} s CPU "
-            f"= {rate:,.0f} paths/s (target >= 1,000 paths/s: {'met' if rate >= 1000 else 'NOT met'})"
+        line = (
+            f"{client:8} median over {len(walls[client])} runs: {wall:.2f} s wall, {cpu:.2f} s CPU"
         )
-        if args.latency:
-            print(f"  at {args.latency:g} ms: {'under' if wall < 5 else 'NOT under'} 5 s")
+        if args.latency:  # issue 19's target: 1,500 paths 50 ms away in under 5 s
+            line += f" (at {args.latency:g} ms: {'under' if wall < 5 else 'NOT under'} 5 s)"
+        else:
+            line += f" = {rate:,.0f} paths/s (target >= 1,000 paths/s: "
+            line += f"{'met' if rate >= 1000 else 'NOT met'})"
+        print(line)
     print(
         f"report page of {len(paths)} paths (verify --html): median {statistics.median(renders):.3f}"
         " s (target < 2 s)"
