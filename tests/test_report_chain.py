@@ -95,7 +95,7 @@ def test_the_chain_page_holds_every_step_and_the_results(
     assert states[attrs[2]] == "pins-differ"
     assert set(list(states.values())[4:]) == {"not-built"}
     assert (out / "verify-1.html").is_file()  # the results file's own page
-    assert "5 of 5 tools bit-identical" in html
+    assert "5 of 5 compared bit-identical" in html
 
 
 def test_ddc_that_differs_is_shown(tmp_path: Path) -> None:
@@ -164,3 +164,67 @@ def test_the_chain_page_in_a_real_browser(tmp_path: Path) -> None:
     for p in (f"/nix/store/{FAKE_HASH}-lb-{attrs[0]}", f"/nix/store/{FAKE_HASH}-lb-{attrs[1]}"):
         assert p in vdom
     assert "reproducible" in vdom and "differs" in vdom
+
+
+def test_eval_marks_the_outputs_valid_in_the_store(tmp_path: Path, pinned_source: Path) -> None:
+    """--eval: a step whose output is valid in the local store is built, with its store path;
+    one whose output is not is not-built (whichever the store holds on this machine)."""
+    out = tmp_path / "site"
+    assert (
+        main(["report", "--html", str(out), "--eval", "--live-bootstrap", str(pinned_source)]) == 0
+    )
+    html = (out / "index.html").read_text()
+    states = dict(re.findall(r'data-attr="([^"]+)" data-state="([^"]+)"', html))
+    flake_args = ["--override-input", "live-bootstrap", f"path:{pinned_source}"]
+    for attr in ("stage0", plan_attrs()[0]):
+        proc = subprocess.run(
+            [
+                "nix",
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "--option",
+                "substituters",
+                "",
+                "eval",
+                "--raw",
+                f'{REPO}#"{attr}".outPath',
+                *flake_args,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        path = proc.stdout.strip()
+        valid = (
+            subprocess.run(
+                ["nix", "--extra-experimental-features", "nix-command", "path-info", path],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+        assert states[attr] == ("built" if valid else "not-built"), (attr, path)
+        assert (path in html) == valid
+
+
+def test_the_ddc_checks_output_directory(tmp_path: Path) -> None:
+    """The check's output as given (a directory holding ddc.json, one entry per compared file,
+    and its own overall verdict), equal and then with one file differing."""
+    check = tmp_path / "ddc-stage0"
+    check.mkdir()
+    files = [
+        {"step": f"x86/artifact/{t}", "tool": None, "identical": True}
+        for t in ("hex0", "hex2-1", "M2")
+    ]
+    doc = {"format": 1, "check": "ddc-stage0", "files": files, "identical": True}
+    (check / "ddc.json").write_text(json.dumps(doc))
+    assert main(["report", "--html", str(tmp_path / "a"), str(check)]) == 0
+    html = (tmp_path / "a" / "index.html").read_text()
+    assert 'data-attr="stage0" data-state="ddc-equal"' in html
+    assert "3 of 3 compared bit-identical" in html
+    files[1]["identical"] = False
+    doc["identical"] = False
+    (check / "ddc.json").write_text(json.dumps(doc))
+    assert main(["report", "--html", str(tmp_path / "b"), str(check)]) == 0
+    html = (tmp_path / "b" / "index.html").read_text()
+    assert 'data-attr="stage0" data-state="ddc-differs"' in html
+    assert "differ: x86/artifact/hex2-1" in html

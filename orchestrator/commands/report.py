@@ -29,6 +29,8 @@ from orchestrator.upstream.locate import (
 from orchestrator.upstream.overrides import apply_overrides, load_overrides
 from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
+DDC_CHECK = "ddc-stage0"  # the flake check of diverse double-compiling at stage0
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -57,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--eval",
         action="store_true",
-        help="also evaluate the flake's step outputs and mark those valid in the store as built",
+        help="also evaluate the flake's stage0 and step outputs (one nix eval) and mark those "
+        "valid in the local store as built",
     )
     p.add_argument(
         "--steps",
@@ -67,6 +70,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="generated steps/ whose snapshot and overrides to read",
     )
     p.set_defaults(func=run)
+
+
+def ddc_check_output(flake: str) -> str | None:
+    """The output of the flake's DDC check (``checks.<system>.ddc-stage0``) when it is valid in
+    the local store; ``None`` when the check does not exist or was not built here."""
+    from orchestrator import nixcli
+    from orchestrator.errors import NixError
+    from orchestrator.nixstr import flake_installable
+    from orchestrator.verify.pins import current_system
+
+    apply = f"cs: if cs ? {DDC_CHECK} then cs.{DDC_CHECK}.outPath else null"
+    try:
+        path = nixcli.nix_json(
+            ["eval", flake_installable(flake, ["checks", current_system()]), "--apply", apply]
+        )
+    except NixError:
+        return None  # no checks for this system in the flake
+    if not isinstance(path, str) or path in nixcli.invalid_paths([path]):
+        return None
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,11 +102,18 @@ def run(args: argparse.Namespace) -> int:
         raise OrchestratorError("no stdenv bridge data", file=str(DATA_FILE))
     bridge = _bridge_rows(chain, len(chain.steps))
     outputs: dict[str, str | None] | None = None
+    results = list(args.results)
     if args.eval:
         from orchestrator.build.targets import default_flake
         from orchestrator.verify.pins import step_outputs
 
-        outputs = step_outputs(default_flake(), [s.step.attr_name for s in chain.steps])
-    page = write_chain_report(args.html, chain, bridge, tree, args.results, outputs)
+        # stage0 and the chain's steps; the bridge's outputs evaluate only with Nix >= 2.18
+        outputs = step_outputs(
+            default_flake(), ["stage0", *(s.step.attr_name for s in chain.steps)]
+        )
+        ddc = ddc_check_output(default_flake())
+        if ddc is not None:
+            results.append(Path(ddc))
+    page = write_chain_report(args.html, chain, bridge, tree, results, outputs)
     Console(stderr=True, highlight=False).print(f"chain page: {page}", markup=False)
     return 0

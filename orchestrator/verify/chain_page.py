@@ -98,7 +98,8 @@ def _bad(path: Path, why: str, line: int | None = None) -> OrchestratorError:
 def load_inputs(files: Sequence[Path]) -> Inputs:
     """Read every results file, recognised by its content; any bad one is an error."""
     got = Inputs()
-    for path in files:
+    for given in files:
+        path = _in_directory(given)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -122,6 +123,16 @@ def load_inputs(files: Sequence[Path]) -> Inputs:
             raise _bad(path, "JSON of an unknown shape")
         got.ddc.append((path.name, ddc))
     return got
+
+
+def _in_directory(path: Path) -> Path:
+    """A directory given as a results file (the DDC check's output): its JSON result."""
+    if not path.is_dir():
+        return path
+    found = sorted(path.glob("*.json"))
+    if len(found) != 1:
+        raise _bad(path, f"a directory with {len(found)} JSON files (want exactly one)")
+    return found[0]
 
 
 def _first(exc: ValidationError) -> str:
@@ -242,7 +253,7 @@ def _state(row: StepRow, ddc: Sequence[tuple[str, DdcResult]]) -> str:
         return "hydra"
     if row.pins and any(c.status == "ok" for c in row.pins):
         return "pins-equal"
-    if row.output and not all(c.status == "not-built" for c in row.pins):
+    if row.output and not (row.pins and all(c.status == "not-built" for c in row.pins)):
         return "built"
     return "not-built"
 
