@@ -228,3 +228,13 @@ def test_the_ddc_checks_output_directory(tmp_path: Path) -> None:
     html = (tmp_path / "b" / "index.html").read_text()
     assert 'data-attr="stage0" data-state="ddc-differs"' in html
     assert "differ: x86/artifact/hex2-1" in html
+
+
+def test_a_bad_end_line_of_several_caches(tmp_path: Path) -> None:
+    bad = tmp_path / "r.jsonl"
+    bad.write_text(
+        '{"event": "start", "schema_version": 2, "mode": "against-hydra", "started": "t"}\n'
+        '{"event": "end", "finished": "t", "disagreeing_caches": 7}\n'
+    )
+    assert main(["report", "--html", str(tmp_path / "o"), str(bad)]) == 2
+    assert not (tmp_path / "o").exists()

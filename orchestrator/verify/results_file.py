@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.verify.report import CacheSummary, PathResult, Report, Summary
@@ -77,6 +77,11 @@ class ResultsFile:
             self._fh = None
 
 
+class _EndOfSeveral(BaseModel):
+    caches: list[CacheSummary] | None = None
+    disagreeing_caches: list[str] | None = None
+
+
 def load_results(path: str | os.PathLike[str]) -> Report:
     """Read a results file back, complete or cut short (a torn last line is dropped)."""
     head: dict[str, Any] | None = None
@@ -107,10 +112,9 @@ def load_results(path: str | os.PathLike[str]) -> Report:
         report.complete = True
         report.finished = end.get("finished")
         report.cache_gave_up = end.get("cache_gave_up")
-        try:
-            if end.get("caches") is not None:
-                report.caches = [CacheSummary.model_validate(c) for c in end["caches"]]
-            report.disagreeing_caches = end.get("disagreeing_caches")
+        try:  # several caches (schema version 2): validated like every other field
+            extra = _EndOfSeveral.model_validate(end)
         except ValidationError as exc:
             raise OrchestratorError(f"bad end line: {exc}", file=str(path)) from None
+        report.caches, report.disagreeing_caches = extra.caches, extra.disagreeing_caches
     return report
