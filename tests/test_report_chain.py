@@ -8,6 +8,7 @@ report as ``verify --against-live-bootstrap --json`` prints it, and a DDC result
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -157,7 +158,7 @@ def test_the_chain_page_in_a_real_browser(tmp_path: Path) -> None:
     )
     seen = set(pixels)
     assert len(seen) > 50, "a blank page"
-    for css in ("#b7e4b0", "#8fd3c9", "#f4a3a3", "#eeeeee"):  # DDC, Hydra, differs, not built
+    for css in ("#9ec5fe", "#8fd3c9", "#f4a3a3", "#eeeeee"):  # DDC, Hydra, differs, not built
         assert colour(css) in seen, css
     # the verify results file's own page renders too
     vdom = dump_dom(out / "verify-1.html", tmp_path / "profile")
@@ -238,3 +239,20 @@ def test_a_bad_end_line_of_several_caches(tmp_path: Path) -> None:
     )
     assert main(["report", "--html", str(tmp_path / "o"), str(bad)]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_the_seed_audit_reads_the_two_seeds(tmp_path: Path, pinned_source: Path) -> None:
+    assert (
+        main(["report", "--html", str(tmp_path / "o"), "--live-bootstrap", str(pinned_source)]) == 0
+    )
+    html = (tmp_path / "o" / "index.html").read_text()
+    seeds = re.search(r'<table id="seeds">.*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
+    rows = re.findall(r'<td class="num">(\d+)</td><td><code>([0-9a-f]{64})</code>', seeds)
+    base = pinned_source / "seed/stage0-posix/bootstrap-seeds/POSIX/x86"
+
+    expected = [
+        (str(len(b)), hashlib.sha256(b).hexdigest())
+        for b in ((base / "hex0-seed").read_bytes(), (base / "kaem-optional-seed").read_bytes())
+    ]
+    assert rows == expected and [r[0] for r in rows] == ["181", "632"]
+    assert "(813 bytes)" in html
