@@ -9,6 +9,13 @@ reported side by side.
 
     python bench/bench_verify.py [--paths 2000] [--jobs 16] [--client both|builtin|httpx] [--runs 3]
     python bench/bench_verify.py --clients-only [--paths 2000] [--jobs 16] [--runs 3]
+    python bench/bench_verify.py --paths 1500 --latency 50 --jobs default,16,64 --client builtin
+
+``--latency MS`` makes the server a cache that far away: every new connection waits MS before it
+is served (the TCP handshake's round trip) and every answer waits MS (the request's round trip).
+``--jobs`` takes a comma-separated list (``default`` runs without ``--jobs``: verify's own
+default); the settings alternate run by run, so they meet the same machine load. Each run also
+times the report page (``verify --html``) of that run's report, rendered in-process.
 
 ``--clients-only`` times the two narinfo clients alone: N GETs of small narinfo files from the
 same loopback server inside one process (no Nix, no signatures), CPU time of this process.
@@ -40,11 +47,16 @@ SERVER = r"""
 # the GIL (Python's threading http.server is the bottleneck long before the client is).
 import asyncio, os, sys
 root = os.path.realpath(sys.argv[1])
+delay = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0  # --latency, one way and back
 
 async def handle(reader, writer):
     try:
+        if delay:
+            await asyncio.sleep(delay)  # the connection's handshake
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
+            if delay:
+                await asyncio.sleep(delay)  # the request's round trip
             rel = head.split(b" ", 2)[1].decode().lstrip("/")
             path = os.path.realpath(os.path.join(root, rel))
             try:
@@ -116,18 +128,37 @@ def clients_only(n: int, jobs: int, runs: int) -> None:
     )
 
 
+def render_page(report_json: str, directory: Path) -> float:
+    """Seconds to parse a report and write its page, as ``verify --html`` does."""
+    from orchestrator.verify.html import write_verify_page
+    from orchestrator.verify.report import Report
+
+    t = time.perf_counter()
+    write_verify_page(Report.model_validate_json(report_json), directory)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--paths", type=int, default=2000)
-    ap.add_argument("--jobs", type=int, default=16)
+    ap.add_argument(
+        "--jobs", default="16", help="comma-separated --jobs values; 'default': verify's own"
+    )
+    ap.add_argument("--latency", type=float, default=0.0, metavar="MS", help="cache round trip")
     ap.add_argument("--client", choices=["both", "builtin", "httpx"], default="both")
     ap.add_argument("--runs", type=int, default=3, help="runs per client")
     ap.add_argument("--clients-only", action="store_true", help="time the narinfo clients alone")
     args = ap.parse_args()
+    jobs_list = args.jobs.split(",")
     if args.clients_only:
-        clients_only(args.paths, args.jobs, args.runs)
+        clients_only(args.paths, int(jobs_list[0]), args.runs)
         return
-    clients = ["builtin", "httpx"] if args.client == "both" else [args.client]
+    clients = [
+        f"{c}@{j}" if len(jobs_list) > 1 else c
+        for c in (["builtin", "httpx"] if args.client == "both" else [args.client])
+        for j in jobs_list
+    ]
+    renders: list[float] = []
     walls: dict[str, list[float]] = {c: [] for c in clients}
     cpus: dict[str, list[float]] = {c: [] for c in clients}
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp_s:
@@ -139,13 +170,17 @@ def main() -> None:
         copy_to_cache(paths, tmp / "cache", sk, compression="none")
         print(f"setup: {len(paths)} paths built and cached in {time.perf_counter() - t0:.1f} s")
         server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(tmp / "cache")], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", SERVER, str(tmp / "cache"), str(args.latency)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert server.stdout is not None
             port = int(server.stdout.readline())
             for _ in range(args.runs):
-                for client in clients:
+                for setting in clients:
+                    client, _, jobs = setting.partition("@")
+                    jobs = jobs or jobs_list[0]
                     cmd = [
                         sys.executable,
                         "-m",
@@ -158,8 +193,7 @@ def main() -> None:
                         client,
                         "--trusted-key",
                         pk,
-                        "--jobs",
-                        str(args.jobs),
+                        *([] if jobs == "default" else ["--jobs", jobs]),
                         "--no-results",
                         "--json",
                         *paths,
@@ -171,11 +205,13 @@ def main() -> None:
                     cpu = children_cpu() - cpu
                     report = json.loads(proc.stdout)
                     assert report["summary"]["reproducible"] == len(paths), proc.stderr[-2000:]
-                    walls[client].append(wall)
-                    cpus[client].append(cpu)
+                    walls[setting].append(wall)
+                    cpus[setting].append(cpu)
+                    renders.append(render_page(proc.stdout, tmp / "page"))
                     print(
-                        f"{client:8} run: {wall:.2f} s wall, {cpu:.2f} s CPU "
-                        f"({len(paths) / wall:,.0f} paths/s)"
+                        f"{setting:8} run: {wall:.2f} s wall, {cpu:.2f} s CPU "
+                        f"({len(paths) / wall:,.0f} paths/s); its report page: "
+                        f"{renders[-1]:.3f} s"
                     )
         finally:
             server.terminate()
@@ -183,11 +219,24 @@ def main() -> None:
     for client in clients:
         wall, cpu = statistics.median(walls[client]), statistics.median(cpus[client])
         rate = len(paths) / wall
-        print(
-            f"{client:8} median over {len(walls[client])} runs: {wall:.2f} s wall, {cpu:.2f} s CPU "
-            f"= {rate:,.0f} paths/s (target >= 1,000 paths/s: {'met' if rate >= 1000 else 'NOT met'})"
+        line = (
+            f"{client:8} median over {len(walls[client])} runs: {wall:.2f} s wall, {cpu:.2f} s CPU"
         )
-    if len(clients) == 2:
+        if args.latency:  # issue 19's target: 1,500 paths 50 ms away in under 5 s
+            line += f" (at {args.latency:g} ms: {'under' if wall < 5 else 'NOT under'} 5 s)"
+        else:
+            line += f" = {rate:,.0f} paths/s (target >= 1,000 paths/s: "
+            line += f"{'met' if rate >= 1000 else 'NOT met'})"
+        print(line)
+    print(
+        f"report page of {len(paths)} paths (verify --html): median {statistics.median(renders):.3f}"
+        " s (target < 2 s)"
+    )
+    if len(clients) > 1:
+        base = statistics.median(walls[clients[0]])
+        for c in clients[1:]:
+            print(f"{c} / {clients[0]}: {statistics.median(walls[c]) / base:.2f}x the wall time")
+    if clients == ["builtin", "httpx"]:
         b, h = (statistics.median(walls[c]) for c in clients)
         bc, hc = (statistics.median(cpus[c]) for c in clients)
         print(f"httpx / builtin: {h / b:.2f}x the wall time, {hc / bc:.2f}x the CPU time")

@@ -28,6 +28,7 @@ COMMANDS = [
     "build",
     "audit",
     "verify",
+    "report",
     "nar",
     "narinfo",
     "diff",

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,13 +24,22 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.formats.binary_cache import DEFAULT_CACHE, BinaryCache
 from orchestrator.formats.narinfo import DEFAULT_TRUSTED_KEY, parse_public_key
 from orchestrator.formats.url_credentials import redact
+from orchestrator.verify.consensus import combine
 from orchestrator.verify.engine import Verifier, verify_against_cache
 from orchestrator.verify.hydra import DEFAULT_HYDRA, HydraClient
 from orchestrator.verify.hydra_plan import HydraProduct, hydra_outputs, plan_hydra
 from orchestrator.verify.local_store import LocalPath, query_local, query_store_paths
 from orchestrator.verify.pairs import Pair, load_pairs, parse_pair
 from orchestrator.verify.rebuild import rebuild_target
-from orchestrator.verify.report import PathResult, Report, Status, Summary, now, report_schema
+from orchestrator.verify.report import (
+    SCHEMA_VERSION_CACHES,
+    PathResult,
+    Report,
+    Status,
+    Summary,
+    now,
+    report_schema,
+)
 from orchestrator.verify.results_file import ResultsFile, default_results_path
 
 
@@ -54,7 +64,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="installable or store path")
     p.add_argument("--closure", action="store_true", help="also check the runtime closure")
-    p.add_argument("--cache", default=DEFAULT_CACHE, help=f"binary cache (default {DEFAULT_CACHE})")
+    p.add_argument(
+        "--cache",
+        action="append",
+        metavar="URL",
+        help=f"binary cache (default {DEFAULT_CACHE}); repeatable: every path is checked against "
+        "each cache, with a verdict per cache and a consensus (schema version 2)",
+    )
     p.add_argument("--hydra", default=DEFAULT_HYDRA, help=f"Hydra (default {DEFAULT_HYDRA})")
     p.add_argument("--job", metavar="PROJECT/JOBSET/JOB", help="compare with Hydra's latest build")
     p.add_argument(
@@ -63,7 +79,9 @@ def register(subparsers: Any) -> None:
         metavar="NAME:KEY",
         help=f"trusted public key, repeatable (default {DEFAULT_TRUSTED_KEY})",
     )
-    p.add_argument("--jobs", type=int, default=16, metavar="N", help="parallel requests (16)")
+    # 32: a cache 50 ms away answers 1,500 narinfos in under 5 s (bench/bench_verify.py
+    # --latency 50; with 16 it took 6-8 s, latency-bound); near Nix's own http-connections (25)
+    p.add_argument("--jobs", type=int, default=32, metavar="N", help="parallel requests (32)")
     p.add_argument(
         "--timeout",
         type=float,
@@ -85,6 +103,12 @@ def register(subparsers: Any) -> None:
         "request) or httpx",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument(
+        "--html",
+        metavar="DIR",
+        type=Path,
+        help="also write a self-contained static report page, DIR/index.html",
+    )
     p.add_argument("--diff", action="store_true", help="show what differs in differing paths")
     p.add_argument(
         "--diff-tool",
@@ -191,15 +215,20 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         pairs += load_pairs(args.pairs)
     if not (args.targets or pairs or args.job):
         raise OrchestratorError("nothing to verify: name a TARGET, a --pair or a --job")
+    caches: list[str] = args.cache or [DEFAULT_CACHE]
+    if len(set(caches)) != len(caches):
+        raise OrchestratorError("a --cache is given twice", hint="name each cache once")
 
     report = Report(
         mode="against-hydra",
-        cache=redact(args.cache),  # a password in the URL is never shown, logged or stored
+        cache=redact(caches[0]),  # a password in the URL is never shown, logged or stored
         hydra=redact(args.hydra) if args.job else None,
         job=args.job,
         trusted_keys=[str(k) for k in keys],
         started=now(),
     )
+    if len(caches) > 1:
+        report.schema_version = SCHEMA_VERSION_CACHES
     locals_ = query_local(args.targets, closure=args.closure) if args.targets else []
     products: list[HydraProduct] = []
     unmatched: list[str] = []
@@ -231,7 +260,7 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
             locals_,
             pairs,
             theirs=args.theirs,
-            cache_url=args.cache,
+            cache_url=caches[0],
             jobs=args.jobs,
             timeout=args.timeout,
             retries=args.retries,
@@ -264,11 +293,25 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
-    _log(f"checking {n} item(s) against {redact(args.cache)}")
+    _log(f"checking {n} item(s) against {', '.join(redact(c) for c in caches)}")
     try:
-        results, report.cache_gave_up = asyncio.run(
-            _check(args, keys, locals_, pairs, pair_locals, products, sink)
-        )
+        if len(caches) == 1:
+            results, report.cache_gave_up = asyncio.run(
+                _check(args, caches[0], keys, locals_, pairs, pair_locals, products, sink.result)
+            )
+        else:
+            answers = _check_caches(args, caches, keys, locals_, pairs, pair_locals, products)
+            results, report.caches, report.disagreeing_caches = combine(
+                [redact(c) for c in caches], [rs for rs, _ in answers], [why for _, why in answers]
+            )
+            downs = [
+                f"{redact(url)}: {why}"
+                for url, (_, why) in zip(caches, answers, strict=True)
+                if why
+            ]
+            report.cache_gave_up = "; ".join(downs) or None
+            for r in results:  # combined verdicts are known only once every cache answered
+                sink.result(r)
     finally:
         sink.close()
     if args.pair_with_hydra:
@@ -300,18 +343,44 @@ def _hydra_item_results(
     return out
 
 
-async def _check(
+def _check_caches(
     args: argparse.Namespace,
+    caches: list[str],
     keys: list[Any],
     locals_: list[LocalPath],
     pairs: list[Pair],
     pair_locals: dict[str, LocalPath],
     products: list[HydraProduct],
-    sink: ResultsFile,
+) -> list[tuple[list[PathResult], str | None]]:
+    """Every check against every cache, the caches concurrently: each cache's results in input
+    order, and why it was given up on, if it was."""
+
+    async def all_caches() -> list[tuple[list[PathResult], str | None]]:
+        return list(
+            await asyncio.gather(
+                *(
+                    _check(args, url, keys, locals_, pairs, pair_locals, products, None)
+                    for url in caches
+                )
+            )
+        )
+
+    return asyncio.run(all_caches())
+
+
+async def _check(
+    args: argparse.Namespace,
+    cache_url: str,
+    keys: list[Any],
+    locals_: list[LocalPath],
+    pairs: list[Pair],
+    pair_locals: dict[str, LocalPath],
+    products: list[HydraProduct],
+    on_result: Any,
 ) -> tuple[list[PathResult], str | None]:
-    """Every check; and why the cache was given up on, if it was."""
+    """Every check against one cache; and why the cache was given up on, if it was."""
     async with BinaryCache(
-        args.cache,
+        cache_url,
         concurrency=args.jobs,
         timeout=args.timeout,
         retries=args.retries,
@@ -324,7 +393,7 @@ async def _check(
             rehash=args.rehash,
             diff=args.diff,
             diff_tool=args.diff_tool,
-            on_result=sink.result,
+            on_result=on_result,
         )
         results = await verify_against_cache(
             verifier, locals_, pairs, pair_locals, products, hydra_url=redact(args.hydra)
@@ -337,6 +406,16 @@ def _finish(args: argparse.Namespace, report: Report, sink: ResultsFile) -> int:
     report.finished = now()
     report.complete = True
     sink.end(report)
+    if args.html is not None:
+        from orchestrator.verify.html import write_verify_page
+
+        page = write_verify_page(report, args.html)
+        _log(f"report page: {escape(str(page))}")
+    if report.disagreeing_caches:
+        _log(
+            "caches that signed a NarHash differing from the local build's or another trusted "
+            f"cache's: {escape(', '.join(report.disagreeing_caches))}"
+        )
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
         if report.cache_gave_up:

@@ -41,6 +41,10 @@ def print_table(report: Report, *, verbose: bool = False) -> None:
                 detail = f"vs {r.theirs}\n{detail}"
             if r.hint and r.status not in (Status.reproducible, Status.equal_modulo_store_paths):
                 detail += f"\nhint: {r.hint}"
+            for v in r.per_cache or []:  # several caches: each one's verdict
+                detail += f"\n{v.cache}: {v.status.value}"
+            if r.consensus:
+                detail += f"\nconsensus: {r.consensus}"
             if r.diff is not None:
                 detail += "\n" + _diff_text(r)
             cell_styles[(len(table.rows), 0)] = STYLE[r.status]

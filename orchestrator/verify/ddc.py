@@ -75,6 +75,14 @@ class DdcVerdict(_Strict):
             raise ValueError(f"identical={self.identical} with {len(differing)} files differing")
         return self
 
+    def summary(self) -> str:
+        """One line for a report: how many files were compared, and which differ."""
+        same = self.compared - len(self.differing)
+        text = f"{same} of {self.compared} compared bit-identical"
+        if self.differing:
+            text += f"; differ: {', '.join(self.differing)}"
+        return text
+
     @property
     def tools(self) -> dict[str, DdcEntry]:
         """The programs the target chain leaves in bin/, by name."""
@@ -96,6 +104,16 @@ def load_verdict(path: str | os.PathLike[str]) -> DdcVerdict:
         raise OrchestratorError(
             f"not JSON ({exc.msg}): truncated or not a DDC verdict", file=p, line=exc.lineno
         ) from None
+    return verdict_of(data, p)
+
+
+def looks_like_verdict(data: object) -> bool:
+    """Whether parsed JSON claims to be a DDC verdict (then it must be a valid one)."""
+    return isinstance(data, dict) and "format" in data and data.get("check") == "ddc-stage0"
+
+
+def verdict_of(data: object, p: Path) -> DdcVerdict:
+    """Parsed JSON of ``p`` as a verdict, or an error naming ``p``."""
     try:
         return DdcVerdict.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -29,10 +30,12 @@ class DiffReport(BaseModel):
     files: list[FileDiff] = Field(default_factory=list)
     truncated: bool = False
     output: str | None = None  # diffoscope's text report (cut at 64 KiB)
+    html: str | None = None  # diffoscope's HTML report (a whole page; None when over 4 MiB)
     error: str | None = None
 
 
 _MAX_FILE_DIFFS = 200
+_MAX_HTML = 4 << 20  # a diffoscope page larger than this is left out of the report page
 
 
 def _first_difference(a: Path, b: Path) -> int | None:
@@ -128,19 +131,36 @@ def run_diff(ours: Path, theirs: Path, *, tool: str = "auto") -> DiffReport:
     exe = shutil.which("diffoscope") if tool in ("auto", "diffoscope") else None
     if exe is None:
         return builtin
+    # one run, two reports: the text for the table and --json, the HTML for verify --html
+    # (diffoscope's --html page uses no JavaScript and loads nothing)
+    fd, name = tempfile.mkstemp(prefix="orchestrator-diffoscope-", suffix=".html")
+    os.close(fd)
+    html_file = Path(name)
     try:
         proc = subprocess.run(
-            [exe, "--no-progress", "--text", "-", str(ours), str(theirs)],
+            [exe, "--no-progress", "--text", "-", "--html", str(html_file), str(ours), str(theirs)],
             capture_output=True,
             text=True,
             timeout=600,
         )
+        html = _read_html(html_file)
     except (OSError, subprocess.TimeoutExpired) as exc:
         builtin.error = f"diffoscope failed: {exc}"
         return builtin
+    finally:
+        html_file.unlink(missing_ok=True)
     text = proc.stdout
     if len(text) > 65536:
         text = text[:65536] + "\n[... cut at 64 KiB]\n"
     return DiffReport(
-        tool="diffoscope", files=builtin.files, truncated=builtin.truncated, output=text
+        tool="diffoscope", files=builtin.files, truncated=builtin.truncated, output=text, html=html
     )
+
+
+def _read_html(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > _MAX_HTML:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None

@@ -1,5 +1,6 @@
 """The verdicts of ``orchestrator verify``: statuses, one result per path, the summary, and the
-``Report`` document ``--json`` prints (schema version 1; fields are only ever added).
+``Report`` document ``--json`` prints (schema version 1 with one cache; 2 with several, which
+adds the per-cache verdicts and the consensus: ``orchestrator.verify.consensus``).
 
 Pure data: the engines (``verify_engine``, ``rebuild``) fill it, ``verify_results_file`` stores
 it as it comes in, ``verify_render`` prints it.
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from orchestrator.verify.nardiff import DiffReport
 
 SCHEMA_VERSION = 1
+SCHEMA_VERSION_CACHES = 2  # several --cache: per-cache verdicts, consensus, caches named
 
 
 class Status(StrEnum):
@@ -32,6 +34,17 @@ class Status(StrEnum):
 EXIT_OK = 0
 EXIT_DIFFERS = 1
 EXIT_UNTRUSTED_OR_ERROR = 2
+
+
+class CacheVerdict(BaseModel):
+    """What one of several caches says about a path (schema version 2)."""
+
+    cache: str
+    status: Status
+    remote_nar_hash: str | None = None
+    remote_nar_size: int | None = None
+    signed_by: list[str] = Field(default_factory=list)
+    reason: str | None = None
 
 
 class PathResult(BaseModel):
@@ -52,6 +65,9 @@ class PathResult(BaseModel):
     rewrites: int | None = None  # hash occurrences rewritten (pairs)
     seconds: float | None = None
     diff: DiffReport | None = None
+    # schema version 2 (several caches): each cache's verdict, and how they relate
+    per_cache: list[CacheVerdict] | None = None
+    consensus: str | None = None
 
 
 class Summary(BaseModel):
@@ -100,8 +116,17 @@ class Summary(BaseModel):
         return text
 
 
+class CacheSummary(BaseModel):
+    """One cache of a several-cache run: its URL, its own summary, whether it was given up on."""
+
+    url: str
+    summary: Summary
+    gave_up: str | None = None
+
+
 class Report(BaseModel):
-    """The document ``verify --json`` prints (schema version 1; fields are only ever added)."""
+    """The document ``verify --json`` prints (schema version 1 for one cache, 2 for several;
+    fields are only ever added)."""
 
     schema_version: int = SCHEMA_VERSION
     mode: Literal["against-hydra", "rebuild"]
@@ -116,6 +141,10 @@ class Report(BaseModel):
     results: list[PathResult] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     cache_gave_up: str | None = None  # why the cache was taken as down mid-run, else null
+    # schema version 2 (several caches): each cache with its own summary, and the trusted
+    # caches whose signed NarHash differs from the local build's or another trusted cache's
+    caches: list[CacheSummary] | None = None
+    disagreeing_caches: list[str] | None = None
 
 
 def now() -> str:

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.verify.report import PathResult, Report, Summary
+from orchestrator.verify.report import CacheSummary, PathResult, Report, Summary
 
 RESULTS_NAME = "verify-results.jsonl"
 
@@ -54,6 +54,11 @@ class ResultsFile:
                 "finished": report.finished,
                 "summary": report.summary.model_dump(mode="json"),
                 "cache_gave_up": report.cache_gave_up,
+                # several caches (schema version 2): each one's summary, the disagreeing ones
+                "caches": None
+                if report.caches is None
+                else [c.model_dump(mode="json") for c in report.caches],
+                "disagreeing_caches": report.disagreeing_caches,
             }
         )
         self.close()
@@ -70,6 +75,11 @@ class ResultsFile:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class _EndOfSeveral(BaseModel):
+    caches: list[CacheSummary] | None = None
+    disagreeing_caches: list[str] | None = None
 
 
 def load_results(path: str | os.PathLike[str]) -> Report:
@@ -102,4 +112,9 @@ def load_results(path: str | os.PathLike[str]) -> Report:
         report.complete = True
         report.finished = end.get("finished")
         report.cache_gave_up = end.get("cache_gave_up")
+        try:  # several caches (schema version 2): validated like every other field
+            extra = _EndOfSeveral.model_validate(end)
+        except ValidationError as exc:
+            raise OrchestratorError(f"bad end line: {exc}", file=str(path)) from None
+        report.caches, report.disagreeing_caches = extra.caches, extra.disagreeing_caches
     return report
