@@ -64,6 +64,30 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="installable or store path")
     p.add_argument("--closure", action="store_true", help="also check the runtime closure")
+    _cache_options(p)
+    _output_options(p)
+    _pair_options(p)
+    p.add_argument(
+        "--rehash",
+        action="store_true",
+        help="hash local paths from disk instead of trusting the store database",
+    )
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        help="JSON Lines file written as results come in "
+        "(default $XDG_CACHE_HOME/orchestrator/verify-results.jsonl)",
+    )
+    p.add_argument("--no-results", action="store_true", help="do not write the results file")
+    p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
+    p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
+    p.add_argument("--sandbox", choices=["true", "false"], help="nix sandbox for --rebuild")
+    verify_pins.add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    """Where the signed answers come from, and how hard to ask."""
     p.add_argument(
         "--cache",
         action="append",
@@ -102,6 +126,10 @@ def register(subparsers: Any) -> None:
         help="narinfo fetches: the built-in keep-alive client (default, ~10x less CPU per "
         "request) or httpx",
     )
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """What the report looks like, and what is shown of a difference."""
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument(
         "--html",
@@ -116,6 +144,10 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto: diffoscope when installed, else the built-in report",
     )
+
+
+def _pair_options(p: argparse.ArgumentParser) -> None:
+    """Comparing two bootstraps' builds modulo store paths."""
     p.add_argument(
         "--pair",
         action="append",
@@ -133,23 +165,6 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--theirs", metavar="PATH", help="with --pair-with-hydra: Hydra's partner of TARGET"
     )
-    p.add_argument(
-        "--rehash",
-        action="store_true",
-        help="hash local paths from disk instead of trusting the store database",
-    )
-    p.add_argument(
-        "--results",
-        metavar="FILE",
-        help="JSON Lines file written as results come in "
-        "(default $XDG_CACHE_HOME/orchestrator/verify-results.jsonl)",
-    )
-    p.add_argument("--no-results", action="store_true", help="do not write the results file")
-    p.add_argument("--strict", action="store_true", help="exit 2 when any path is inconclusive")
-    p.add_argument("--verbose", "-v", action="store_true", help="list every path in the table")
-    p.add_argument("--sandbox", choices=["true", "false"], help="nix sandbox for --rebuild")
-    verify_pins.add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def _log(msg: str) -> None:
@@ -234,21 +249,8 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
     unmatched: list[str] = []
     hydra_items: list[PathResult] = []
     if args.job:
-        with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
-            build = hydra.latest(args.job)
-        report.hydra_build = build.id
-        _log(f"Hydra {args.job}: latest successful build {build.id}")
-        if not locals_:
-            # only values that are store paths by Nix's grammar reach `nix path-info`
-            outs, _ = hydra_outputs(build)
-            locals_ = query_store_paths(list(outs.values()), closure=args.closure)
-        plan = plan_hydra(build, locals_)
-        pairs += plan.pairs
-        products = plan.products
-        unmatched = plan.unmatched
-        hydra_items = _hydra_item_results(
-            build.id, plan.invalid, has_outputs=bool(build.buildoutputs)
-        )
+        locals_, job_pairs, products, unmatched, hydra_items = _hydra_job(args, report, locals_)
+        pairs += job_pairs
 
     missing_on_hydra: list[PathResult] = []
     pair_locals: dict[str, LocalPath] = {}
@@ -277,41 +279,15 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
 
     sink = _results_file(args)
     sink.start(report)
-    for r in missing_on_hydra:
-        report.results.append(r)
-        sink.result(r)
-    for r in hydra_items:
-        report.results.append(r)
-        sink.result(r)
-    for hydra_out in unmatched:
-        r = PathResult(
-            path=hydra_out,
-            status=Status.not_built_locally,
-            reason=f"no local output pairs with Hydra's output {hydra_out}",
-            hint="name the local build of this job as TARGET",
-        )
+    for r in [*missing_on_hydra, *hydra_items, *map(_unmatched_result, unmatched)]:
         report.results.append(r)
         sink.result(r)
     n = len(locals_) + len(pairs) + len(products)
     _log(f"checking {n} item(s) against {', '.join(redact(c) for c in caches)}")
     try:
-        if len(caches) == 1:
-            results, report.cache_gave_up = asyncio.run(
-                _check(args, caches[0], keys, locals_, pairs, pair_locals, products, sink.result)
-            )
-        else:
-            answers = _check_caches(args, caches, keys, locals_, pairs, pair_locals, products)
-            results, report.caches, report.disagreeing_caches = combine(
-                [redact(c) for c in caches], [rs for rs, _ in answers], [why for _, why in answers]
-            )
-            downs = [
-                f"{redact(url)}: {why}"
-                for url, (_, why) in zip(caches, answers, strict=True)
-                if why
-            ]
-            report.cache_gave_up = "; ".join(downs) or None
-            for r in results:  # combined verdicts are known only once every cache answered
-                sink.result(r)
+        results = _check_every_cache(
+            args, caches, keys, (locals_, pairs, pair_locals, products), report, sink
+        )
     finally:
         sink.close()
     if args.pair_with_hydra:
@@ -320,6 +296,61 @@ def _run_against_hydra(args: argparse.Namespace) -> int:
                 r.reason = f"{r.reason}; {ISO_NOTE}"
     report.results.extend(results)
     return _finish(args, report, sink)
+
+
+def _hydra_job(
+    args: argparse.Namespace, report: Report, locals_: list[LocalPath]
+) -> tuple[list[LocalPath], list[Pair], list[HydraProduct], list[str], list[PathResult]]:
+    """``--job``: Hydra's latest build of the job, planned against the local paths (its outputs
+    when no TARGET was named): the local paths, pairs, build products, Hydra outputs without a
+    local partner, and an error for each value of the answer that is not Nix's grammar."""
+    with HydraClient(args.hydra, timeout=args.timeout, retries=args.retries) as hydra:
+        build = hydra.latest(args.job)
+    report.hydra_build = build.id
+    _log(f"Hydra {args.job}: latest successful build {build.id}")
+    if not locals_:
+        # only values that are store paths by Nix's grammar reach `nix path-info`
+        outs, _ = hydra_outputs(build)
+        locals_ = query_store_paths(list(outs.values()), closure=args.closure)
+    plan = plan_hydra(build, locals_)
+    items = _hydra_item_results(build.id, plan.invalid, has_outputs=bool(build.buildoutputs))
+    return locals_, plan.pairs, plan.products, plan.unmatched, items
+
+
+def _check_every_cache(
+    args: argparse.Namespace,
+    caches: list[str],
+    keys: list[Any],
+    work: tuple[list[LocalPath], list[Pair], dict[str, LocalPath], list[HydraProduct]],
+    report: Report,
+    sink: ResultsFile,
+) -> list[PathResult]:
+    """Every item against every cache: with one cache each result as it comes; with several,
+    a verdict per cache and the consensus, known once every cache answered."""
+    locals_, pairs, pair_locals, products = work
+    if len(caches) == 1:
+        results, report.cache_gave_up = asyncio.run(
+            _check(args, caches[0], keys, locals_, pairs, pair_locals, products, sink.result)
+        )
+        return results
+    answers = _check_caches(args, caches, keys, locals_, pairs, pair_locals, products)
+    results, report.caches, report.disagreeing_caches = combine(
+        [redact(c) for c in caches], [rs for rs, _ in answers], [why for _, why in answers]
+    )
+    downs = [f"{redact(url)}: {why}" for url, (_, why) in zip(caches, answers, strict=True) if why]
+    report.cache_gave_up = "; ".join(downs) or None
+    for r in results:
+        sink.result(r)
+    return results
+
+
+def _unmatched_result(hydra_out: str) -> PathResult:
+    return PathResult(
+        path=hydra_out,
+        status=Status.not_built_locally,
+        reason=f"no local output pairs with Hydra's output {hydra_out}",
+        hint="name the local build of this job as TARGET",
+    )
 
 
 def _hydra_item_results(
