@@ -33,15 +33,19 @@ pytestmark = pytest.mark.skipif(
     reason=f"needs nix and {', '.join(synth.missing_tools()) or 'nothing'}",
 )
 
+# the synthetic chain's mkChain call ends here; cutoff adds its argument after it
+_CHAIN_END = '    setenv = if slow != "0" then [ "SYNTH_SLOW=${slow}" ] else [ ];\n  };'
+assert _CHAIN_END in synth.HARNESS, "tests/runner_support/synth.py's HARNESS changed shape"
+
 HARNESS = (
     synth.HARNESS.replace(
         "{ repo, steps, tree, runner, base, environ,",
         "{ repo, steps, tree, runner, unpack, busybox, base, environ,",
     )
     .replace(
-        "    copyUp = { };\n  };",
-        """    copyUp = { };
-    cutoff = cutoffLib.mkLayer {
+        _CHAIN_END,
+        _CHAIN_END.removesuffix("  };")
+        + """    cutoff = cutoffLib.mkLayer {
       system = builtins.currentSystem;
       unpack = builtins.storePath unpack;
       # stand-in for stage0-posix's unbz2: busybox-static's bzip2, a store path of its own (as

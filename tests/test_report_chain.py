@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.verify.pins import PinCheck
+from orchestrator.verify.ddc import load_verdict
+from orchestrator.verify.pins import PinCheck, current_system
 from orchestrator.verify.pins import Report as PinsReport
 from orchestrator.verify.report import PathResult, Report, Status, Summary, now
 from orchestrator.verify.results_file import ResultsFile
@@ -192,6 +193,23 @@ def test_the_chain_page_in_a_real_browser(tmp_path: Path) -> None:
     assert "reproducible" in vdom and "differs" in vdom
 
 
+def _valid_output(installable: str, flake_args: list[str]) -> str | None:
+    """The output path of ``installable`` when it is valid in the local store, else None."""
+    proc = subprocess.run(
+        [
+            *("nix", "--extra-experimental-features", "nix-command flakes"),
+            *("--option", "substituters", "", "eval", "--raw", f"{installable}.outPath"),
+            *flake_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path = proc.stdout.strip()
+    info = ["nix", "--extra-experimental-features", "nix-command", "path-info", path]
+    return path if subprocess.run(info, capture_output=True, check=False).returncode == 0 else None
+
+
 def test_eval_marks_the_outputs_valid_in_the_store(tmp_path: Path, pinned_source: Path) -> None:
     """--eval: a step whose output is valid in the local store is built, with its store path;
     one whose output is not is not-built (whichever the store holds on this machine)."""
@@ -202,6 +220,7 @@ def test_eval_marks_the_outputs_valid_in_the_store(tmp_path: Path, pinned_source
     html = (out / "index.html").read_text()
     states = dict(re.findall(r'data-attr="([^"]+)" data-state="([^"]+)"', html))
     flake_args = ["--override-input", "live-bootstrap", f"path:{pinned_source}"]
+    ddc = _valid_output(f"{REPO}#checks.{current_system()}.ddc-stage0", flake_args)
     for attr in ("stage0", plan_attrs()[0]):
         proc = subprocess.run(
             [
@@ -228,7 +247,10 @@ def test_eval_marks_the_outputs_valid_in_the_store(tmp_path: Path, pinned_source
             ).returncode
             == 0
         )
-        assert states[attr] == ("built" if valid else "not-built"), (attr, path)
+        expected = "built" if valid else "not-built"
+        if attr == "stage0" and ddc is not None:  # the DDC check's verdict colours stage0
+            expected = "ddc-equal" if load_verdict(ddc).identical else "ddc-differs"
+        assert states[attr] == expected, (attr, path)
         assert (path in html) == valid
 
 

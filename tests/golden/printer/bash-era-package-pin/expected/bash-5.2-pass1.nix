@@ -13,7 +13,9 @@
   pass = 1;
   era = "kaem";
   bashGeneration = 0;
+  opensNextScript = true; # its script ends with the call of the next /steps/N.sh
   manifestLine = 1;
+  ciPass = 1;
   script = "steps/bash-5.2/pass1.kaem";
   stepDir = "steps/bash-5.2";
   distfiles = [

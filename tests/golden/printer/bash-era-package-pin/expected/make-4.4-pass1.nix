@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 2;
+  ciPass = 1;
   script = "steps/make-4.4/pass1.sh";
   scriptExists = false; # helpers.sh falls back to its default build stages
   stepDir = "steps/make-4.4";

@@ -14,6 +14,7 @@
   era = "bash";
   bashGeneration = 1;
   manifestLine = 3;
+  ciPass = 1;
   script = "steps/make-4.4/pass2.sh";
   stepDir = "steps/make-4.4";
   patchesDir = "steps/make-4.4/patches";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 1;
+  ciPass = 1;
   script = "steps/repo-1.0/pass1.kaem";
   stepDir = "steps/repo-1.0";
   distfiles = [

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 1;
+  ciPass = 1;
   script = "steps/a-1/pass1.kaem";
   stepDir = "steps/a-1";
 }

@@ -13,5 +13,6 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 2;
+  ciPass = 1;
   script = "steps/improve/setup_repo.sh";
 }

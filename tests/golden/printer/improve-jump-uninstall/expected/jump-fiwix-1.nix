@@ -13,6 +13,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 4;
+  ciPass = 1;
   predicate = "( JUMP == fiwix )";
   predicateInputs = [ "JUMP" ];
   script = "steps/jump/fiwix.sh";

@@ -13,4 +13,5 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 5;
+  ciPass = 1;
 }

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 1;
+  ciPass = 1;
   script = "steps/hello-1.0/pass1.kaem";
   stepDir = "steps/hello-1.0";
   checksums = "steps/hello-1.0/hello-1.0.checksums";

@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 1;
+  ciPass = 1;
   predicate = "( X == \${y}\\\" )";
   predicateInputs = [ "X" ];
   script = "steps/pkg-1/pass1.kaem";

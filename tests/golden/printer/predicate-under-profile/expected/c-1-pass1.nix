@@ -14,6 +14,7 @@
   era = "kaem";
   bashGeneration = 0;
   manifestLine = 3;
+  ciPass = 1;
   predicate = "( ARCH == x86 && KERNEL != fiwix || CHROOT == True )";
   predicateInputs = [ "ARCH" "KERNEL" "CHROOT" ];
   script = "steps/c-1/pass1.kaem";
