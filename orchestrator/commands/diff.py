@@ -35,7 +35,7 @@ from orchestrator.upstream.locate import (
     committed_tree,
     read_lock,
 )
-from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree
+from orchestrator.upstream.tree import SNAPSHOT_FILE, SourceTree, read_regular
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -112,7 +112,7 @@ def _tree_of_revision(rev: str, say: Callable[[str], None]) -> SourceTree:
             continue
         for d in sorted(base.iterdir()):
             commit = d / "COMMIT"
-            if commit.is_file() and commit.read_text().strip().startswith(rev):
+            if commit.is_file() and _commit_text(commit).startswith(rev):
                 say(f"revision {rev}: data-only snapshot {d}")
                 return SourceTree.open(d)
     try:
@@ -154,3 +154,8 @@ def run(args: argparse.Namespace) -> int:
     new = load_chain(new_tree, args.profile)
     emit(compare_chains(old_tree, old, new_tree, new), report_format(args))
     return 0
+
+
+def _commit_text(path: Path) -> str:
+    """A snapshot's COMMIT, read as a regular file only; bytes that are not text never match."""
+    return read_regular(path).decode("ascii", errors="replace").strip()

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from orchestrator.errors import ParseError, StaleError
 from orchestrator.gitcli import git_or_none
 from orchestrator.stage0.kaem import STAGE0
-from orchestrator.upstream.tree import SourceTree
+from orchestrator.upstream.tree import SourceTree, read_regular
 
 RECORD = "meta.json"  # under steps/stage0/
 # A data-only snapshot may carry stage0-posix's data files (COMMIT, *.answers) in a directory
@@ -107,7 +107,8 @@ def submodule_commit(tree: SourceTree) -> str | None:
     if tree.data_only:
         commit = tree.root / DATA_MIRROR / "COMMIT"
         if commit.is_file():
-            words = commit.read_text().split()
+            # read as a regular file only; bytes that are not text never name a commit
+            words = read_regular(commit).decode("ascii", errors="replace").split()
             return words[0] if words else None
     sub = tree.root / STAGE0
     if (sub / ".git").exists():
