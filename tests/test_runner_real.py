@@ -23,22 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.runner_support import synth
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKOUT = os.environ.get("LIVE_BOOTSTRAP_CHECKOUT")
 pytestmark = pytest.mark.skipif(
     not CHECKOUT, reason="set LIVE_BOOTSTRAP_CHECKOUT to a live-bootstrap checkout with submodules"
 )
-NIX = [
-    "nix",
-    "--extra-experimental-features",
-    "nix-command flakes",
-    "--option",
-    "substituters",
-    "",
-    "--option",
-    "sandbox",
-    "true",
-]
+NIX = ["nix", *synth.NIX_FLAGS]
 
 
 def nix_build(*attrs: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -35,7 +35,6 @@ from orchestrator.maintain.bump import (
 from orchestrator.maintain.transaction import Transaction
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
-    REPO_ROOT,
     chosen_tree,
     committed_tree,
     locate_tree,
@@ -80,13 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="prefetch and show the diff, write nothing"
     )
-    p.add_argument(
-        "--steps",
-        type=Path,
-        default=REPO_ROOT / "steps",
-        metavar="DIR",
-        help="the generated steps/ directory (default: the repository's)",
-    )
+    options.steps_dir(p, help="the generated steps/ directory (default: the repository's)")
     options.live_bootstrap(p, default="the snapshot committed in steps/")
     p.set_defaults(func=run)
 

@@ -4,9 +4,10 @@ meaning wherever it is used (only the default named in ``--live-bootstrap``'s he
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from orchestrator.build.targets import TargetSource
-from orchestrator.upstream.locate import OPTION
+from orchestrator.upstream.locate import OPTION, REPO_ROOT
 from orchestrator.upstream.profiles import DEFAULT_PROFILE, available_profiles
 
 LIVE_BOOTSTRAP_HELP = (
@@ -67,3 +68,10 @@ def target_source_of(args: argparse.Namespace) -> TargetSource:
         args=[(n, v) for n, v in getattr(args, "arg", [])],
         argstrs=[(n, v) for n, v in getattr(args, "argstr", [])],
     )
+
+
+def steps_dir(
+    p: argparse.ArgumentParser, help: str = "generated steps/ whose snapshot and overrides to read"
+) -> None:
+    """``--steps DIR``: the generated steps/ a command reads (default: the repository's)."""
+    p.add_argument("--steps", type=Path, default=REPO_ROOT / "steps", metavar="DIR", help=help)

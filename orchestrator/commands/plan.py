@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from orchestrator.bridge.members import DATA_FILE, load
@@ -13,7 +12,6 @@ from orchestrator.display import text
 from orchestrator.tables import Rows, columns, emit
 from orchestrator.upstream.chain import Chain, StepInfo, load_chain
 from orchestrator.upstream.locate import (
-    REPO_ROOT,
     chosen_tree,
     committed_tree,
     read_tree,
@@ -41,13 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also list the stdenv bridge's steps (stdenv-bridge/members.json) after the chain",
     )
-    p.add_argument(
-        "--steps",
-        type=Path,
-        default=REPO_ROOT / "steps",
-        metavar="DIR",
-        help="generated steps/ whose snapshot and overrides to read",
-    )
+    options.steps_dir(p)
     p.set_defaults(func=run)
 
 

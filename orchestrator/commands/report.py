@@ -21,7 +21,6 @@ from orchestrator.commands.plan import _bridge_rows
 from orchestrator.errors import OrchestratorError
 from orchestrator.upstream.chain import load_chain
 from orchestrator.upstream.locate import (
-    REPO_ROOT,
     chosen_tree,
     committed_tree,
     read_tree,
@@ -56,13 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="also evaluate the flake's stage0 and step outputs (one nix eval) and mark those "
         "valid in the local store as built",
     )
-    p.add_argument(
-        "--steps",
-        type=Path,
-        default=REPO_ROOT / "steps",
-        metavar="DIR",
-        help="generated steps/ whose snapshot and overrides to read",
-    )
+    options.steps_dir(p)
     p.set_defaults(func=run)
 
 
