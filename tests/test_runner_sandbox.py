@@ -360,19 +360,26 @@ def test_failure_after_a_refused_setuid_mode_names_filter_syscalls(tmp_path_fact
     assert "ns-run: FAILED" in p.stderr and "refuses setuid" not in p.stderr
 
 
+def _builds_run_as_root() -> bool:
+    """Nix builds as root when it has no build-users-group: then the store's files of an earlier
+    layer are root's own inside the step, and nothing refuses an operation on them."""
+    config = subprocess.run(
+        ["nix", "--extra-experimental-features", "nix-command", "show-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    group = re.search(r"^build-users-group = (\S*)$", config, re.MULTILINE)
+    return group is None or not group.group(1)
+
+
 def test_hard_link_to_an_earlier_layer_needs_a_copy_up(tmp_path_factory):
     """With fs.protected_hardlinks (the usual default), link() to a store-owned file of an earlier
     layer fails with EPERM; a copyUp entry in the step data makes it work (docs/runner.md, the
     sweep). No surviving step of the real chain does this today."""
     if Path("/proc/sys/fs/protected_hardlinks").read_text().strip() != "1":
         pytest.skip("fs.protected_hardlinks is off here: nothing refuses the link")
-    users = subprocess.run(
-        ["nix", "--extra-experimental-features", "nix-command", "show-config"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    group = re.search(r"^build-users-group = (\S*)$", users, re.MULTILINE)
-    if group is None or not group.group(1):
+    if _builds_run_as_root():
         pytest.skip("builds run as root here (no build-users-group): root may link any file")
     custom = {
         "manifest": "build: bash-5.0\nimprove: hardlink\n",
@@ -445,6 +452,8 @@ def test_operation_on_an_earlier_layers_file_needs_a_copy_up(op, tmp_path_factor
         "packages": {"bash-5.0": {"pass1.kaem": BASH_KAEM}},
         "improves": {"touchold": EARLIER_FILE_OPS[op] + "\n"},
     }
+    if _builds_run_as_root():
+        pytest.skip("builds run as root here (no build-users-group): the file is root's own")
     s = synth.Synth(tmp_path_factory.mktemp(f"runner-old-{op}"))
     s.prepare(None, custom=custom)
     p = s.build(["final"], check=False)
